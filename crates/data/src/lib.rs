@@ -1,0 +1,9 @@
+//! The data stage of text2sql: corpus readers (SynSQL, Spider, BIRD), the
+//! schema model and its serializers, `prepare`, the processed store and its
+//! loader, curriculum sampling, and the sample corpus generator.
+
+pub mod error;
+pub mod schema;
+pub mod serialize;
+
+pub use error::DataError;

@@ -1,0 +1,1 @@
+//! Tokenizer, T5 on candle, checkpoint load/convert/save, and generation.

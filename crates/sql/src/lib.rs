@@ -1,0 +1,1 @@
+//! The SQLite sandbox, execution-accuracy comparison (Spider and BIRD rules), SQL normalisation and exact match.
