@@ -2,8 +2,10 @@
 //! `tables.json` (SynSQL, Spider or BIRD flavour) and optionally enriched with
 //! sample values from the SQLite file.
 
+mod enrich;
 mod tables_file;
 
+pub use enrich::{enrich_from_sqlite, quote_identifier, SAMPLE_VALUES_PER_COLUMN};
 pub use tables_file::{parse_tables_json, read_tables_file};
 
 use serde::{Deserialize, Serialize};
