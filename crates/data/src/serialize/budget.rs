@@ -105,9 +105,10 @@ impl fmt::Display for PruneStats {
     }
 }
 
-/// Sort key of a prunable part, smallest goes first: (relevance score, stage
-/// 0 values / 1 column / 2 table, table score, later position first).
-type PruneRank = (u32, u8, u32, std::cmp::Reverse<(usize, usize)>);
+/// Sort key of a prunable part, smallest goes first: (0 for example values,
+/// 1 for columns and tables; relevance score; stage 0 values / 1 column /
+/// 2 table; table score; later position first).
+type PruneRank = (u8, u32, u8, u32, std::cmp::Reverse<(usize, usize)>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -116,14 +117,14 @@ enum Part {
     Table(usize),
 }
 
-/// The parts that may be left out, in the order they go: least relevant to
-/// the question first; at equal relevance example values (of columns whose
-/// values do not occur in the question), then columns that are neither keys
-/// nor used by the gold SQL, then tables the gold SQL does not use; then
-/// later in the schema first. So an unrelated table goes before a column
-/// that shares a word with the question. The most relevant table, and in
-/// every table its keys (or its most relevant column when it has none),
-/// always stay.
+/// The parts that may be left out, in the order they go: first example
+/// values of columns whose values do not occur in the question (they are
+/// decoration); then columns that are neither keys nor used by the gold SQL
+/// and tables the gold SQL does not use, together, least relevant to the
+/// question first (a column at equal relevance before a table), later in the
+/// schema first. So an unrelated table goes before a column that shares a
+/// word with the question. The most relevant table, and in every table its
+/// keys (or its most relevant column when it has none), always stay.
 fn prunable_parts(schema: &DatabaseSchema, question: &str, gold_sql: Option<&str>) -> Vec<Part> {
     let relevance = relevance(schema, question);
     let gold = gold_sql.map(|sql| sql_references(schema, sql));
@@ -162,18 +163,28 @@ fn prunable_parts(schema: &DatabaseSchema, question: &str, gold_sql: Option<&str
     for (t, table) in schema.tables.iter().enumerate() {
         let table_score = relevance.tables[t];
         for (c, column) in table.columns.iter().enumerate() {
-            let column_score = relevance.columns[t][c];
+            // A column's own match counts double, plus its table's name:
+            // `continents.Continent` outranks a `Maker` column of an unrelated
+            // `model_list` and the table `countries` that merely holds a
+            // `Continent` column.
+            let column_score = 2 * relevance.columns[t][c] + relevance.table_names[t];
             let position = std::cmp::Reverse((t, c));
             if !column.sample_values.is_empty() && !relevance.value_matches[t][c] {
-                ranked.push(((column_score, 0, table_score, position), Part::Values(t, c)));
+                ranked.push((
+                    (0, column_score, 0, table_score, position),
+                    Part::Values(t, c),
+                ));
             }
             if !keys[t][c] && !gold_column(t, c) {
-                ranked.push(((column_score, 1, table_score, position), Part::Column(t, c)));
+                ranked.push((
+                    (1, column_score, 1, table_score, position),
+                    Part::Column(t, c),
+                ));
             }
         }
         if !gold_table(t) && Some(t) != top_table {
             let position = std::cmp::Reverse((t, 0));
-            ranked.push(((table_score, 2, table_score, position), Part::Table(t)));
+            ranked.push(((1, table_score, 2, table_score, position), Part::Table(t)));
         }
     }
     ranked.sort_by_key(|(rank, _)| *rank);

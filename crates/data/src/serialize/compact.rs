@@ -55,7 +55,8 @@ pub fn compact_schema(schema: &DatabaseSchema) -> String {
     )
 }
 
-/// The whole compact input, `question | db_id | …`, with nothing pruned.
+/// The whole compact input, `question | db_id | …`, with nothing pruned
+/// (the schema part alone when the question is empty).
 pub fn compact_input(question: &str, schema: &DatabaseSchema, options: &CompactOptions) -> String {
     render_input(question, schema, &SchemaSelection::all(schema), options)
 }
@@ -84,7 +85,11 @@ fn render_input(
 ) -> String {
     let question = one_line(question);
     let schema_text = compact_schema_selected(schema, selection, options, &question);
-    format!("{question} | {schema_text}")
+    if question.is_empty() {
+        schema_text
+    } else {
+        format!("{question} | {schema_text}")
+    }
 }
 
 /// The schema part for the parts `selection` keeps; `question` decides which

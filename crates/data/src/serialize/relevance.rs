@@ -51,7 +51,10 @@ fn push_word(out: &mut HashSet<String>, word: &str) {
 /// Relevance scores of every table and column for one question.
 #[derive(Debug, Clone)]
 pub struct Relevance {
+    /// The table's name overlap plus its best column's score.
     pub tables: Vec<u32>,
+    /// The overlap of the table's own names (original and natural) alone.
+    pub table_names: Vec<u32>,
     pub columns: Vec<Vec<u32>>,
     /// `value_matches[t][c]`: one of the column's example values appears in
     /// the question.
@@ -61,44 +64,78 @@ pub struct Relevance {
 const NAME_WEIGHT: u32 = 3;
 const VALUE_WEIGHT: u32 = 3;
 const DESCRIPTION_WEIGHT: u32 = 1;
+const WHOLE_NAME_BONUS: u32 = 2;
 
 pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
     let question_words = words(question);
     let question_lower = question.to_lowercase();
     let overlap = |text: &str| words(text).intersection(&question_words).count() as u32;
     let mut tables = Vec::with_capacity(schema.tables.len());
+    let mut table_names = Vec::with_capacity(schema.tables.len());
     let mut columns = Vec::with_capacity(schema.tables.len());
     let mut value_matches = Vec::with_capacity(schema.tables.len());
     for table in &schema.tables {
         let mut column_scores = Vec::with_capacity(table.columns.len());
         let mut matches = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
-            let mut score = NAME_WEIGHT * overlap(&column.name);
+            let name_words = words(&column.name);
+            let matched = name_words.intersection(&question_words).count() as u32;
+            let mut score = NAME_WEIGHT * matched;
+            if matched > 0 && matched as usize == name_words.len() {
+                // the whole name is in the question: `Continent` beats `FullName` for "continent name"
+                score += WHOLE_NAME_BONUS;
+            }
             if !column.description.eq_ignore_ascii_case(&column.name) {
                 score += DESCRIPTION_WEIGHT * overlap(&column.description);
             }
-            let matched = column
+            let value_matched = column
                 .sample_values
                 .iter()
                 .any(|v| value_in_question(v, &question_lower));
-            if matched {
+            if value_matched {
                 score += VALUE_WEIGHT;
             }
             column_scores.push(score);
-            matches.push(matched);
+            matches.push(value_matched);
         }
         let name_words: HashSet<String> = words(&table.name)
             .union(&words(&table.natural_name))
             .cloned()
             .collect();
-        let table_score = NAME_WEIGHT * name_words.intersection(&question_words).count() as u32
-            + column_scores.iter().copied().max().unwrap_or(0);
-        tables.push(table_score);
+        let name_score = NAME_WEIGHT * name_words.intersection(&question_words).count() as u32;
+        tables.push(name_score + column_scores.iter().copied().max().unwrap_or(0));
+        table_names.push(name_score);
         columns.push(column_scores);
         value_matches.push(matches);
     }
+    // A table joining two tables the question names (`countries` between
+    // `car_makers` and `continents`) is needed for the join: it counts as
+    // named too.
+    let named: Vec<bool> = table_names.iter().map(|&s| s > 0).collect();
+    for (t, score) in table_names.iter_mut().enumerate() {
+        if named[t] {
+            continue;
+        }
+        let mut neighbours: Vec<usize> = schema
+            .foreign_keys
+            .iter()
+            .filter_map(|fk| match (fk.table == t, fk.ref_table == t) {
+                (true, false) => Some(fk.ref_table),
+                (false, true) => Some(fk.table),
+                _ => None,
+            })
+            .filter(|&n| named[n])
+            .collect();
+        neighbours.sort_unstable();
+        neighbours.dedup();
+        if neighbours.len() >= 2 {
+            *score += NAME_WEIGHT;
+            tables[t] += NAME_WEIGHT;
+        }
+    }
     Relevance {
         tables,
+        table_names,
         columns,
         value_matches,
     }
@@ -230,5 +267,43 @@ mod tests {
             &SampleValue::Real(2.5),
             "rated 2.5 or more"
         ));
+    }
+
+    #[test]
+    fn whole_names_and_values_in_the_question_score_higher() {
+        use crate::schema::{Column, Table};
+        let column = |name: &str, values: Vec<SampleValue>| Column {
+            name: name.into(),
+            description: name.into(),
+            data_type: "text".into(),
+            sample_values: values,
+        };
+        let schema = DatabaseSchema {
+            db_id: "car_1".into(),
+            tables: vec![
+                Table {
+                    name: "continents".into(),
+                    natural_name: "continents".into(),
+                    columns: vec![column("Continent", vec![]), column("ContId", vec![])],
+                    primary_key: vec![1],
+                },
+                Table {
+                    name: "car_makers".into(),
+                    natural_name: "car makers".into(),
+                    columns: vec![
+                        column("FullName", vec![]),
+                        column("Country", vec![SampleValue::Text("usa".into())]),
+                    ],
+                    primary_key: vec![],
+                },
+            ],
+            foreign_keys: vec![],
+            ddls: vec![],
+        };
+        let r = relevance(&schema, "List the continent name of car makers from USA");
+        assert!(r.columns[0][0] > r.columns[1][0], "{:?}", r.columns);
+        assert_eq!(r.columns[0][1], 0);
+        assert!(r.value_matches[1][1] && !r.value_matches[1][0]);
+        assert!(r.tables[1] > r.tables[0], "{:?}", r.tables);
     }
 }
