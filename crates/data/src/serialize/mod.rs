@@ -7,6 +7,8 @@ mod budget;
 mod compact;
 mod omnisql;
 mod python_repr;
+#[cfg(test)]
+mod real_samples;
 mod relevance;
 mod selection;
 
