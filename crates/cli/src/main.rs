@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show a database schema from a tables.json file, parsed and serialized.
+    /// Show a database schema the way a model sees it: JSON, OmniSQL DDL or compact T5 form,
+    /// optionally with example values and pruned to a token budget.
     Schema(commands::schema::Args),
 }
 

@@ -1,49 +1,42 @@
-//! Schema serializers: the OmniSQL DDL form (what OmniSQL-style prompts use)
-//! and the compact form T5 text-to-SQL models are trained on.
+//! Schema serializers: the OmniSQL DDL form (what OmniSQL-style prompts use,
+//! byte-identical to OmniSQL's own output) and the compact form T5
+//! text-to-SQL models are trained on, both optionally fitted to a token
+//! budget by leaving out the parts least relevant to the question.
+
+mod budget;
+mod compact;
+mod omnisql;
+mod python_repr;
+#[cfg(test)]
+mod real_samples;
+mod relevance;
+mod selection;
+
+pub use budget::{prune_to_budget, PruneStats, Pruned, PrunedText, TokenBudget};
+pub use compact::{
+    compact_identifier, compact_input, compact_input_within_budget, compact_schema,
+    compact_schema_selected, CompactOptions, ValuesShown,
+};
+pub use omnisql::{
+    description_adds_information, format_identifier, needs_quotes, omnisql_ddl,
+    omnisql_ddl_selected, OMNISQL_MAX_VALUES,
+};
+pub use python_repr::{python_float, python_list, python_str, python_value};
+pub use relevance::{relevance, sql_references, words, Relevance, SqlReferences};
+pub use selection::SchemaSelection;
 
 use crate::schema::DatabaseSchema;
 
-/// The schema as OmniSQL prints it: one `CREATE TABLE` per table with
-/// example values in comments, primary keys and foreign-key constraints.
-pub fn omnisql_ddl(schema: &DatabaseSchema) -> String {
-    let mut out = String::new();
-    for (t, table) in schema.tables.iter().enumerate() {
-        if t > 0 {
-            out.push_str("\n\n");
-        }
-        out.push_str(&format!("CREATE TABLE {} (\n", table.name));
-        let mut lines: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| format!("    {} {}", c.name, c.data_type))
-            .collect();
-        if !table.primary_key.is_empty() {
-            let cols: Vec<&str> = table
-                .primary_key
-                .iter()
-                .map(|&c| table.columns[c].name.as_str())
-                .collect();
-            lines.push(format!("    PRIMARY KEY ({})", cols.join(", ")));
-        }
-        for fk in schema.foreign_keys_from(t) {
-            let target = &schema.tables[fk.ref_table];
-            lines.push(format!(
-                "    FOREIGN KEY ({}) REFERENCES {} ({})",
-                table.columns[fk.column].name, target.name, target.columns[fk.ref_column].name
-            ));
-        }
-        out.push_str(&lines.join(",\n"));
-        out.push_str("\n);");
-    }
-    out
-}
-
-/// The schema part of the compact T5 input: `db_id | table : col , col | …`.
-pub fn compact_schema(schema: &DatabaseSchema) -> String {
-    let mut out = schema.db_id.clone();
-    for table in &schema.tables {
-        let cols: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        out.push_str(&format!(" | {} : {}", table.name, cols.join(" , ")));
-    }
-    out
+/// The OmniSQL form within `budget`, pruned as
+/// [`compact_input_within_budget`] prunes (the question is not part of the
+/// text here: OmniSQL prompts carry it elsewhere).
+pub fn omnisql_ddl_within_budget(
+    schema: &DatabaseSchema,
+    question: &str,
+    gold_sql: Option<&str>,
+    budget: &TokenBudget<'_>,
+) -> PrunedText {
+    prune_to_budget(schema, question, gold_sql, budget, &|selection| {
+        omnisql_ddl_selected(schema, selection)
+    })
 }

@@ -1,0 +1,189 @@
+//! End-to-end tests of `text2sql schema` on Spider's real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shared(path: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(path);
+    if p.exists() {
+        Some(p)
+    } else if std::env::var_os("CI").is_some() {
+        panic!("{} is missing under CI", p.display());
+    } else {
+        eprintln!("skipping: {} not present", p.display());
+        None
+    }
+}
+
+fn text2sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_text2sql"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn spider() -> Option<(String, String)> {
+    let tables = shared("spider/tables.json")?;
+    let databases = shared("spider/database")?;
+    Some((
+        tables.display().to_string(),
+        databases.display().to_string(),
+    ))
+}
+
+#[test]
+fn omnisql_format_prints_omnisql_own_car_1_schema() {
+    let (Some((tables, databases)), Some(example)) = (spider(), shared("omnisql/example_2.txt"))
+    else {
+        return;
+    };
+    let out = stdout(&text2sql(&[
+        "schema",
+        "--tables",
+        &tables,
+        "--db-id",
+        "car_1",
+        "--databases",
+        &databases,
+        "--format",
+        "omnisql",
+    ]));
+    let prompt = std::fs::read_to_string(example).unwrap();
+    let start = prompt.find("Database Schema:\n").unwrap() + "Database Schema:\n".len();
+    let end = prompt.find("\nThis schema describes").unwrap();
+    assert_eq!(out, format!("{}\n", &prompt[start..end]));
+}
+
+#[test]
+fn compact_format_prunes_to_the_budget_and_says_what_it_left_out() {
+    let Some((tables, databases)) = spider() else {
+        return;
+    };
+    let question =
+        "How many car makers are there in each continents? List the continent name and the count.";
+    let base = [
+        "schema",
+        "--tables",
+        &tables,
+        "--db-id",
+        "car_1",
+        "--databases",
+        &databases,
+        "--format",
+        "compact",
+        "--question",
+        question,
+    ];
+    let full = stdout(&text2sql(&base));
+    assert!(
+        full.starts_with(&format!(
+            "{question} | car_1 | continents : ContId ( 1 , 2 ) , Continent ( america , europe )"
+        )),
+        "{full}"
+    );
+    assert!(
+        full.contains("| countries.Continent = continents.ContId"),
+        "{full}"
+    );
+    let full_words = full.split_whitespace().count();
+
+    let budget = (full_words * 2 / 3).to_string();
+    let mut args = base.to_vec();
+    args.extend(["--max-tokens", &budget]);
+    let output = text2sql(&args);
+    let pruned = stdout(&output);
+    assert!(
+        pruned.split_whitespace().count() <= full_words * 2 / 3,
+        "{pruned}"
+    );
+    assert!(pruned.contains("| car_makers : Id"), "{pruned}");
+    assert!(pruned.contains("| continents : ContId"), "{pruned}");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(report.contains("left out"), "{report}");
+
+    // The same as JSON, for scripts.
+    let mut json_args = args.clone();
+    json_args.push("--json");
+    let value: serde_json::Value = serde_json::from_str(&stdout(&text2sql(&json_args))).unwrap();
+    assert_eq!(value["text"].as_str().unwrap(), pruned.trim_end());
+    assert_eq!(value["pruned"]["over_budget"], false);
+    assert!(value["pruned"]["tokens"].as_u64().unwrap() as usize <= full_words * 2 / 3);
+}
+
+#[test]
+fn tokenizer_file_counts_the_budget() {
+    let Some((tables, databases)) = spider() else {
+        return;
+    };
+    // A tokenizer that makes every character a token.
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(
+        &tokenizer,
+        r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,
+            "pre_tokenizer":{"type":"Split","pattern":{"Regex":"."},"behavior":"Isolated","invert":false},
+            "post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","vocab":{"[UNK]":0},"unk_token":"[UNK]"}}"#,
+    )
+    .unwrap();
+    let out = stdout(&text2sql(&[
+        "schema",
+        "--tables",
+        &tables,
+        "--db-id",
+        "car_1",
+        "--databases",
+        &databases,
+        "--format",
+        "omnisql",
+        "--question",
+        "What is the horsepower of cars from 1970?",
+        "--max-tokens",
+        "900",
+        "--tokenizer",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert!(out.trim_end().chars().count() <= 900, "{} chars", out.len());
+    assert!(out.contains("CREATE TABLE cars_data"), "{out}");
+    assert!(out.contains("Horsepower text"), "{out}");
+}
+
+#[test]
+fn missing_database_and_unknown_db_id_fail_with_one_line() {
+    let Some((tables, _)) = spider() else {
+        return;
+    };
+    let output = text2sql(&[
+        "schema",
+        "--tables",
+        &tables,
+        "--db-id",
+        "car_1",
+        "--db",
+        "/nonexistent/car_1.sqlite",
+    ]);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("/nonexistent/car_1.sqlite"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let output = text2sql(&["schema", "--tables", &tables, "--db-id", "no_such_db"]);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("no_such_db") && err.contains("tables.json"),
+        "{err}"
+    );
+}
