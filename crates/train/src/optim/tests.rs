@@ -1,3 +1,6 @@
+// The references are written like the papers, with indices and many inputs.
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+
 use super::*;
 
 use candle_core::{Device, Tensor, Var};
