@@ -59,6 +59,11 @@ pub enum TrainError {
 
     #[error("batching: {0}")]
     Batch(String),
+
+    /// The optimizer was used in a way that cannot work (e.g. a step
+    /// without gradients).
+    #[error("optimizer: {0}")]
+    Optimizer(String),
 }
 
 impl TrainError {

@@ -181,33 +181,52 @@ fn update_host(
                         row[bi * r + ri] += row_take * row_sum;
                     }
                 }
+                // Reciprocal square roots of the factors, once per row and
+                // column rather than once per element.
+                let mut row_factor = vec![0f32; b * r];
                 for bi in 0..b {
-                    let row_mean = row[bi * r..(bi + 1) * r].iter().sum::<f32>() / r as f32;
+                    let rows = &row[bi * r..(bi + 1) * r];
+                    let row_mean = rows.iter().sum::<f32>() / r as f32;
+                    for (f, x) in row_factor[bi * r..(bi + 1) * r].iter_mut().zip(rows) {
+                        *f = (x / row_mean).sqrt().recip();
+                    }
+                }
+                let col_factor: Vec<f32> = col.iter().map(|x| x.sqrt().recip()).collect();
+                for bi in 0..b {
+                    let cf = &col_factor[bi * c..(bi + 1) * c];
                     for ri in 0..r {
-                        let rf = (row[bi * r + ri] / row_mean).sqrt().recip();
+                        let rf = row_factor[bi * r + ri] * gs;
                         let base = (bi * r + ri) * c;
-                        for ci in 0..c {
-                            let u = g[base + ci] * gs * rf / col[bi * c + ci].sqrt();
-                            sum_sq += f64::from(u) * f64::from(u);
+                        let mut acc = 0f32;
+                        for (gi, cfi) in g[base..base + c].iter().zip(cf) {
+                            let u = gi * rf * cfi;
+                            acc += u * u;
                         }
+                        sum_sq += f64::from(acc);
                     }
                 }
                 let denom = ((sum_sq / w.len() as f64).sqrt() / s.clip_threshold).max(1.0);
                 let factor = (alpha / denom) as f32;
                 let shrink = (1.0 - wd * alpha) as f32;
                 for bi in 0..b {
-                    let row_mean = row[bi * r..(bi + 1) * r].iter().sum::<f32>() / r as f32;
+                    let cf = &col_factor[bi * c..(bi + 1) * c];
                     for ri in 0..r {
-                        let rf = (row[bi * r + ri] / row_mean).sqrt().recip();
+                        let rf = row_factor[bi * r + ri] * gs * factor;
                         let base = (bi * r + ri) * c;
-                        for ci in 0..c {
-                            let i = base + ci;
-                            let mut u = g[i] * gs * rf / col[bi * c + ci].sqrt() * factor;
-                            if let Some(m) = momentum.as_deref_mut() {
-                                m[i] = beta1 * m[i] + (1.0 - beta1) * u;
-                                u = m[i];
+                        let (w, g) = (&mut w[base..base + c], &g[base..base + c]);
+                        match momentum.as_deref_mut() {
+                            Some(m) => {
+                                let m = &mut m[base..base + c];
+                                for ci in 0..c {
+                                    m[ci] = beta1 * m[ci] + (1.0 - beta1) * g[ci] * rf * cf[ci];
+                                    w[ci] = w[ci] * shrink - m[ci];
+                                }
                             }
-                            w[i] = w[i] * shrink - u;
+                            None => {
+                                for ci in 0..c {
+                                    w[ci] = w[ci] * shrink - g[ci] * rf * cf[ci];
+                                }
+                            }
                         }
                     }
                 }

@@ -169,7 +169,7 @@ impl Optimizer {
     ) -> Result<Optimizer> {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = params.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(TrainError::Batch(format!(
+            return Err(TrainError::Optimizer(format!(
                 "parameter `{}` is listed twice",
                 w[0].0
             )));
@@ -204,9 +204,9 @@ impl Optimizer {
         })
     }
 
-    /// The tensor-op path on any device, to test it against the slice path.
-    #[cfg(test)]
-    pub(crate) fn with_tensor_ops(
+    /// Forces the tensor-op path that GPUs take, even for f32 CPU tensors:
+    /// for tests and benchmarks against the in-place path.
+    pub fn with_tensor_ops(
         params: Vec<(String, Var)>,
         settings: OptimizerSettings,
     ) -> Result<Optimizer> {
@@ -262,8 +262,8 @@ impl Optimizer {
     /// norm stops before any weight is touched.
     pub fn step(&mut self, lr: f64) -> Result<StepStats> {
         if self.micro_batches == 0 {
-            return Err(TrainError::Batch(
-                "optimizer step without accumulated gradients".into(),
+            return Err(TrainError::Optimizer(
+                "step without accumulated gradients".into(),
             ));
         }
         let mean = 1.0 / self.micro_batches as f64;
