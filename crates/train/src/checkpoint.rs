@@ -191,16 +191,30 @@ pub fn save_checkpoint(
     })?;
     let state_path = tmp.path().join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
-    if target.exists() {
-        std::fs::remove_dir_all(&target).map_err(|e| TrainError::io(&target, e))?;
-    }
-    crate::atomic::make_shareable(tmp.path(), 0o755)?;
-    crate::atomic::make_shareable(&tmp.path().join(STATE_FILE), 0o644)?;
+    // An older checkpoint of the same step is moved aside (to a temporary
+    // name `list_checkpoints` ignores) before the new one takes its name, so
+    // at every instant one complete checkpoint of this step exists.
+    let replaced = if target.exists() {
+        let aside = tempfile::Builder::new()
+            .prefix(&format!(".tmp-replaced-{PREFIX}{}-", state.step))
+            .tempdir_in(run_dir)
+            .map_err(|e| TrainError::io(run_dir, e))?;
+        let old = aside.path().join("old");
+        std::fs::rename(&target, &old).map_err(|e| TrainError::io(&target, e))?;
+        Some(aside)
+    } else {
+        None
+    };
     let tmp_path = tmp.keep();
-    std::fs::rename(&tmp_path, &target).map_err(|e| {
+    if let Err(e) = std::fs::rename(&tmp_path, &target) {
         let _ = std::fs::remove_dir_all(&tmp_path);
-        TrainError::io(&target, e)
-    })?;
+        if let Some(aside) = &replaced {
+            let _ = std::fs::rename(aside.path().join("old"), &target);
+        }
+        return Err(TrainError::io(&target, e));
+    }
+    // Dropping `replaced` deletes the old checkpoint.
+    drop(replaced);
     Ok(target)
 }
 
@@ -401,6 +415,8 @@ mod tests {
         s.tokens_seen = 77;
         let path = save_checkpoint(dir.path(), &s, &opt, write_weights).unwrap();
         assert_eq!(TrainState::load(&path).unwrap().tokens_seen, 77);
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "the replaced checkpoint is gone, nothing left aside");
     }
 
     #[test]

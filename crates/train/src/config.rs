@@ -467,6 +467,19 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// Writes the config as resolved (overrides applied, defaults filled) to
+    /// `run_dir/config.yaml`, so a run records exactly what it trained with.
+    pub fn save_resolved(&self, run_dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+        let path = run_dir.join("config.yaml");
+        let text = serde_norway::to_string(self).map_err(|e| TrainError::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        crate::atomic::write_bytes(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
     fn validate(&self, path: &Path) -> Result<()> {
         let invalid = |key: &str, message: String| TrainError::InvalidValue {
             path: path.to_path_buf(),
@@ -616,6 +629,19 @@ impl TrainConfig {
         if self.training.max_steps == 0 {
             return Err(invalid("training.max_steps", "must be positive".into()));
         }
+        let mut start = 0u64;
+        for (i, phase) in self.curriculum.phases.iter().enumerate() {
+            if start >= self.training.max_steps {
+                return Err(invalid(
+                    &format!("curriculum.phases[{i}]"),
+                    format!(
+                        "starts at step {start}, at or after training.max_steps = {}: it would never run",
+                        self.training.max_steps
+                    ),
+                ));
+            }
+            start = start.saturating_add(phase.steps);
+        }
         if self.training.dtype == DTypeChoice::F16 {
             return Err(invalid(
                 "training.dtype",
@@ -629,11 +655,11 @@ impl TrainConfig {
                 "must be positive".into(),
             ));
         }
-        if self.eval.every_steps == 0 || self.checkpoint.every_steps == 0 {
-            return Err(invalid(
-                "eval.every_steps",
-                "eval and checkpoint intervals must be positive".into(),
-            ));
+        if self.eval.every_steps == 0 {
+            return Err(invalid("eval.every_steps", "must be positive".into()));
+        }
+        if self.checkpoint.every_steps == 0 {
+            return Err(invalid("checkpoint.every_steps", "must be positive".into()));
         }
         if self.eval.beams == 0 {
             return Err(invalid("eval.beams", "must be at least 1".into()));
@@ -837,6 +863,8 @@ checkpoint: {every_steps: 50, keep_last: 2}
                 "curriculum.phases[0].tiers",
             ),
             ("model.architecture={vocab_size: 8}", "model"),
+            ("training.max_steps=10", "curriculum.phases[1]"),
+            ("checkpoint.every_steps=0", "checkpoint.every_steps"),
         ] {
             let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
             assert!(err.contains(key), "{set}: {err}");
@@ -855,6 +883,14 @@ checkpoint: {every_steps: 50, keep_last: 2}
             .unwrap_err()
             .to_string();
         assert!(err.contains("past the list"), "{err}");
+    }
+
+    #[test]
+    fn the_resolved_config_reloads_to_the_same_value() {
+        let c = parse(MINIMAL, &["optimizer.lr=5e-4"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = c.save_resolved(dir.path()).unwrap();
+        assert_eq!(TrainConfig::load(&path, &[]).unwrap(), c);
     }
 
     #[test]
