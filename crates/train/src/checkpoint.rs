@@ -416,7 +416,11 @@ mod tests {
         let path = save_checkpoint(dir.path(), &s, &opt, write_weights).unwrap();
         assert_eq!(TrainState::load(&path).unwrap().tokens_seen, 77);
         let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(entries.len(), 1, "the replaced checkpoint is gone, nothing left aside");
+        assert_eq!(
+            entries.len(),
+            1,
+            "the replaced checkpoint is gone, nothing left aside"
+        );
     }
 
     #[test]

@@ -217,6 +217,11 @@ impl Optimizer {
         &self.settings
     }
 
+    /// Trainable scalars across all parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.params.iter().map(|p| p.var.elem_count()).sum()
+    }
+
     /// Optimizer steps taken so far.
     pub fn step_count(&self) -> u64 {
         self.step

@@ -53,8 +53,12 @@ fn accumulate(opt: &mut Optimizer, params: &[(String, Var)], step: u64, micro_ba
         let mut loss = Tensor::new(0f32, &Device::Cpu).unwrap();
         for (i, (_, var)) in params.iter().enumerate() {
             let c = grad_values(step, micro, i, var.elem_count());
-            let c = Tensor::from_vec(c, var.shape(), &Device::Cpu).unwrap();
-            loss = (loss + (var.as_tensor() * c).unwrap().sum_all().unwrap()).unwrap();
+            let c = Tensor::from_vec(c, var.shape(), &Device::Cpu)
+                .unwrap()
+                .to_dtype(var.dtype())
+                .unwrap();
+            let term = (var.as_tensor() * c).unwrap().sum_all().unwrap();
+            loss = (loss + term.to_dtype(candle_core::DType::F32).unwrap()).unwrap();
         }
         opt.accumulate(&loss.backward().unwrap()).unwrap();
     }
@@ -585,4 +589,41 @@ fn config_maps_onto_settings() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn bf16_parameters_take_the_tensor_path_with_f32_state() {
+    // What a GPU run does: bf16 weights, f32 moments; here on the CPU.
+    let settings = OptimizerSettings {
+        algorithm: Algorithm::AdamW(AdamWSettings::default()),
+        clip_norm: Some(1.0),
+    };
+    let f32_params = make_params();
+    let bf16_params: Vec<(String, Var)> = f32_params
+        .iter()
+        .map(|(n, v)| {
+            let t = v.as_tensor().to_dtype(candle_core::DType::BF16).unwrap();
+            (n.clone(), Var::from_tensor(&t).unwrap())
+        })
+        .collect();
+    let mut reference = Optimizer::new(f32_params.clone(), settings.clone()).unwrap();
+    let mut half = Optimizer::new(bf16_params.clone(), settings).unwrap();
+    for step in 1..=3 {
+        accumulate(&mut reference, &f32_params, step, 1);
+        reference.step(0.05).unwrap();
+        accumulate(&mut half, &bf16_params, step, 1);
+        half.step(0.05).unwrap();
+    }
+    for ((_, a), (_, b)) in f32_params.iter().zip(&bf16_params) {
+        assert_eq!(b.dtype(), candle_core::DType::BF16);
+        let b = b.as_tensor().to_dtype(candle_core::DType::F32).unwrap();
+        let diff = (a.as_tensor() - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 2e-2);
+    }
+    assert_eq!(half.num_parameters(), 24 + 15 + 6);
 }
