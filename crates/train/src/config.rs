@@ -1,0 +1,901 @@
+//! The training config: a YAML file (see `configs/*.yaml`), with
+//! `--set key.sub=value` overrides applied onto the YAML tree before it is
+//! deserialised, so an override is type-checked exactly like the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_norway::Value;
+
+use crate::error::{Result, TrainError};
+
+/// The four SQL complexity tiers of SynSQL-2.5M. The original project
+/// scheduled a `Medium` tier that does not exist and never `Highly Complex`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    Simple,
+    Moderate,
+    Complex,
+    HighlyComplex,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [
+        Tier::Simple,
+        Tier::Moderate,
+        Tier::Complex,
+        Tier::HighlyComplex,
+    ];
+
+    /// The name as written in SynSQL's `sql_complexity`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Simple => "Simple",
+            Tier::Moderate => "Moderate",
+            Tier::Complex => "Complex",
+            Tier::HighlyComplex => "Highly Complex",
+        }
+    }
+
+    /// Parses a tier name in any case; `Highly_Complex` / `highly-complex` too.
+    pub fn parse(name: &str) -> Option<Tier> {
+        let folded: String = name
+            .trim()
+            .chars()
+            .map(|c| {
+                if c == '_' || c == '-' {
+                    ' '
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        match folded.as_str() {
+            "simple" => Some(Tier::Simple),
+            "moderate" => Some(Tier::Moderate),
+            "complex" => Some(Tier::Complex),
+            "highly complex" => Some(Tier::HighlyComplex),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Tier::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown tier `{name}`: expected one of Simple, Moderate, Complex, Highly Complex"
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub run: RunConfig,
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub curriculum: CurriculumConfig,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    pub batch: BatchConfig,
+    pub training: TrainingConfig,
+    pub eval: EvalConfig,
+    pub checkpoint: CheckpointConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Runs are written to `dir/name/`.
+    #[serde(default = "default_runs_dir")]
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+fn default_runs_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+impl RunConfig {
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+}
+
+/// Either fine-tune an existing checkpoint (`init_from`) or train a fresh
+/// model from `architecture` with the tokenizer in `tokenizer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A checkpoint folder in Hugging Face layout (`config.json`,
+    /// `model.safetensors`, `tokenizer.json`).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// A T5 shape for random initialisation (Hugging Face `config.json` names).
+    #[serde(default)]
+    pub architecture: Option<T5Architecture>,
+    /// Folder holding `tokenizer.json`; required with `architecture`.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+}
+
+/// The shape of a T5, with the field names of Hugging Face's `T5Config` so it
+/// serialises straight into a `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct T5Architecture {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub num_layers: usize,
+    #[serde(default)]
+    pub num_decoder_layers: Option<usize>,
+    pub num_heads: usize,
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+    #[serde(default = "default_max_distance")]
+    pub relative_attention_max_distance: usize,
+    #[serde(default = "default_dropout")]
+    pub dropout_rate: f64,
+    /// `relu` (T5 v1.0) or `gated-gelu` (T5 v1.1 / flan).
+    #[serde(default = "default_ff_proj")]
+    pub feed_forward_proj: String,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_buckets() -> usize {
+    32
+}
+fn default_max_distance() -> usize {
+    128
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_ff_proj() -> String {
+    "relu".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Output folder of `text2sql prepare`.
+    pub processed_dir: PathBuf,
+    pub max_source_tokens: usize,
+    pub max_target_tokens: usize,
+    #[serde(default)]
+    pub schema: SchemaOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaFormat {
+    /// `question | db_id | table : col , col ( value ) | ...`, the T5 custom.
+    Compact,
+    /// OmniSQL's `CREATE TABLE` form with comments and example values.
+    CreateTable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaOptions {
+    #[serde(default = "default_schema_format")]
+    pub format: SchemaFormat,
+    /// Example values per column (OmniSQL uses 2).
+    #[serde(default = "default_sample_values")]
+    pub sample_values: usize,
+    /// Example strings are cut at this many characters (OmniSQL uses 40).
+    #[serde(default = "default_value_chars")]
+    pub max_value_chars: usize,
+    /// Prefix the question with the SynSQL `external_knowledge` when present.
+    #[serde(default = "default_true")]
+    pub external_knowledge: bool,
+}
+
+fn default_schema_format() -> SchemaFormat {
+    SchemaFormat::Compact
+}
+fn default_sample_values() -> usize {
+    2
+}
+fn default_value_chars() -> usize {
+    40
+}
+
+impl Default for SchemaOptions {
+    fn default() -> Self {
+        SchemaOptions {
+            format: default_schema_format(),
+            sample_values: default_sample_values(),
+            max_value_chars: default_value_chars(),
+            external_knowledge: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurriculumConfig {
+    /// Run in order, each for `steps` optimizer steps; the last one continues
+    /// until `training.max_steps`.
+    pub phases: Vec<CurriculumPhase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurriculumPhase {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub steps: u64,
+    /// Mixing weight per tier; they need not sum to 1 (they are normalised).
+    pub tiers: BTreeMap<Tier, f64>,
+}
+
+impl CurriculumPhase {
+    /// The mixing weights normalised to sum to 1, in tier order.
+    pub fn normalized_weights(&self) -> Vec<(Tier, f64)> {
+        let total: f64 = self.tiers.values().sum();
+        self.tiers
+            .iter()
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(t, w)| (*t, w / total))
+            .collect()
+    }
+}
+
+impl CurriculumConfig {
+    /// The phase in force at optimizer step `step` (0-based) and its index.
+    pub fn phase_at(&self, step: u64) -> (usize, &CurriculumPhase) {
+        let mut end = 0u64;
+        for (i, phase) in self.phases.iter().enumerate() {
+            end = end.saturating_add(phase.steps);
+            if step < end {
+                return (i, phase);
+            }
+        }
+        let last = self.phases.len() - 1;
+        (last, &self.phases[last])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Adamw,
+    Adafactor,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    /// AdamW's (beta1, beta2). Adafactor uses `betas[0]` as its optional
+    /// first-moment beta when `adafactor_momentum` is true.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Global gradient-norm clip; 0 or absent disables clipping.
+    #[serde(default)]
+    pub clip_norm: Option<f64>,
+    #[serde(default)]
+    pub adafactor_momentum: bool,
+    /// Adafactor's own `1/sqrt(step)` step size instead of `lr` and the schedule.
+    #[serde(default)]
+    pub adafactor_relative_step: bool,
+    /// Adafactor scales the step by the parameter's RMS.
+    #[serde(default)]
+    pub adafactor_scale_parameter: bool,
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    Constant,
+    Linear,
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub kind: ScheduleKind,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// The learning rate decays to `lr * min_lr_ratio` at `max_steps`.
+    #[serde(default)]
+    pub min_lr_ratio: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            kind: ScheduleKind::Constant,
+            warmup_steps: 0,
+            min_lr_ratio: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Padded tokens per micro-batch: rows × (longest source + longest target).
+    pub max_tokens: usize,
+    /// Micro-batches per optimizer step.
+    #[serde(default = "default_one")]
+    pub grad_accum: usize,
+}
+
+fn default_one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DTypeChoice {
+    /// f32 on CPU, bf16 on CUDA/Metal.
+    Auto,
+    F32,
+    Bf16,
+    /// Rejected at validation: T5 overflows to NaN in fp16.
+    F16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub max_steps: u64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_dtype")]
+    pub dtype: DTypeChoice,
+    #[serde(default = "default_device")]
+    pub device: DeviceChoice,
+    /// Log a training metrics line every this many steps.
+    #[serde(default = "default_log_every")]
+    pub log_every_steps: u64,
+}
+
+fn default_dtype() -> DTypeChoice {
+    DTypeChoice::Auto
+}
+fn default_device() -> DeviceChoice {
+    DeviceChoice::Cpu
+}
+fn default_log_every() -> u64 {
+    10
+}
+
+impl TrainingConfig {
+    /// The dtype to train in: `auto` is f32 on CPU and bf16 on GPUs.
+    pub fn resolved_dtype(&self) -> candle_core::DType {
+        match (self.dtype, self.device) {
+            (DTypeChoice::Auto, DeviceChoice::Cpu) | (DTypeChoice::F32, _) => {
+                candle_core::DType::F32
+            }
+            (DTypeChoice::Auto, _) | (DTypeChoice::Bf16, _) => candle_core::DType::BF16,
+            (DTypeChoice::F16, _) => candle_core::DType::F16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub every_steps: u64,
+    /// Validation examples decoded for execution accuracy at each eval.
+    pub val_sample_size: usize,
+    #[serde(default = "default_one")]
+    pub beams: usize,
+    /// Stop after this many evals without a better validation metric.
+    #[serde(default)]
+    pub early_stopping_patience: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    pub every_steps: u64,
+    /// Checkpoints kept besides the best one.
+    pub keep_last: usize,
+}
+
+impl TrainConfig {
+    /// Reads `path`, applies `overrides` (`key.sub=value`), and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<TrainConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        TrainConfig::from_yaml(&text, path, overrides)
+    }
+
+    /// Parses YAML text; `path` is only used to name the source in errors.
+    pub fn from_yaml(text: &str, path: &Path, overrides: &[String]) -> Result<TrainConfig> {
+        let mut tree: Value = serde_norway::from_str(text).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            message: format!("invalid YAML: {e}"),
+        })?;
+        for assignment in overrides {
+            apply_override(&mut tree, assignment)?;
+        }
+        let config: TrainConfig =
+            serde_path_to_error::deserialize(tree).map_err(|e| TrainError::Config {
+                path: path.to_path_buf(),
+                message: format!("`{}`: {}", e.path(), e.inner()),
+            })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Writes the config as resolved (overrides applied, defaults filled) to
+    /// `run_dir/config.yaml`, so a run records exactly what it trained with.
+    pub fn save_resolved(&self, run_dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+        let path = run_dir.join("config.yaml");
+        let text = serde_norway::to_string(self).map_err(|e| TrainError::Config {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        crate::atomic::write_bytes(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let invalid = |key: &str, message: String| TrainError::InvalidValue {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        if self.run.name.trim().is_empty() || self.run.name.contains(['/', '\\']) {
+            return Err(invalid(
+                "run.name",
+                "must be a non-empty folder name without slashes".into(),
+            ));
+        }
+        match (&self.model.init_from, &self.model.architecture) {
+            (Some(_), Some(_)) => return Err(invalid(
+                "model",
+                "give either `init_from` (a checkpoint) or `architecture` (random init), not both"
+                    .into(),
+            )),
+            (None, None) => {
+                return Err(invalid(
+                    "model",
+                    "give `init_from` (a checkpoint) or `architecture` with `tokenizer`".into(),
+                ))
+            }
+            (None, Some(arch)) => {
+                if self.model.tokenizer.is_none() {
+                    return Err(invalid(
+                        "model.tokenizer",
+                        "required when training from `architecture`".into(),
+                    ));
+                }
+                for (key, value) in [
+                    ("vocab_size", arch.vocab_size),
+                    ("d_model", arch.d_model),
+                    ("d_kv", arch.d_kv),
+                    ("d_ff", arch.d_ff),
+                    ("num_layers", arch.num_layers),
+                    ("num_heads", arch.num_heads),
+                ] {
+                    if value == 0 {
+                        return Err(invalid(
+                            &format!("model.architecture.{key}"),
+                            "must be positive".into(),
+                        ));
+                    }
+                }
+                if !(0.0..1.0).contains(&arch.dropout_rate) {
+                    return Err(invalid(
+                        "model.architecture.dropout_rate",
+                        format!("{} is not in [0, 1)", arch.dropout_rate),
+                    ));
+                }
+            }
+            (Some(_), None) => {}
+        }
+        if self.data.max_source_tokens == 0 || self.data.max_target_tokens == 0 {
+            return Err(invalid(
+                "data.max_source_tokens",
+                "token limits must be positive".into(),
+            ));
+        }
+        if self.curriculum.phases.is_empty() {
+            return Err(invalid(
+                "curriculum.phases",
+                "at least one phase is needed".into(),
+            ));
+        }
+        for (i, phase) in self.curriculum.phases.iter().enumerate() {
+            let key = format!("curriculum.phases[{i}]");
+            if phase.steps == 0 {
+                return Err(invalid(&format!("{key}.steps"), "must be positive".into()));
+            }
+            if let Some((tier, w)) = phase
+                .tiers
+                .iter()
+                .find(|(_, w)| !w.is_finite() || **w < 0.0)
+            {
+                return Err(invalid(
+                    &format!("{key}.tiers.{tier}"),
+                    format!("weight {w} must be finite and not negative"),
+                ));
+            }
+            if phase.tiers.values().sum::<f64>() <= 0.0 {
+                return Err(invalid(
+                    &format!("{key}.tiers"),
+                    "at least one tier needs a positive weight".into(),
+                ));
+            }
+        }
+        let opt = &self.optimizer;
+        if !(opt.lr.is_finite() && opt.lr > 0.0) {
+            return Err(invalid(
+                "optimizer.lr",
+                format!("{} must be positive", opt.lr),
+            ));
+        }
+        for (i, beta) in opt.betas.iter().enumerate() {
+            if !(0.0..1.0).contains(beta) {
+                return Err(invalid(
+                    &format!("optimizer.betas[{i}]"),
+                    format!("{beta} is not in [0, 1)"),
+                ));
+            }
+        }
+        if !(opt.eps.is_finite() && opt.eps > 0.0) {
+            return Err(invalid(
+                "optimizer.eps",
+                format!("{} must be positive", opt.eps),
+            ));
+        }
+        if !(opt.weight_decay.is_finite() && opt.weight_decay >= 0.0) {
+            return Err(invalid(
+                "optimizer.weight_decay",
+                format!("{} must not be negative", opt.weight_decay),
+            ));
+        }
+        if let Some(clip) = opt.clip_norm {
+            if !(clip.is_finite() && clip >= 0.0) {
+                return Err(invalid(
+                    "optimizer.clip_norm",
+                    format!("{clip} must not be negative"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.schedule.min_lr_ratio) {
+            return Err(invalid(
+                "schedule.min_lr_ratio",
+                format!("{} is not in [0, 1]", self.schedule.min_lr_ratio),
+            ));
+        }
+        if self.batch.max_tokens == 0 || self.batch.grad_accum == 0 {
+            return Err(invalid(
+                "batch",
+                "max_tokens and grad_accum must be positive".into(),
+            ));
+        }
+        let longest = self.data.max_source_tokens + self.data.max_target_tokens;
+        if self.batch.max_tokens < longest {
+            return Err(invalid(
+                "batch.max_tokens",
+                format!(
+                    "{} cannot hold one example of max_source_tokens + max_target_tokens = {longest}",
+                    self.batch.max_tokens
+                ),
+            ));
+        }
+        if self.training.max_steps == 0 {
+            return Err(invalid("training.max_steps", "must be positive".into()));
+        }
+        let mut start = 0u64;
+        for (i, phase) in self.curriculum.phases.iter().enumerate() {
+            if start >= self.training.max_steps {
+                return Err(invalid(
+                    &format!("curriculum.phases[{i}]"),
+                    format!(
+                        "starts at step {start}, at or after training.max_steps = {}: it would never run",
+                        self.training.max_steps
+                    ),
+                ));
+            }
+            start = start.saturating_add(phase.steps);
+        }
+        if self.training.dtype == DTypeChoice::F16 {
+            return Err(invalid(
+                "training.dtype",
+                "f16 is not supported: T5 overflows to NaN in fp16; use f32 (CPU) or bf16 (GPU)"
+                    .into(),
+            ));
+        }
+        if self.training.log_every_steps == 0 {
+            return Err(invalid(
+                "training.log_every_steps",
+                "must be positive".into(),
+            ));
+        }
+        if self.eval.every_steps == 0 {
+            return Err(invalid("eval.every_steps", "must be positive".into()));
+        }
+        if self.checkpoint.every_steps == 0 {
+            return Err(invalid("checkpoint.every_steps", "must be positive".into()));
+        }
+        if self.eval.beams == 0 {
+            return Err(invalid("eval.beams", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Applies one `a.b.c=value` onto the YAML tree. The value is parsed as a YAML
+/// scalar, so `3e-4` is a number, `true` a bool and `runs/x` a string; numeric
+/// segments index into lists (`curriculum.phases.0.steps=100`).
+pub fn apply_override(tree: &mut Value, assignment: &str) -> Result<()> {
+    let fail = |message: String| TrainError::Override {
+        assignment: assignment.to_string(),
+        message,
+    };
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected KEY=VALUE, e.g. optimizer.lr=3e-4".into()))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(fail(
+            "the key must be dotted names like optimizer.lr".into(),
+        ));
+    }
+    let value: Value = serde_norway::from_str(raw)
+        .map_err(|e| fail(format!("the value is not valid YAML: {e}")))?;
+    let segments: Vec<&str> = key.split('.').collect();
+    let mut node = tree;
+    for (depth, segment) in segments.iter().enumerate() {
+        let last = depth + 1 == segments.len();
+        let walked = segments[..=depth].join(".");
+        if node.is_null() {
+            *node = Value::Mapping(Default::default());
+        }
+        node = match node {
+            Value::Mapping(map) => {
+                let k = Value::String((*segment).to_string());
+                if last {
+                    map.insert(k, value);
+                    return Ok(());
+                }
+                map.entry(k).or_insert(Value::Null)
+            }
+            Value::Sequence(items) => {
+                let index: usize = segment.parse().map_err(|_| {
+                    fail(format!(
+                        "`{walked}`: a list is indexed by number, not `{segment}`"
+                    ))
+                })?;
+                let len = items.len();
+                let slot = items.get_mut(index).ok_or_else(|| {
+                    fail(format!(
+                        "`{walked}`: index {index} is past the list's {len} items"
+                    ))
+                })?;
+                if last {
+                    *slot = value;
+                    return Ok(());
+                }
+                slot
+            }
+            _ => {
+                return Err(fail(format!(
+                    "`{}` is a single value, it has no `{segment}`",
+                    segments[..depth].join(".")
+                )))
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configs_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+    }
+
+    const MINIMAL: &str = r#"
+run: {name: test}
+model: {init_from: ckpt/t5-small}
+data: {processed_dir: processed, max_source_tokens: 256, max_target_tokens: 128}
+curriculum:
+  phases:
+    - {steps: 10, tiers: {simple: 1}}
+    - {steps: 10, tiers: {Simple: 1, Moderate: 1, Complex: 1, "Highly Complex": 1}}
+optimizer: {kind: adamw, lr: 3.0e-4}
+schedule: {kind: cosine, warmup_steps: 5}
+batch: {max_tokens: 4096}
+training: {max_steps: 100}
+eval: {every_steps: 50, val_sample_size: 64}
+checkpoint: {every_steps: 50, keep_last: 2}
+"#;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<TrainConfig> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        TrainConfig::from_yaml(text, Path::new("test.yaml"), &overrides)
+    }
+
+    #[test]
+    fn committed_configs_parse_and_validate() {
+        for name in ["t5_finetune.yaml", "quickstart.yaml"] {
+            let config = TrainConfig::load(&configs_dir().join(name), &[])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let scheduled: Vec<Tier> = config
+                .curriculum
+                .phases
+                .iter()
+                .flat_map(|p| p.tiers.keys().copied())
+                .collect();
+            assert!(scheduled.contains(&Tier::HighlyComplex), "{name}");
+        }
+    }
+
+    #[test]
+    fn minimal_config_fills_defaults() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.run.run_dir(), PathBuf::from("runs/test"));
+        assert_eq!(c.optimizer.betas, [0.9, 0.999]);
+        assert_eq!(c.batch.grad_accum, 1);
+        assert_eq!(c.training.resolved_dtype(), candle_core::DType::F32);
+        assert_eq!(c.curriculum.phases[0].tiers[&Tier::Simple], 1.0);
+        assert_eq!(c.curriculum.phase_at(0).0, 0);
+        assert_eq!(c.curriculum.phase_at(10).0, 1);
+        assert_eq!(c.curriculum.phase_at(1000).0, 1);
+        let w = c.curriculum.phases[1].normalized_weights();
+        assert_eq!(w.len(), 4);
+        assert!((w[3].1 - 0.25).abs() < 1e-12 && w[3].0 == Tier::HighlyComplex);
+    }
+
+    #[test]
+    fn overrides_are_type_aware() {
+        let c = parse(
+            MINIMAL,
+            &[
+                "optimizer.lr=1e-3",
+                "optimizer.kind=adafactor",
+                "training.seed=7",
+                "run.name=other",
+                "optimizer.adafactor_momentum=true",
+                "curriculum.phases.0.steps=3",
+                "eval.early_stopping_patience=4",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.optimizer.lr, 1e-3);
+        assert_eq!(c.optimizer.kind, OptimizerKind::Adafactor);
+        assert_eq!(c.training.seed, 7);
+        assert_eq!(c.run.name, "other");
+        assert!(c.optimizer.adafactor_momentum);
+        assert_eq!(c.curriculum.phases[0].steps, 3);
+        assert_eq!(c.eval.early_stopping_patience, Some(4));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let err = parse(MINIMAL, &["optimizer.learning_rate=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.yaml"), "{err}");
+        assert!(
+            err.contains("`optimizer.learning_rate`: unknown field"),
+            "{err}"
+        );
+        let text = MINIMAL.replace(
+            "batch: {max_tokens: 4096}",
+            "batch: {max_tokens: 4096, bach: 1}",
+        );
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("`batch.bach`: unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = parse(MINIMAL, &["optimizer.lr=fast"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("optimizer.lr"), "{err}");
+    }
+
+    #[test]
+    fn the_nonexistent_medium_tier_is_rejected() {
+        let text = MINIMAL.replace("{simple: 1}", "{Medium: 1}");
+        let err = parse(&text, &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown tier `Medium`"), "{err}");
+        assert!(err.contains("curriculum.phases[0].tiers"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_their_key() {
+        for (set, key) in [
+            ("optimizer.lr=0", "optimizer.lr"),
+            ("optimizer.betas=[0.9, 1.5]", "optimizer.betas[1]"),
+            ("training.dtype=f16", "training.dtype"),
+            ("batch.max_tokens=100", "batch.max_tokens"),
+            (
+                "curriculum.phases.0.tiers={Simple: 0}",
+                "curriculum.phases[0].tiers",
+            ),
+            ("model.architecture={vocab_size: 8}", "model"),
+            ("training.max_steps=10", "curriculum.phases[1]"),
+            ("checkpoint.every_steps=0", "checkpoint.every_steps"),
+        ] {
+            let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
+            assert!(err.contains(key), "{set}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_overrides_are_explained() {
+        let err = parse(MINIMAL, &["optimizer.lr"]).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let err = parse(MINIMAL, &["optimizer.lr.x=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("single value"), "{err}");
+        let err = parse(MINIMAL, &["curriculum.phases.9.steps=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("past the list"), "{err}");
+    }
+
+    #[test]
+    fn the_resolved_config_reloads_to_the_same_value() {
+        let c = parse(MINIMAL, &["optimizer.lr=5e-4"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = c.save_resolved(dir.path()).unwrap();
+        assert_eq!(TrainConfig::load(&path, &[]).unwrap(), c);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = TrainConfig::load(Path::new("/nonexistent/x.yaml"), &[]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/x.yaml"));
+    }
+}

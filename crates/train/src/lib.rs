@@ -1,0 +1,27 @@
+//! Training for text2sql: the YAML config, in-place optimizers and learning
+//! rate schedules, token-budget batching, checkpoint state and resume,
+//! metrics and plots, and the non-finite guard. The training loop itself
+//! lives with the model it drives.
+
+pub mod atomic;
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod schedule;
+
+pub use batch::{pad_batch, plan_epoch, Batch, ExampleLen};
+pub use checkpoint::{
+    latest_checkpoint, rotate_checkpoints, save_checkpoint, CheckpointInfo, TrainState,
+};
+pub use config::{Tier, TrainConfig};
+pub use error::{Result, TrainError};
+pub use guard::{check_finite, NonFiniteError, Quantity};
+pub use metrics::{EventKind, MetricsEvent, MetricsLog};
+pub use optim::{Optimizer, OptimizerSettings, StepStats};
+pub use plot::render_plots;
+pub use schedule::LrSchedule;
