@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
+    /// Write a synthetic corpus in the exact SynSQL format (data.json, tables.json, SQLite databases).
+    Sample(commands::sample::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     output::init_logging(&cli.global);
     let result = match cli.command {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
+        Command::Sample(args) => commands::sample::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
