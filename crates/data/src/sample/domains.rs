@@ -257,7 +257,7 @@ const UNIVERSITY: Domain = Domain {
             name: "departments",
             plural: "departments",
             singular: "department",
-            rows: 60,
+            rows: 100,
             columns: &[
                 col("department_id", "INTEGER", Serial),
                 cold("department_name", "TEXT", "Name of the department", Named(&["Applied", "Theoretical", "Experimental", "Modern", "Classical"], SUBJECTS)),
@@ -346,7 +346,7 @@ const HOSPITAL: Domain = Domain {
             name: "wards",
             plural: "wards",
             singular: "ward",
-            rows: 80,
+            rows: 100,
             columns: &[
                 col("ward_id", "INTEGER", Serial),
                 cold(
@@ -1401,7 +1401,7 @@ const LIBRARY: Domain = Domain {
             name: "branches",
             plural: "branches",
             singular: "branch",
-            rows: 60,
+            rows: 100,
             columns: &[
                 col("branch_id", "INTEGER", Serial),
                 cold(
@@ -1594,7 +1594,7 @@ const HR: Domain = Domain {
             name: "departments",
             plural: "departments",
             singular: "department",
-            rows: 40,
+            rows: 100,
             columns: &[
                 col("department_id", "INTEGER", Serial),
                 cold(
@@ -1786,7 +1786,7 @@ const ENERGY: Domain = Domain {
             name: "regions",
             plural: "regions",
             singular: "region",
-            rows: 50,
+            rows: 100,
             columns: &[
                 col("region_id", "INTEGER", Serial),
                 cold(

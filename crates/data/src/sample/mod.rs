@@ -425,3 +425,352 @@ fn write_records(
         database_bytes: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::schema::read_tables_file;
+
+    const RECORDS: u64 = 1500;
+
+    /// One sample shared by the tests that only read it.
+    fn shared_sample() -> &'static (tempfile::TempDir, SampleSummary, Vec<Value>) {
+        static SAMPLE: OnceLock<(tempfile::TempDir, SampleSummary, Vec<Value>)> = OnceLock::new();
+        SAMPLE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = SampleOptions {
+                records: RECORDS,
+                ..SampleOptions::default()
+            };
+            let summary = write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+            let records: Vec<Value> =
+                serde_json::from_slice(&fs::read(dir.path().join("data.json")).unwrap()).unwrap();
+            (dir, summary, records)
+        })
+    }
+
+    fn db_path(root: &Path, db_id: &str) -> PathBuf {
+        root.join("databases")
+            .join(db_id)
+            .join(format!("{db_id}.sqlite"))
+    }
+
+    fn hash_tree(root: &Path) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let digest = hex::encode(Sha256::digest(fs::read(&path).unwrap()));
+                    let name = path.strip_prefix(root).unwrap().display().to_string();
+                    files.push((name, digest));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn same_seed_gives_identical_bytes_and_another_seed_differs() {
+        let write = |seed| {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = SampleOptions {
+                records: 300,
+                seed,
+                force: false,
+            };
+            write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+            let hashes = hash_tree(dir.path());
+            (dir, hashes)
+        };
+        let (_a, first) = write(7);
+        let (_b, second) = write(7);
+        let (_c, other) = write(8);
+        assert_eq!(first.len(), 2 + DOMAINS.len(), "{first:?}");
+        assert_eq!(first, second);
+        let data = |h: &[(String, String)]| h.iter().find(|(n, _)| n == "data.json").cloned();
+        assert_ne!(data(&first), data(&other));
+    }
+
+    #[test]
+    fn records_have_synsql_keys_every_tier_and_style() {
+        let (_, summary, records) = shared_sample();
+        assert_eq!(records.len() as u64, RECORDS);
+        assert_eq!(summary.records, RECORDS);
+        let keys = [
+            "db_id",
+            "sql_complexity",
+            "question_style",
+            "question",
+            "external_knowledge",
+            "cot",
+            "sql",
+        ];
+        let mut tiers = HashSet::new();
+        let mut styles = HashSet::new();
+        let mut databases = HashSet::new();
+        let (mut knowledge, mut multiline, mut commented) = (0, 0, 0);
+        for record in records {
+            let object = record.as_object().unwrap();
+            assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), keys);
+            let text = |k: &str| object[k].as_str().unwrap();
+            tiers.insert(text("sql_complexity").to_string());
+            styles.insert(text("question_style").to_string());
+            databases.insert(text("db_id").to_string());
+            if text("question_style") == "Multi-turn Dialogue" {
+                assert!(text("question").starts_with("**User**: "));
+                assert!(text("question").contains("\n**Assistant**: "));
+            }
+            assert!(
+                text("cot").contains(text("sql")),
+                "the cot ends with the query"
+            );
+            knowledge += usize::from(!text("external_knowledge").is_empty());
+            multiline += usize::from(text("sql").contains('\n'));
+            commented += usize::from(text("sql").contains("-- "));
+        }
+        let expect_tiers: HashSet<String> =
+            Tier::ALL.iter().map(|t| t.as_str().to_string()).collect();
+        let expect_styles: HashSet<String> =
+            Style::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        assert_eq!(tiers, expect_tiers);
+        assert_eq!(styles, expect_styles);
+        assert_eq!(databases.len(), DOMAINS.len());
+        assert!(
+            knowledge > 0 && knowledge < records.len() / 2,
+            "{knowledge} with external knowledge"
+        );
+        assert!(multiline > 0 && commented > 0);
+        // Tier mix close to 35/30/20/15.
+        let simple = summary.by_tier["Simple"] as f64 / RECORDS as f64;
+        assert!((0.28..0.42).contains(&simple), "{simple}");
+    }
+
+    #[test]
+    fn every_gold_sql_executes_and_returns_rows() {
+        let (dir, _, records) = shared_sample();
+        let mut connections = std::collections::HashMap::new();
+        for (i, record) in records.iter().enumerate() {
+            let db_id = record["db_id"].as_str().unwrap();
+            let conn = connections
+                .entry(db_id.to_string())
+                .or_insert_with(|| pool::open_read_only(&db_path(dir.path(), db_id)).unwrap());
+            let sql = record["sql"].as_str().unwrap();
+            match pool::returns_rows(conn, sql) {
+                Ok(true) => {}
+                other => panic!("record {i} on {db_id}: {other:?}: {sql}"),
+            }
+        }
+    }
+
+    #[test]
+    fn small_samples_do_not_repeat_sql() {
+        let (_, summary, records) = shared_sample();
+        let distinct: HashSet<&str> = records.iter().map(|r| r["sql"].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), records.len());
+        assert!(summary.distinct_sql >= records.len());
+    }
+
+    /// The question names the literal values of the SQL (unless they come
+    /// from external knowledge), so the mapping can be learnt.
+    #[test]
+    fn questions_carry_the_sql_literals() {
+        let (_, _, records) = shared_sample();
+        for record in records {
+            if !record["external_knowledge"].as_str().unwrap().is_empty() {
+                continue;
+            }
+            let question = record["question"].as_str().unwrap();
+            let sql = record["sql"].as_str().unwrap();
+            for literal in string_literals(sql) {
+                if literal.contains('%') || literal == "highest" || literal == "lowest" {
+                    continue; // LIKE patterns, strftime formats, UNION tags
+                }
+                assert!(
+                    question.contains(&format!("'{literal}'")),
+                    "'{literal}' of {sql} is not in: {question}"
+                );
+            }
+        }
+    }
+
+    fn string_literals(sql: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\'' {
+                continue;
+            }
+            let mut literal = String::new();
+            while let Some(c) = chars.next() {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                        literal.push('\'');
+                    } else {
+                        break;
+                    }
+                } else {
+                    literal.push(c);
+                }
+            }
+            out.push(literal);
+        }
+        out
+    }
+
+    #[test]
+    fn tables_json_parses_with_keys_and_matches_the_databases() {
+        let (dir, _, _) = shared_sample();
+        let schemas = read_tables_file(&dir.path().join("tables.json")).unwrap();
+        assert!(schemas.len() >= 8);
+        let mut composite = 0;
+        for schema in &schemas {
+            assert!((3..=8).contains(&schema.tables.len()), "{}", schema.db_id);
+            assert!(!schema.foreign_keys.is_empty(), "{}", schema.db_id);
+            assert_eq!(schema.ddls.len(), schema.tables.len());
+            composite += schema
+                .tables
+                .iter()
+                .filter(|t| t.primary_key.len() > 1)
+                .count();
+            let conn = pool::open_read_only(&db_path(dir.path(), &schema.db_id)).unwrap();
+            for (table, ddl) in schema.tables.iter().zip(&schema.ddls) {
+                // The DDL in tables.json is the statement that built the table.
+                let stored: String = conn
+                    .query_row(
+                        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                        [&table.name],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(&stored, ddl);
+                let rows: i64 = conn
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM \"{}\"", table.name),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert!(
+                    rows >= 100,
+                    "{}.{} has {rows} rows",
+                    schema.db_id,
+                    table.name
+                );
+                for column in &table.columns {
+                    assert!(
+                        column.description.len() > column.name.len() / 2,
+                        "{}",
+                        column.name
+                    );
+                    assert!(
+                        ["INTEGER", "REAL", "TEXT", "DATE"].contains(&column.data_type.as_str())
+                    );
+                }
+            }
+            // Foreign keys hold: every referenced key exists.
+            for fk in &schema.foreign_keys {
+                let (child, parent) = (&schema.tables[fk.table], &schema.tables[fk.ref_table]);
+                let orphans: i64 = conn
+                    .query_row(
+                        &format!(
+                            "SELECT COUNT(*) FROM \"{}\" WHERE \"{}\" NOT IN (SELECT \"{}\" FROM \"{}\")",
+                            child.name,
+                            child.columns[fk.column].name,
+                            parent.columns[fk.ref_column].name,
+                            parent.name
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(orphans, 0, "{}.{}", schema.db_id, child.name);
+            }
+        }
+        assert!(composite >= 1);
+    }
+
+    /// Every template family yields verified items on some database, so
+    /// none is silently dead.
+    #[test]
+    fn every_template_family_produces_verified_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alive = vec![vec![false; 0]; 4];
+        for (t, tier) in Tier::ALL.iter().enumerate() {
+            alive[t] = vec![false; templates::families(*tier).len()];
+        }
+        for (index, domain) in DOMAINS.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(index as u64);
+            let data = rows::generate_rows(domain, &mut rng);
+            let path = dir.path().join(format!("{}.sqlite", domain.db_id));
+            rows::write_database(&path, domain, &data).unwrap();
+            let conn = pool::open_read_only(&path).unwrap();
+            let ctx = context::DbContext::new(domain, &data);
+            for (t, tier) in Tier::ALL.iter().enumerate() {
+                for (f, family) in templates::families(*tier).iter().enumerate() {
+                    for _ in 0..8 {
+                        if let Some(item) = family(&ctx, &mut rng) {
+                            let ok = pool::returns_rows(&conn, &item.sql);
+                            assert!(ok.is_ok(), "{}: {ok:?}: {}", domain.db_id, item.sql);
+                            if ok.unwrap_or(false) {
+                                alive[t][f] = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (t, tier) in Tier::ALL.iter().enumerate() {
+            let dead: Vec<usize> = (0..alive[t].len()).filter(|&f| !alive[t][f]).collect();
+            assert!(
+                dead.is_empty(),
+                "{} families {dead:?} never verified",
+                tier.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_non_empty_folder_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), "keep me").unwrap();
+        let opts = SampleOptions {
+            records: 50,
+            ..SampleOptions::default()
+        };
+        let err = write_sample(dir.path(), &opts, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(!dir.path().join("data.json").exists());
+        let forced = SampleOptions {
+            force: true,
+            ..opts
+        };
+        let mut last = 0;
+        write_sample(dir.path(), &forced, &mut |n| last = n).unwrap();
+        write_sample(dir.path(), &forced, &mut |_| {}).unwrap();
+        assert_eq!(last, 50);
+        assert!(dir.path().join("data.json").exists());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+            "keep me"
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".sample-partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
