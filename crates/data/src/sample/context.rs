@@ -106,6 +106,31 @@ impl<'a> DbContext<'a> {
         self.domain.tables[t].columns[c].words()
     }
 
+    /// The parent of an edge in words. When the foreign key is not named
+    /// after the parent's key (`destination_airport_id` -> `airport_id`),
+    /// the role is named too, or a question could mean either edge.
+    pub fn parent_plural(&self, e: Edge) -> String {
+        match self.edge_role(e) {
+            Some(role) => format!("{} (as {role})", self.plural(e.parent)),
+            None => self.plural(e.parent).to_string(),
+        }
+    }
+
+    pub fn parent_singular(&self, e: Edge) -> String {
+        match self.edge_role(e) {
+            Some(role) => format!("{} (as {role})", self.singular(e.parent)),
+            None => self.singular(e.parent).to_string(),
+        }
+    }
+
+    fn edge_role(&self, e: Edge) -> Option<String> {
+        let (fk, pk) = (
+            self.col(e.child, e.child_col),
+            self.col(e.parent, e.parent_col),
+        );
+        (fk != pk).then(|| fk.trim_end_matches("_id").replace('_', " "))
+    }
+
     /// A random table satisfying `pred`.
     pub fn pick_table(
         &self,

@@ -101,7 +101,7 @@ pub(crate) fn question(item: &Item, style: Style, topic: &str, rng: &mut ChaCha8
 }
 
 fn dialogue(item: &Item, rng: &mut ChaCha8Rng) -> String {
-    let subject = item.subject;
+    let subject = &item.subject;
     let opener = [
         format!("I want to look into some {subject}."),
         format!("I need some information about {subject}."),

@@ -24,7 +24,7 @@ pub(crate) struct Item {
     pub asks: Vec<String>,
     pub plural: bool,
     /// The table the question is mainly about, in words (dialogue opener).
-    pub subject: &'static str,
+    pub subject: String,
     /// What the user says, turn by turn, in a multi-turn dialogue.
     pub turns: Vec<String>,
     pub knowledge: String,
@@ -252,7 +252,7 @@ fn s_filter_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {shown} of all {pl} with {cw} {v_q}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Only the {pl} whose {cw} is {v_q}."),
             format!("Their {shown}, please."),
@@ -291,7 +291,7 @@ fn s_count_where(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the count of {pl} with {cw} {v_q}"),
         ],
         plural: false,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("I want to know how many there are with {cw} {v_q}."),
             "Just the count.".to_string(),
@@ -320,7 +320,7 @@ fn s_aggregate(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {fw} {mw} across {pl}"),
         ],
         plural: false,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![format!(
             "What interests me is the {fw} {mw} over all of them."
         )],
@@ -358,7 +358,7 @@ fn s_aggregate_where(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {fw} {mw} among {pl} with {cw} {v_q}"),
         ],
         plural: false,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Only those whose {cw} is {v_q}."),
             format!("I need their {fw} {mw}."),
@@ -409,7 +409,7 @@ fn s_top_n(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{who}, showing the {lw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("I want {who}."),
             format!("Show their {lw} and {mw}."),
@@ -451,7 +451,7 @@ fn s_threshold(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {pl} whose {mw} is {opw} {x_q}, with their {lw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("The ones with a {mw} {opw} {x_q}."),
             format!("Their {lw} and {mw}."),
@@ -481,7 +481,7 @@ fn s_distinct(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("every different {cw} that {pl} have, sorted alphabetically"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Which different {cw} values exist?"),
             "Sorted alphabetically, without repeats.".to_string(),
@@ -526,7 +526,7 @@ fn s_date_after(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             ),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those with a {dw} {after} {day_q}."),
             format!("Give me the {lw} and {dw}, ordered by {dw}."),
@@ -578,7 +578,7 @@ fn s_two_conditions(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             ),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Their {cw} should be {v_q}."),
             format!("And the {mw} {opw} {x_q}. Just the {lw}."),
@@ -613,7 +613,7 @@ fn s_count_distinct(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("how many distinct {cw} values the {pl} have"),
         ],
         plural: false,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![format!("How many different {cw} values are there?")],
         knowledge: String::new(),
         steps: vec![format!(
@@ -646,7 +646,7 @@ fn s_lookup(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {shown} recorded for the {sg} {who_q}"),
         ],
         plural: false,
-        subject: ctx.plural(t),
+        subject: ctx.plural(t).to_string(),
         turns: vec![
             format!("The {sg} whose {lw} is {who_q}."),
             format!("I need the {shown}."),
@@ -708,7 +708,7 @@ fn s_concept_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         sql,
         asks,
         plural,
-        subject: ctx.plural(t),
+        subject: ctx.plural(t).to_string(),
         turns: vec![format!("I'm looking for the {}.", k.term)],
         knowledge: k.explanation.to_string(),
         steps: vec![
@@ -751,7 +751,7 @@ fn s_sorted_filter(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{pl} with {cw} {v_q} and their {mw}, ordered by {mw} {how}, with the {lw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those with {cw} {v_q}."),
             format!("Show the {lw} and {mw}, ordered by {mw} {how}."),
@@ -787,7 +787,7 @@ fn s_concept_aggregate(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {fw} {mw} among all {}", k.term),
         ],
         plural: false,
-        subject: ctx.plural(t),
+        subject: ctx.plural(t).to_string(),
         turns: vec![
             format!("Only the {}.", k.term),
             format!("What is their {fw} {mw}?"),
@@ -847,7 +847,7 @@ fn m_join_filter_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         any(rng, &ctx.roles[e.parent].categories)?,
     );
     let v = ctx.value(rng, e.parent, c);
-    let (cpl, psg) = (ctx.plural(e.child), ctx.singular(e.parent));
+    let (cpl, psg) = (ctx.plural(e.child), ctx.parent_singular(e));
     let (sw, plw, cw, v_q) = (
         ctx.words(e.child, shown),
         ctx.words(e.parent, pl_label),
@@ -866,12 +866,12 @@ fn m_join_filter_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         asks: vec![
             format!(
                 "the {sw} of {cpl} together with the {psg} {plw}, for {} whose {cw} is {v_q}",
-                ctx.plural(e.parent)
+                ctx.parent_plural(e)
             ),
             format!("each of the {cpl}' {sw} and its {psg}'s {plw}, where the {psg} {cw} is {v_q}"),
         ],
         plural: true,
-        subject: cpl,
+        subject: cpl.to_string(),
         turns: vec![
             format!("Only those linked to a {psg} whose {cw} is {v_q}."),
             format!("Show the {sw} and the {psg} {plw}."),
@@ -910,7 +910,7 @@ fn m_join_parent_label(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let who = ctx.value(rng, e.parent, plabel);
     let (cpl, psg, plw, who_q) = (
         ctx.plural(e.child),
-        ctx.singular(e.parent),
+        ctx.parent_singular(e),
         ctx.words(e.parent, plabel),
         q_lit(&who),
     );
@@ -928,7 +928,7 @@ fn m_join_parent_label(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {shown_w} of every one of the {cpl} belonging to the {psg} {who_q}"),
         ],
         plural: true,
-        subject: cpl,
+        subject: cpl.to_string(),
         turns: vec![
             format!("The ones for the {psg} whose {plw} is {who_q}."),
             format!("I'd like the {shown_w}."),
@@ -960,7 +960,7 @@ fn m_group_count(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("each {cw} with how many {pl} it has, most frequent first"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Break them down by {cw}."),
             "Count each group, largest first.".to_string(),
@@ -994,7 +994,7 @@ fn m_group_having(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {cw} groups of {pl} with an average {mw} greater than {x_q}, and their average {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Group them by {cw} and average the {mw}."),
             format!("Only the groups whose average is above {x_q}."),
@@ -1013,7 +1013,7 @@ fn m_join_group_count(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let n = rng.random_range(3..=10);
     let (cpl, ppl, plw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
     );
     Some(Item {
@@ -1030,7 +1030,7 @@ fn m_join_group_count(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {plw} of the top {n} {ppl} by number of {cpl}, with that number"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("I want to know which have the most {cpl}."),
             format!("The top {n}, with their {plw} and the count."),
@@ -1073,7 +1073,7 @@ fn m_in_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {pl} with a {cw} of {q_list}, listing {lw} and {cw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those whose {cw} is {q_list}."),
             format!("Show the {lw} and the {cw}."),
@@ -1117,7 +1117,7 @@ fn m_between(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{pl} whose {mw} lies between {a_q} and {b_q}, with their {lw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those with a {mw} between {a_q} and {b_q}."),
             format!("Their {lw} and {mw}."),
@@ -1169,7 +1169,7 @@ fn m_like(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             ),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("The ones whose {lw} {how}."),
             format!("Show the {shown}."),
@@ -1191,7 +1191,7 @@ fn m_join_sum_having(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let x = nice(ctx.mean(e.child, m) * per_parent);
     let (cpl, ppl, plw, mw, x_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
         q_lit(&x),
@@ -1210,7 +1210,7 @@ fn m_join_sum_having(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{ppl} with a summed {mw} of their {cpl} greater than {x_q}, showing {plw} and the sum"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Add up the {mw} of their {cpl}."),
             format!("Keep those with a total above {x_q} and show the {plw}."),
@@ -1246,7 +1246,7 @@ fn m_date_between(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{pl} dated (by {dw}) from {a_q} to {b_q}, with {sw} and {dw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those with a {dw} from {a_q} to {b_q}."),
             format!("Show the {sw} and {dw}."),
@@ -1270,7 +1270,7 @@ fn m_join_child_threshold(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item>
     let (op, opw) = comparison(rng);
     let (cpl, ppl, plw, mw, x_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
         q_lit(&x),
@@ -1290,7 +1290,7 @@ fn m_join_child_threshold(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item>
             ),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those having {cpl} with a {mw} {opw} {x_q}."),
             format!("Just their {plw}, without duplicates."),
@@ -1323,7 +1323,7 @@ fn m_group_by_year(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("how many {pl} there are for each year of {dw}, oldest year first"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Count them per year, using the {dw}."),
             "In chronological order.".to_string(),
@@ -1353,7 +1353,7 @@ fn m_concept_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("how the {} are spread over {cw}, counted per {cw}, largest group first", k.term),
         ],
         plural: true,
-        subject: ctx.plural(t),
+        subject: ctx.plural(t).to_string(),
         turns: vec![
             format!("Only the {}.", k.term),
             format!("Count them per {cw}, biggest group first."),
@@ -1373,7 +1373,7 @@ fn m_join_group_parent_category(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
     let (f, fw) = any(rng, &AGGREGATES[..2])?;
     let (cpl, psg, mw, cw) = (
         ctx.plural(e.child),
-        ctx.singular(e.parent),
+        ctx.parent_singular(e),
         ctx.words(e.child, m),
         ctx.words(e.parent, c),
     );
@@ -1391,7 +1391,7 @@ fn m_join_group_parent_category(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
             ),
         ],
         plural: true,
-        subject: cpl,
+        subject: cpl.to_string(),
         turns: vec![
             format!("Group them by the {cw} of their {psg}."),
             format!("I want the {fw} {mw} per group, ordered by {cw}."),
@@ -1422,7 +1422,7 @@ fn m_concept_join(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         .collect();
     let e = any(rng, &edges)?;
     let plabel = ctx.roles[e.parent].label?;
-    let (ppl, plw) = (ctx.plural(e.parent), ctx.words(e.parent, plabel));
+    let (ppl, plw) = (ctx.parent_plural(e), ctx.words(e.parent, plabel));
     Some(Item {
         sql: format!(
             "SELECT DISTINCT T2.{} {} WHERE {} ORDER BY T2.{};",
@@ -1442,7 +1442,7 @@ fn m_concept_join(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             ),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those connected to {}.", k.term),
             format!("Just the {plw}, sorted, no duplicates."),
@@ -1483,7 +1483,7 @@ fn c_above_average(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{pl} with a {mw} {above} average, showing {lw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Those whose {mw} is {above} the overall average."),
             format!("Show {lw} and {mw}, sorted by {mw}."),
@@ -1503,7 +1503,7 @@ fn c_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let v = ctx.value(rng, e.child, c);
     let (cpl, ppl, plw, cw, v_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, c),
         q_lit(&v),
@@ -1524,7 +1524,7 @@ fn c_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {plw} of every one of the {ppl} linked to {cpl} whose {cw} is {v_q}"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those that have {cpl} whose {cw} is {v_q}."),
             format!("Only their {plw}."),
@@ -1553,7 +1553,7 @@ fn c_not_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let v = ctx.value(rng, e.child, c);
     let (cpl, ppl, plw, cw, v_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, c),
         q_lit(&v),
@@ -1574,7 +1574,7 @@ fn c_not_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {plw} of the {ppl} without any of the {cpl} whose {cw} is {v_q}"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those that have no {cpl} whose {cw} is {v_q}."),
             format!("Just the {plw}."),
@@ -1616,7 +1616,7 @@ fn c_rank_window(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("each {} ranked by {mw} (highest first) inside its own {cw}, with {lw}, {cw} and {mw}", ctx.singular(t)),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Rank them by {mw}, highest first, separately within each {cw}."),
             format!("Show the {lw}, the {cw}, the {mw} and the rank."),
@@ -1656,7 +1656,7 @@ fn c_top_per_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {n} highest-{mw} {pl} in every {cw}, giving {lw}, {cw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("For every {cw}, I want the top {n} by {mw}."),
             format!("Show {lw}, {cw} and {mw}."),
@@ -1681,7 +1681,7 @@ fn c_cte_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     );
     let (cpl, ppl, plw, mw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
     );
@@ -1704,7 +1704,7 @@ fn c_cte_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {plw} and summed {mw} of {cpl} for the top {n} {ppl} by that sum"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Sum up the {mw} of the {cpl} of each one."),
             format!("The top {n}, with the {plw} and the total."),
@@ -1742,7 +1742,7 @@ fn c_correlated(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("{pl} that beat the average {mw} of their {cw}, with {lw}, {cw} and {mw}"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Compare each one's {mw} with the average of its {cw}."),
             format!("Keep those above it and show {lw}, {cw} and {mw}."),
@@ -1762,7 +1762,7 @@ fn c_exists(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let x = ctx.threshold(rng, e.child, m);
     let (cpl, ppl, plw, mw, x_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
         q_lit(&x),
@@ -1783,7 +1783,7 @@ fn c_exists(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {plw} of every one of the {ppl} having at least one of the {cpl} with {mw} over {x_q}"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those with at least one of their {cpl} having a {mw} above {x_q}."),
             format!("Just the {plw}."),
@@ -1824,7 +1824,7 @@ fn c_running_total(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("each {dw} and {mw} of {pl} with {cw} {v_q}, plus the cumulative {mw} in {dw} order"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Only those with {cw} {v_q}."),
             format!("I want the {mw} accumulated over the {dw}, as a running total."),
@@ -1871,7 +1871,7 @@ fn c_max_in_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("which {sg} with {cw} {v_q} has the {most} {mw}, with its {lw} and {mw}"),
         ],
         plural: false,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Among those with {cw} {v_q}, the one with the {most} {mw}."),
             format!("Give me its {lw} and {mw}."),
@@ -1898,7 +1898,7 @@ fn c_concept_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         .collect();
     let e = any(rng, &edges)?;
     let plabel = ctx.roles[e.parent].label?;
-    let (ppl, plw) = (ctx.plural(e.parent), ctx.words(e.parent, plabel));
+    let (ppl, plw) = (ctx.parent_plural(e), ctx.words(e.parent, plabel));
     let fk = ctx.col(e.child, e.child_col);
     let body = format!(
         "SELECT {fk}, COUNT(*) AS n FROM {} WHERE {} GROUP BY {fk}",
@@ -1921,10 +1921,10 @@ fn c_concept_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("for each of the {ppl} with any {}, its {plw} and the number of them, in decreasing order", k.term),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("I'm interested in their {}.", k.term),
-            format!("Count them per {} and show the {plw}, most first.", ctx.singular(e.parent)),
+            format!("Count them per {} and show the {plw}, most first.", ctx.parent_singular(e)),
         ],
         knowledge: k.explanation.to_string(),
         steps: vec![
@@ -1948,7 +1948,7 @@ fn h_parent_stats_above_average(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
     );
     let (cpl, ppl, plw, mw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
     );
@@ -1966,11 +1966,11 @@ fn h_parent_stats_above_average(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
             true,
         ),
         asks: vec![
-            format!("the {plw} of {ppl} whose {cpl} have an average {mw} above the typical {} average, with the number of {cpl} and that average", ctx.singular(e.parent)),
+            format!("the {plw} of {ppl} whose {cpl} have an average {mw} above the typical {} average, with the number of {cpl} and that average", ctx.parent_singular(e)),
             format!("{ppl} whose average {mw} of {cpl} beats the mean of all such averages, listing {plw}, count and average, best first"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("For each one, count its {cpl} and average their {mw}."),
             format!("Keep those whose average beats the average over all {ppl}."),
@@ -1999,7 +1999,7 @@ fn h_union_extremes(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("both extremes of {mw} among {}: the top and the bottom {sg}, labelled, with {lw} and {mw}", ctx.plural(t)),
         ],
         plural: true,
-        subject: ctx.plural(t),
+        subject: ctx.plural(t).to_string(),
         turns: vec![
             format!("I want to compare the extremes of {mw}."),
             format!("The one with the highest and the one with the lowest {mw}, with their {lw}."),
@@ -2034,7 +2034,7 @@ fn h_share_of_total(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("how the total {mw} of {pl} splits across {cw}, as sums and percentages, biggest first"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Total the {mw} per {cw}."),
             "And show each group's share of the grand total in percent, largest first.".to_string(),
@@ -2067,7 +2067,7 @@ fn h_monthly_change(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("a month-by-month trend of summed {mw} over {pl} (by {dw}), including the difference to the month before"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Sum the {mw} for each month, using the {dw}."),
             "Also show how much it changed from the previous month.".to_string(),
@@ -2092,8 +2092,8 @@ fn h_top_children_per_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<It
     );
     let (cpl, ppl, psg, mw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
-        ctx.singular(e.parent),
+        ctx.parent_plural(e),
+        ctx.parent_singular(e),
         ctx.words(e.child, m),
     );
     let (clw, plw) = (ctx.words(e.child, clabel), ctx.words(e.parent, plabel));
@@ -2127,7 +2127,7 @@ fn h_top_children_per_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<It
             format!("the {n} highest-{mw} {cpl} of each of the {ppl}, showing {plw}, {clw} and {mw}"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("For each one I want its {cpl} with the highest {mw}."),
             format!("The top {n} per {psg}."),
@@ -2156,7 +2156,7 @@ fn h_union_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     );
     let (cpl, ppl, plw, cw, v_q) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.parent, c),
         q_lit(&v),
@@ -2177,7 +2177,7 @@ fn h_union_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the combined, de-duplicated list of {plw} of {ppl} whose {cw} is {v_q} together with those having over {n} {cpl}"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Those whose {cw} is {v_q}."),
             format!("Plus any that have more than {n} {cpl}."),
@@ -2213,7 +2213,7 @@ fn h_quartiles(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the {pl} split into {buckets} {name}s of {mw}, with size, average, min and max of each"),
         ],
         plural: true,
-        subject: pl,
+        subject: pl.to_string(),
         turns: vec![
             format!("Split them into {buckets} groups by {mw}, highest first."),
             "For each group, the count, the average, the minimum and the maximum.".to_string(),
@@ -2238,7 +2238,7 @@ fn h_dense_rank_groups(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     );
     let (cpl, ppl, plw, mw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
         ctx.words(e.child, m),
     );
@@ -2256,7 +2256,7 @@ fn h_dense_rank_groups(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the top {n} ranks (dense ranking) of {ppl} by mean {mw} of {cpl}, showing the {plw}, average and rank"),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("Average the {mw} of their {cpl}."),
             format!("Rank them by that average and keep the top {n} ranks."),
@@ -2295,7 +2295,7 @@ fn h_chain_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     let (gfk, m_) = (ctx.col(g.child, g.child_col), ctx.col(g.child, m));
     let (gpl, ppl, plw, mw) = (
         ctx.plural(g.child),
-        ctx.plural(c.parent),
+        ctx.parent_plural(c),
         ctx.words(c.parent, plabel),
         ctx.words(g.child, m),
     );
@@ -2324,7 +2324,7 @@ fn h_chain_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("the top {n} {ppl} by summed {mw} of all their {gpl}, via {}, showing {plw} and total", ctx.plural(c.child)),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("I want the total {mw} of {gpl}, rolled up through {} to each of the {ppl}.", ctx.plural(c.child)),
             format!("Show the top {n} with their {plw} and the total."),
@@ -2361,7 +2361,7 @@ fn h_concept_ranking(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
     );
     let (cpl, ppl, plw) = (
         ctx.plural(e.child),
-        ctx.plural(e.parent),
+        ctx.parent_plural(e),
         ctx.words(e.parent, plabel),
     );
     Some(Item {
@@ -2382,7 +2382,7 @@ fn h_concept_ranking(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("which {n} {ppl} have proportionally the most {}, giving {plw}, how many and what percent of their {cpl}", k.term),
         ],
         plural: true,
-        subject: ppl,
+        subject: ppl.to_string(),
         turns: vec![
             format!("For each, count their {} and all their {cpl}.", k.term),
             "Compute the percentage.".to_string(),
