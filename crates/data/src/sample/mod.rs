@@ -167,6 +167,9 @@ pub struct SampleSummary {
 /// them with other styles and phrasings.
 const POOL_CAP: usize = 1000;
 
+/// Name prefix of the staging folder inside the output folder.
+const STAGING_PREFIX: &str = ".sample-partial-";
+
 /// How many records between two progress callbacks.
 const PROGRESS_EVERY: u64 = 1024;
 
@@ -185,7 +188,7 @@ pub fn write_sample(
         move |source| DataError::Io { path, source }
     };
     prepare_out_dir(out, opts.force)?;
-    let staging = out.join(format!(".sample-partial-{}", std::process::id()));
+    let staging = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
     }
@@ -227,7 +230,16 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<(), DataError> {
                 out.display()
             )));
         }
-        let non_empty = fs::read_dir(out).map_err(io_err)?.next().is_some();
+        // A staging folder left by an interrupted run does not count.
+        let non_empty = fs::read_dir(out)
+            .map_err(io_err)?
+            .filter_map(Result::ok)
+            .any(|entry| {
+                !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(STAGING_PREFIX)
+            });
         if non_empty && !force {
             return Err(DataError::Invalid(format!(
                 "{}: folder is not empty; pass --force to replace its data.json, tables.json and databases/",
@@ -740,6 +752,18 @@ mod tests {
                 tier.as_str()
             );
         }
+    }
+
+    #[test]
+    fn a_leftover_staging_folder_does_not_block_a_new_run() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(format!("{STAGING_PREFIX}1"))).unwrap();
+        let opts = SampleOptions {
+            records: 20,
+            ..SampleOptions::default()
+        };
+        write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+        assert!(dir.path().join("data.json").is_file());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rusqlite::{Connection, OpenFlags};
 
 use super::context::DbContext;
+use super::spec::Domain;
 use super::templates::{families, Item};
 use super::Tier;
 use crate::error::DataError;
@@ -54,11 +55,38 @@ pub(crate) fn build_pool(
             ))
         })? {
             seen.insert(item.sql.clone());
+            let mut item = item;
+            item.schema_notes = schema_notes(ctx.domain, &item.sql);
             pool.push(item);
         }
     }
     pool.shuffle(rng);
     Ok(pool)
+}
+
+/// One line per table the SQL names: its columns that the SQL names, with
+/// their descriptions.
+fn schema_notes(domain: &Domain, sql: &str) -> String {
+    let words: HashSet<&str> = sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut lines = Vec::new();
+    for table in domain.tables.iter().filter(|t| words.contains(t.name)) {
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| words.contains(c.name))
+            .map(|c| format!("`{}` ({})", c.name, c.description(table)))
+            .collect();
+        lines.push(format!(
+            "- `{}` ({}): {}",
+            table.name,
+            table.plural,
+            columns.join("; ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Whether the query yields a first row with at least one non-NULL value.

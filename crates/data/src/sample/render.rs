@@ -152,15 +152,17 @@ fn dialogue(item: &Item, rng: &mut ChaCha8Rng) -> String {
     lines.join("\n")
 }
 
-/// SynSQL-style chain of thought: numbered steps, then the query.
+/// SynSQL-style chain of thought: what the question asks, the tables and
+/// columns involved, numbered steps, then the query.
 pub(crate) fn cot(item: &Item, db_id: &str) -> String {
     let mut text = format!(
-        "Let's translate the question into SQL step by step, using the `{db_id}` database.\n\n"
+        "To translate the question into an executable SQLite query, we break it into parts and map each one to the `{db_id}` schema.\n\n### Relevant tables and columns\n{}\n\n### Step-by-step reasoning\n",
+        item.schema_notes
     );
     for (i, step) in item.steps.iter().enumerate() {
         text.push_str(&format!("{}. {step}\n", i + 1));
     }
-    text.push_str("\nPutting these steps together gives the query:\n```sql\n");
+    text.push_str("\n### Final query\n```sql\n");
     text.push_str(&item.sql);
     text.push_str("\n```");
     text

@@ -28,6 +28,9 @@ pub(crate) struct Item {
     /// What the user says, turn by turn, in a multi-turn dialogue.
     pub turns: Vec<String>,
     pub knowledge: String,
+    /// The tables and columns the SQL uses, with their descriptions, for
+    /// the `cot` text; filled once the item is verified.
+    pub schema_notes: String,
     /// The reasoning steps of the `cot` text.
     pub steps: Vec<String>,
 }
@@ -258,6 +261,7 @@ fn s_filter_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Their {shown}, please."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("The {pl} are stored in the `{}` table.", ctx.table(t)),
             format!(
@@ -297,6 +301,7 @@ fn s_count_where(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "Just the count.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Count rows in the `{}` table.", ctx.table(t)),
             format!(
@@ -325,6 +330,7 @@ fn s_aggregate(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "What interests me is the {fw} {mw} over all of them."
         )],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "The {mw} is the `{}` column of `{}`.",
@@ -364,6 +370,7 @@ fn s_aggregate_where(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("I need their {fw} {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Filter `{}` on `{}` = {}.",
@@ -415,6 +422,7 @@ fn s_top_n(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show their {lw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Sort `{}` by `{}` {order}.", ctx.table(t), ctx.col(t, m)),
             format!(
@@ -457,6 +465,7 @@ fn s_threshold(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Their {lw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Use the `{}` table.", ctx.table(t)),
             format!("Filter with `{}` {op} {}.", ctx.col(t, m), sql_lit(&x)),
@@ -487,6 +496,7 @@ fn s_distinct(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "Sorted alphabetically, without repeats.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Read `{}` from `{}`.", ctx.col(t, c), ctx.table(t)),
             "Remove duplicates with DISTINCT and sort the values.".to_string(),
@@ -532,6 +542,7 @@ fn s_date_after(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Give me the {lw} and {dw}, ordered by {dw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Dates are stored as 'YYYY-MM-DD' text in `{}`, so they compare as strings.",
@@ -584,6 +595,7 @@ fn s_two_conditions(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("And the {mw} {opw} {x_q}. Just the {lw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Both conditions apply to `{}`: `{}` = {} AND `{}` {op} {}.",
@@ -616,6 +628,7 @@ fn s_count_distinct(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         subject: pl.to_string(),
         turns: vec![format!("How many different {cw} values are there?")],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![format!(
             "Count the distinct values of `{}` in `{}`.",
             ctx.col(t, c),
@@ -652,6 +665,7 @@ fn s_lookup(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("I need the {shown}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Find the row of `{}` whose `{}` is {}.",
@@ -711,6 +725,7 @@ fn s_concept_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
         subject: ctx.plural(t).to_string(),
         turns: vec![format!("I'm looking for the {}.", k.term)],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             format!("So filter `{}` with {}.", ctx.table(t), k.condition("")),
@@ -757,6 +772,7 @@ fn s_sorted_filter(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {lw} and {mw}, ordered by {mw} {how}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Filter `{}` on `{}` = {}.",
@@ -793,6 +809,7 @@ fn s_concept_aggregate(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("What is their {fw} {mw}?"),
         ],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             format!(
@@ -877,6 +894,7 @@ fn m_join_filter_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {sw} and the {psg} {plw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!("Filter on T2.`{}` = {}.", ctx.col(e.parent, c), sql_lit(&v)),
@@ -934,6 +952,7 @@ fn m_join_parent_label(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("I'd like the {shown_w}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!(
@@ -966,6 +985,7 @@ fn m_group_count(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "Count each group, largest first.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Group `{}` by `{}`.", ctx.table(t), ctx.col(t, c)),
             "Count the rows of each group and order by the count, descending.".to_string(),
@@ -1000,6 +1020,7 @@ fn m_group_having(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Only the groups whose average is above {x_q}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Group `{}` by `{}` and compute AVG(`{}`).", ctx.table(t), ctx.col(t, c), ctx.col(t, m)),
             format!("HAVING keeps the groups whose average exceeds {}.", sql_lit(&x)),
@@ -1036,6 +1057,7 @@ fn m_join_group_count(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("The top {n}, with their {plw} and the count."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!("Group by T1.`{}` and count the {cpl}.", ctx.col(e.child, e.child_col)),
@@ -1079,6 +1101,7 @@ fn m_in_list(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {lw} and the {cw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "Filter `{}` with `{}` IN ({}).",
@@ -1123,6 +1146,7 @@ fn m_between(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Their {lw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![format!(
             "Filter `{}` with `{}` BETWEEN {} AND {} (inclusive).",
             ctx.table(t),
@@ -1175,6 +1199,7 @@ fn m_like(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {shown}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![format!(
             "Match `{}` against the pattern '{pattern}' with LIKE.",
             ctx.col(t, label)
@@ -1216,6 +1241,7 @@ fn m_join_sum_having(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Keep those with a total above {x_q} and show the {plw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!("Group by T1.`{}` and sum T1.`{}`.", ctx.col(e.child, e.child_col), ctx.col(e.child, m)),
@@ -1252,6 +1278,7 @@ fn m_date_between(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {sw} and {dw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![format!(
             "Filter `{}` with `{}` BETWEEN {} AND {}; ISO dates compare correctly as text.",
             ctx.table(t),
@@ -1296,6 +1323,7 @@ fn m_join_child_threshold(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item>
             format!("Just their {plw}, without duplicates."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!(
@@ -1329,6 +1357,7 @@ fn m_group_by_year(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "In chronological order.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Extract the year of `{}` with strftime('%Y', ...).", ctx.col(t, d)),
             "Group by that year, count, and order by year.".to_string(),
@@ -1359,6 +1388,7 @@ fn m_concept_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Count them per {cw}, biggest group first."),
         ],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             format!("Filter `{}` with {}, group by `{}`, count and sort descending.", ctx.table(t), k.condition(""), ctx.col(t, c)),
@@ -1397,6 +1427,7 @@ fn m_join_group_parent_category(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
             format!("I want the {fw} {mw} per group, ordered by {cw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!(
@@ -1448,6 +1479,7 @@ fn m_concept_join(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Just the {plw}, sorted, no duplicates."),
         ],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             join_step(ctx, e),
@@ -1489,6 +1521,7 @@ fn c_above_average(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show {lw} and {mw}, sorted by {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("A subquery computes AVG(`{}`) over `{}`.", ctx.col(t, m), ctx.table(t)),
             format!("Keep rows whose `{}` is {op} that average and sort {order}.", ctx.col(t, m)),
@@ -1530,6 +1563,7 @@ fn c_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Only their {plw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "A subquery collects `{}` from `{}` where `{}` = {}.",
@@ -1580,6 +1614,7 @@ fn c_not_in_subquery(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Just the {plw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!(
                 "A subquery collects `{}` of `{}` rows where `{}` = {}.",
@@ -1622,6 +1657,7 @@ fn c_rank_window(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {lw}, the {cw}, the {mw} and the rank."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Use the window function RANK() partitioned by `{}`.", ctx.col(t, c)),
             format!("Order each partition by `{}` DESC.", ctx.col(t, m)),
@@ -1662,6 +1698,7 @@ fn c_top_per_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show {lw}, {cw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("In a CTE, number rows with ROW_NUMBER() partitioned by `{c_}` ordered by `{m_}` DESC."),
             format!("Keep rows with rn <= {n}."),
@@ -1710,6 +1747,7 @@ fn c_cte_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("The top {n}, with the {plw} and the total."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("A CTE sums `{m_}` per `{fk}` in `{}`.", ctx.table(e.child)),
             format!("Join it to `{}` and keep the {n} largest totals.", ctx.table(e.parent)),
@@ -1748,6 +1786,7 @@ fn c_correlated(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Keep those above it and show {lw}, {cw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("A correlated subquery computes AVG(`{m_}`) for the row's own `{c_}`."),
             "Keep rows above their group's average.".to_string(),
@@ -1789,6 +1828,7 @@ fn c_exists(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Just the {plw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("For each row of `{}`, EXISTS checks `{}` for a linked row with `{}` > {}.", ctx.table(e.parent), ctx.table(e.child), ctx.col(e.child, m), sql_lit(&x)),
         ],
@@ -1830,6 +1870,7 @@ fn c_running_total(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("I want the {mw} accumulated over the {dw}, as a running total."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("Filter on `{}` = {}.", ctx.col(t, c), sql_lit(&v)),
             format!("SUM(`{m_}`) OVER (ORDER BY `{d_}`) gives the running total."),
@@ -1877,6 +1918,7 @@ fn c_max_in_group(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Give me its {lw} and {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("A subquery finds {f}(`{m_}`) among rows with `{c_}` = {v_}."),
             "The outer query returns the rows that reach it.".to_string(),
@@ -1927,6 +1969,7 @@ fn c_concept_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Count them per {} and show the {plw}, most first.", ctx.parent_singular(e)),
         ],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             format!("A CTE counts matching `{}` rows per `{fk}`.", ctx.table(e.child)),
@@ -1977,6 +2020,7 @@ fn h_parent_stats_above_average(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option
             format!("Show the {plw}, the count and the average, highest first."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("CTE `stats`: per `{fk}`, COUNT(*) and AVG(`{m_}`)."),
             "CTE `overall`: the average of those averages.".to_string(),
@@ -2005,6 +2049,7 @@ fn h_union_extremes(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("The one with the highest and the one with the lowest {mw}, with their {lw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("One subquery takes the row with the largest `{m_}`, another the smallest."),
             "Tag each with its position and combine them with UNION ALL.".to_string(),
@@ -2040,6 +2085,7 @@ fn h_share_of_total(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "And show each group's share of the grand total in percent, largest first.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("CTE `per_group` sums `{m_}` per `{c_}`."),
             "CTE `grand` sums the group totals.".to_string(),
@@ -2073,6 +2119,7 @@ fn h_monthly_change(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "Also show how much it changed from the previous month.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("CTE `monthly` groups by strftime('%Y-%m', `{d_}`) and sums `{m_}`."),
             "LAG() over the months gives the previous total; subtract it.".to_string(),
@@ -2134,6 +2181,7 @@ fn h_top_children_per_parent(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<It
             format!("Show the {psg} {plw}, the {clw} and the {mw}."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!("ROW_NUMBER() partitioned by the parent key ranks rows by `{m_}` DESC."),
@@ -2184,6 +2232,7 @@ fn h_union_parents(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Just the {plw}, no repeats, sorted."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("CTE `busy` keeps `{fk}` values with more than {n} rows in `{}`.", ctx.table(e.child)),
             format!("UNION the {ppl} with `{}` = {} and those in `busy`; UNION removes duplicates.", ctx.col(e.parent, c), sql_lit(&v)),
@@ -2219,6 +2268,7 @@ fn h_quartiles(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             "For each group, the count, the average, the minimum and the maximum.".to_string(),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("NTILE({buckets}) OVER (ORDER BY `{m_}` DESC) assigns each row to a {name}."),
             "Group by the bucket and aggregate.".to_string(),
@@ -2263,6 +2313,7 @@ fn h_dense_rank_groups(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the {plw}, the average and the rank."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             join_step(ctx, e),
             format!("CTE `group_avg` averages T1.`{m_}` per parent."),
@@ -2330,6 +2381,7 @@ fn h_chain_totals(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the top {n} with their {plw} and the total."),
         ],
         knowledge: String::new(),
+        schema_notes: String::new(),
         steps: vec![
             format!("CTE `per_child` sums `{m_}` of `{}` per `{gfk}`.", ctx.table(g.child)),
             format!("CTE `per_parent` joins those totals to `{}` and sums per `{}`.", ctx.table(c.child), ctx.col(c.child, c.child_col)),
@@ -2389,6 +2441,7 @@ fn h_concept_ranking(ctx: &DbContext, rng: &mut ChaCha8Rng) -> Option<Item> {
             format!("Show the top {n} by percentage with the {plw}."),
         ],
         knowledge: k.explanation.to_string(),
+        schema_notes: String::new(),
         steps: vec![
             format!("By the external knowledge, {}.", k.explanation),
             format!("CTEs count matching and all `{}` rows per `{fk}`, then their ratio.", ctx.table(e.child)),
