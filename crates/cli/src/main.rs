@@ -33,6 +33,13 @@ enum Command {
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
     /// Write a synthetic corpus in the exact SynSQL format (data.json, tables.json, SQLite databases).
+    ///
+    /// Ten databases from different domains (real SQLite files with hundreds of
+    /// rows per table, composite and foreign keys) and question/SQL records over
+    /// the four SynSQL tiers and nine question styles, some with external
+    /// knowledge. Every gold SQL was executed on its database while generating.
+    /// The same --seed gives byte-identical files; 2,544,390 records (the size
+    /// of SynSQL-2.5M) are written streaming, in flat memory.
     Sample(commands::sample::Args),
 }
 

@@ -5,13 +5,8 @@ use text2sql_data::sample::{write_sample, SampleOptions, SampleSummary};
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
-/// Write a synthetic corpus in the exact SynSQL-2.5M format.
-///
-/// Creates DIR/data.json (one JSON array of records with SynSQL's keys),
-/// DIR/tables.json (SynSQL-style schemas with DDLs and column descriptions)
-/// and DIR/databases/<db_id>/<db_id>.sqlite for ten databases from different
-/// domains. Every gold SQL was executed on its database while generating.
-/// The same seed gives byte-identical files.
+/// Arguments of `text2sql sample`; the long help is on the subcommand in
+/// `main.rs`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Output folder (created if missing; must be empty unless --force).
