@@ -3,6 +3,7 @@
 //! loader, curriculum sampling, and the sample corpus generator.
 
 pub mod error;
+pub mod sample;
 pub mod schema;
 pub mod serialize;
 

@@ -1,1 +1,2 @@
+pub mod sample;
 pub mod schema;

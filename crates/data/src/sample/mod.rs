@@ -1,0 +1,800 @@
+//! `text2sql sample`: a synthetic corpus in the exact SynSQL-2.5M layout
+//! (`data.json`, `tables.json`, `databases/<db_id>/<db_id>.sqlite`), so that
+//! every stage runs offline, in tests, benchmarks and the quickstart.
+//!
+//! Ten databases from different domains are generated with plausible rows;
+//! per database and tier a pool of distinct question/SQL items is built from
+//! schema-driven template families and each SQL is executed once on the real
+//! database (it must run and return rows). Records are then streamed from
+//! the pools with a question style and phrasing drawn per record, so any
+//! number of records is written in flat memory. The same seed gives the same
+//! bytes in every file.
+
+mod context;
+mod domains;
+mod pool;
+mod render;
+mod rows;
+mod spec;
+mod templates;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::DataError;
+use domains::DOMAINS;
+use templates::Item;
+
+/// SynSQL's four complexity tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tier {
+    Simple,
+    Moderate,
+    Complex,
+    HighlyComplex,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [
+        Tier::Simple,
+        Tier::Moderate,
+        Tier::Complex,
+        Tier::HighlyComplex,
+    ];
+
+    /// The `sql_complexity` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Simple => "Simple",
+            Tier::Moderate => "Moderate",
+            Tier::Complex => "Complex",
+            Tier::HighlyComplex => "Highly Complex",
+        }
+    }
+
+    /// Share of records, in percent (SynSQL-like mix).
+    fn weight(self) -> u32 {
+        match self {
+            Tier::Simple => 35,
+            Tier::Moderate => 30,
+            Tier::Complex => 20,
+            Tier::HighlyComplex => 15,
+        }
+    }
+}
+
+/// SynSQL's nine question styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Style {
+    Formal,
+    Colloquial,
+    Imperative,
+    Interrogative,
+    Descriptive,
+    Concise,
+    Vague,
+    Metaphorical,
+    MultiTurnDialogue,
+}
+
+impl Style {
+    pub const ALL: [Style; 9] = [
+        Style::Formal,
+        Style::Colloquial,
+        Style::Imperative,
+        Style::Interrogative,
+        Style::Descriptive,
+        Style::Concise,
+        Style::Vague,
+        Style::Metaphorical,
+        Style::MultiTurnDialogue,
+    ];
+
+    /// The `question_style` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Style::Formal => "Formal",
+            Style::Colloquial => "Colloquial",
+            Style::Imperative => "Imperative",
+            Style::Interrogative => "Interrogative",
+            Style::Descriptive => "Descriptive",
+            Style::Concise => "Concise",
+            Style::Vague => "Vague",
+            Style::Metaphorical => "Metaphorical",
+            Style::MultiTurnDialogue => "Multi-turn Dialogue",
+        }
+    }
+
+    fn weight(self) -> u32 {
+        match self {
+            Style::Formal => 15,
+            Style::Interrogative => 14,
+            Style::Imperative => 12,
+            Style::Descriptive => 12,
+            Style::Colloquial => 10,
+            Style::Concise => 10,
+            Style::MultiTurnDialogue => 10,
+            Style::Vague => 9,
+            Style::Metaphorical => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    pub records: u64,
+    pub seed: u64,
+    /// Replace `data.json`, `tables.json` and `databases/` in a non-empty
+    /// output folder.
+    pub force: bool,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        SampleOptions {
+            records: 5000,
+            seed: 42,
+            force: false,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleSummary {
+    pub out: PathBuf,
+    pub records: u64,
+    pub seed: u64,
+    pub databases: usize,
+    /// Distinct verified SQL queries the records were drawn from.
+    pub distinct_sql: usize,
+    pub by_tier: BTreeMap<String, u64>,
+    pub by_style: BTreeMap<String, u64>,
+    pub with_external_knowledge: u64,
+    pub data_json_bytes: u64,
+    pub tables_json_bytes: u64,
+    pub database_bytes: u64,
+}
+
+/// Most distinct items kept per database and tier; larger corpora reuse
+/// them with other styles and phrasings.
+const POOL_CAP: usize = 1000;
+
+/// Name prefix of the staging folder inside the output folder.
+const STAGING_PREFIX: &str = ".sample-partial-";
+
+/// How many records between two progress callbacks.
+const PROGRESS_EVERY: u64 = 1024;
+
+/// Writes the sample corpus into `out` (created if missing). Refuses a
+/// non-empty folder unless `opts.force`. Everything is first written to a
+/// staging folder inside `out` and renamed into place, `data.json` last, so
+/// an interrupted run never leaves a complete-looking corpus.
+/// `on_progress` receives the number of records written so far.
+pub fn write_sample(
+    out: &Path,
+    opts: &SampleOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<SampleSummary, DataError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DataError::Io { path, source }
+    };
+    prepare_out_dir(out, opts.force)?;
+    let staging = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+    fs::create_dir_all(staging.join("databases")).map_err(io_err(&staging))?;
+
+    let result = write_staged(&staging, opts, on_progress);
+    let mut summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            // Best effort: the error being reported matters more than a
+            // leftover staging folder.
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    for name in ["databases", "tables.json", "data.json"] {
+        let target = out.join(name);
+        if target.is_dir() {
+            fs::remove_dir_all(&target).map_err(io_err(&target))?;
+        } else if target.exists() {
+            fs::remove_file(&target).map_err(io_err(&target))?;
+        }
+        fs::rename(staging.join(name), &target).map_err(io_err(&target))?;
+    }
+    fs::remove_dir(&staging).map_err(io_err(&staging))?;
+    summary.out = out.to_path_buf();
+    Ok(summary)
+}
+
+fn prepare_out_dir(out: &Path, force: bool) -> Result<(), DataError> {
+    let io_err = |source| DataError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    if out.exists() {
+        if !out.is_dir() {
+            return Err(DataError::Invalid(format!(
+                "{}: exists and is not a folder",
+                out.display()
+            )));
+        }
+        // A staging folder left by an interrupted run does not count.
+        let non_empty = fs::read_dir(out)
+            .map_err(io_err)?
+            .filter_map(Result::ok)
+            .any(|entry| {
+                !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(STAGING_PREFIX)
+            });
+        if non_empty && !force {
+            return Err(DataError::Invalid(format!(
+                "{}: folder is not empty; pass --force to replace its data.json, tables.json and databases/",
+                out.display()
+            )));
+        }
+        Ok(())
+    } else {
+        fs::create_dir_all(out).map_err(io_err)
+    }
+}
+
+/// One generated database with its item pools, per tier.
+struct BuiltDatabase {
+    db_id: &'static str,
+    topic: &'static str,
+    pools: Vec<Vec<Item>>,
+}
+
+fn write_staged(
+    staging: &Path,
+    opts: &SampleOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<SampleSummary, DataError> {
+    let n_databases = DOMAINS.len() as u64;
+    // Pool sizes follow the expected number of records per (database, tier)
+    // so that small samples repeat no SQL.
+    let targets: Vec<usize> = Tier::ALL
+        .iter()
+        .map(|tier| {
+            let expected = opts.records * u64::from(tier.weight()) / 100 / n_databases;
+            (expected as usize + expected as usize / 4 + 8).min(POOL_CAP)
+        })
+        .collect();
+
+    let built: Vec<BuiltDatabase> = DOMAINS
+        .par_iter()
+        .enumerate()
+        .map(|(index, domain)| -> Result<BuiltDatabase, DataError> {
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+            rng.set_stream(index as u64 + 1);
+            let data = rows::generate_rows(domain, &mut rng);
+            let folder = staging.join("databases").join(domain.db_id);
+            fs::create_dir_all(&folder).map_err(|source| DataError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+            let db_path = folder.join(format!("{}.sqlite", domain.db_id));
+            rows::write_database(&db_path, domain, &data)?;
+            let conn = pool::open_read_only(&db_path)?;
+            let ctx = context::DbContext::new(domain, &data);
+            let pools = Tier::ALL
+                .iter()
+                .zip(&targets)
+                .map(|(&tier, &target)| {
+                    pool::build_pool(&ctx, &conn, &db_path, tier, target, &mut rng)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(BuiltDatabase {
+                db_id: domain.db_id,
+                topic: domain.topic,
+                pools,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    let tables: Vec<serde_json::Value> = DOMAINS.iter().map(rows::tables_json_entry).collect();
+    let tables_path = staging.join("tables.json");
+    let tables_bytes = serde_json::to_vec_pretty(&tables)
+        .map_err(|e| DataError::Invalid(format!("{}: {e}", tables_path.display())))?;
+    fs::write(&tables_path, &tables_bytes).map_err(|source| DataError::Io {
+        path: tables_path.clone(),
+        source,
+    })?;
+
+    let data_path = staging.join("data.json");
+    let mut summary = write_records(&data_path, &built, opts, on_progress)?;
+    summary.tables_json_bytes = tables_bytes.len() as u64;
+    summary.distinct_sql = built.iter().flat_map(|b| &b.pools).map(Vec::len).sum();
+    summary.database_bytes = DOMAINS
+        .iter()
+        .map(|d| {
+            let path = staging
+                .join("databases")
+                .join(d.db_id)
+                .join(format!("{}.sqlite", d.db_id));
+            fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        })
+        .sum();
+    Ok(summary)
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    db_id: &'a str,
+    sql_complexity: &'a str,
+    question_style: &'a str,
+    question: &'a str,
+    external_knowledge: &'a str,
+    cot: &'a str,
+    sql: &'a str,
+}
+
+fn write_records(
+    path: &Path,
+    built: &[BuiltDatabase],
+    opts: &SampleOptions,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<SampleSummary, DataError> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::create(path).map_err(io_err)?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    rng.set_stream(0);
+    let tier_weights: Vec<u32> = Tier::ALL.iter().map(|t| t.weight()).collect();
+    let style_weights: Vec<u32> = Style::ALL.iter().map(|s| s.weight()).collect();
+    // Next item to use per (database, tier): pools are shuffled, so cycling
+    // through them repeats an SQL only once a pool is exhausted.
+    let mut cursors = vec![[0usize; 4]; built.len()];
+    let mut by_tier: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_style: BTreeMap<String, u64> = BTreeMap::new();
+    let mut with_knowledge = 0u64;
+
+    writer.write_all(b"[").map_err(io_err)?;
+    for index in 0..opts.records {
+        let db = rand::Rng::random_range(&mut rng, 0..built.len());
+        let mut tier_index = render::weighted(&mut rng, &tier_weights);
+        // A database without items of the drawn tier falls back to the
+        // next tier that has some.
+        for _ in 0..Tier::ALL.len() {
+            if !built[db].pools[tier_index].is_empty() {
+                break;
+            }
+            tier_index = (tier_index + 1) % Tier::ALL.len();
+        }
+        let pool = &built[db].pools[tier_index];
+        if pool.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "no verified question could be generated for database {}",
+                built[db].db_id
+            )));
+        }
+        let item = &pool[cursors[db][tier_index] % pool.len()];
+        cursors[db][tier_index] += 1;
+        let style = Style::ALL[render::weighted(&mut rng, &style_weights)];
+        let question = render::question(item, style, built[db].topic, &mut rng);
+        let cot = render::cot(item, built[db].db_id);
+        let tier = Tier::ALL[tier_index];
+        let record = Record {
+            db_id: built[db].db_id,
+            sql_complexity: tier.as_str(),
+            question_style: style.as_str(),
+            question: &question,
+            external_knowledge: &item.knowledge,
+            cot: &cot,
+            sql: &item.sql,
+        };
+        writer
+            .write_all(if index == 0 { b"\n" } else { b",\n" })
+            .map_err(io_err)?;
+        let mut serializer = serde_json::Serializer::with_formatter(
+            &mut writer,
+            serde_json::ser::PrettyFormatter::with_indent(b"    "),
+        );
+        record
+            .serialize(&mut serializer)
+            .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?;
+        *by_tier.entry(tier.as_str().to_string()).or_default() += 1;
+        *by_style.entry(style.as_str().to_string()).or_default() += 1;
+        with_knowledge += u64::from(!item.knowledge.is_empty());
+        if (index + 1) % PROGRESS_EVERY == 0 {
+            on_progress(index + 1);
+        }
+    }
+    writer.write_all(b"\n]\n").map_err(io_err)?;
+    writer.flush().map_err(io_err)?;
+    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    on_progress(opts.records);
+    let data_json_bytes = fs::metadata(path).map_err(io_err)?.len();
+    Ok(SampleSummary {
+        out: PathBuf::new(),
+        records: opts.records,
+        seed: opts.seed,
+        databases: built.len(),
+        distinct_sql: 0,
+        by_tier,
+        by_style,
+        with_external_knowledge: with_knowledge,
+        data_json_bytes,
+        tables_json_bytes: 0,
+        database_bytes: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+
+    use serde_json::Value;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::schema::read_tables_file;
+
+    const RECORDS: u64 = 1500;
+
+    /// One sample shared by the tests that only read it.
+    fn shared_sample() -> &'static (tempfile::TempDir, SampleSummary, Vec<Value>) {
+        static SAMPLE: OnceLock<(tempfile::TempDir, SampleSummary, Vec<Value>)> = OnceLock::new();
+        SAMPLE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = SampleOptions {
+                records: RECORDS,
+                ..SampleOptions::default()
+            };
+            let summary = write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+            let records: Vec<Value> =
+                serde_json::from_slice(&fs::read(dir.path().join("data.json")).unwrap()).unwrap();
+            (dir, summary, records)
+        })
+    }
+
+    fn db_path(root: &Path, db_id: &str) -> PathBuf {
+        root.join("databases")
+            .join(db_id)
+            .join(format!("{db_id}.sqlite"))
+    }
+
+    fn hash_tree(root: &Path) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let digest = hex::encode(Sha256::digest(fs::read(&path).unwrap()));
+                    let name = path.strip_prefix(root).unwrap().display().to_string();
+                    files.push((name, digest));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn same_seed_gives_identical_bytes_and_another_seed_differs() {
+        let write = |seed| {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = SampleOptions {
+                records: 300,
+                seed,
+                force: false,
+            };
+            write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+            let hashes = hash_tree(dir.path());
+            (dir, hashes)
+        };
+        let (_a, first) = write(7);
+        let (_b, second) = write(7);
+        let (_c, other) = write(8);
+        assert_eq!(first.len(), 2 + DOMAINS.len(), "{first:?}");
+        assert_eq!(first, second);
+        let data = |h: &[(String, String)]| h.iter().find(|(n, _)| n == "data.json").cloned();
+        assert_ne!(data(&first), data(&other));
+    }
+
+    #[test]
+    fn records_have_synsql_keys_every_tier_and_style() {
+        let (_, summary, records) = shared_sample();
+        assert_eq!(records.len() as u64, RECORDS);
+        assert_eq!(summary.records, RECORDS);
+        let keys = [
+            "db_id",
+            "sql_complexity",
+            "question_style",
+            "question",
+            "external_knowledge",
+            "cot",
+            "sql",
+        ];
+        let mut tiers = HashSet::new();
+        let mut styles = HashSet::new();
+        let mut databases = HashSet::new();
+        let (mut knowledge, mut multiline, mut commented) = (0, 0, 0);
+        for record in records {
+            let object = record.as_object().unwrap();
+            assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), keys);
+            let text = |k: &str| object[k].as_str().unwrap();
+            tiers.insert(text("sql_complexity").to_string());
+            styles.insert(text("question_style").to_string());
+            databases.insert(text("db_id").to_string());
+            if text("question_style") == "Multi-turn Dialogue" {
+                assert!(text("question").starts_with("**User**: "));
+                assert!(text("question").contains("\n**Assistant**: "));
+            }
+            assert!(
+                text("cot").contains(text("sql")),
+                "the cot ends with the query"
+            );
+            knowledge += usize::from(!text("external_knowledge").is_empty());
+            multiline += usize::from(text("sql").contains('\n'));
+            commented += usize::from(text("sql").contains("-- "));
+        }
+        let expect_tiers: HashSet<String> =
+            Tier::ALL.iter().map(|t| t.as_str().to_string()).collect();
+        let expect_styles: HashSet<String> =
+            Style::ALL.iter().map(|s| s.as_str().to_string()).collect();
+        assert_eq!(tiers, expect_tiers);
+        assert_eq!(styles, expect_styles);
+        assert_eq!(databases.len(), DOMAINS.len());
+        assert!(
+            knowledge > 0 && knowledge < records.len() / 2,
+            "{knowledge} with external knowledge"
+        );
+        assert!(multiline > 0 && commented > 0);
+        // Tier mix close to 35/30/20/15.
+        let simple = summary.by_tier["Simple"] as f64 / RECORDS as f64;
+        assert!((0.28..0.42).contains(&simple), "{simple}");
+    }
+
+    #[test]
+    fn every_gold_sql_executes_and_returns_rows() {
+        let (dir, _, records) = shared_sample();
+        let mut connections = std::collections::HashMap::new();
+        for (i, record) in records.iter().enumerate() {
+            let db_id = record["db_id"].as_str().unwrap();
+            let conn = connections
+                .entry(db_id.to_string())
+                .or_insert_with(|| pool::open_read_only(&db_path(dir.path(), db_id)).unwrap());
+            let sql = record["sql"].as_str().unwrap();
+            match pool::returns_rows(conn, sql) {
+                Ok(true) => {}
+                other => panic!("record {i} on {db_id}: {other:?}: {sql}"),
+            }
+        }
+    }
+
+    #[test]
+    fn small_samples_do_not_repeat_sql() {
+        let (_, summary, records) = shared_sample();
+        let distinct: HashSet<&str> = records.iter().map(|r| r["sql"].as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), records.len());
+        assert!(summary.distinct_sql >= records.len());
+    }
+
+    /// The question names the literal values of the SQL (unless they come
+    /// from external knowledge), so the mapping can be learnt.
+    #[test]
+    fn questions_carry_the_sql_literals() {
+        let (_, _, records) = shared_sample();
+        for record in records {
+            if !record["external_knowledge"].as_str().unwrap().is_empty() {
+                continue;
+            }
+            let question = record["question"].as_str().unwrap();
+            let sql = record["sql"].as_str().unwrap();
+            for literal in string_literals(sql) {
+                if literal.contains('%') || literal == "highest" || literal == "lowest" {
+                    continue; // LIKE patterns, strftime formats, UNION tags
+                }
+                assert!(
+                    question.contains(&format!("'{literal}'")),
+                    "'{literal}' of {sql} is not in: {question}"
+                );
+            }
+        }
+    }
+
+    fn string_literals(sql: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\'' {
+                continue;
+            }
+            let mut literal = String::new();
+            while let Some(c) = chars.next() {
+                if c == '\'' {
+                    if chars.peek() == Some(&'\'') {
+                        chars.next();
+                        literal.push('\'');
+                    } else {
+                        break;
+                    }
+                } else {
+                    literal.push(c);
+                }
+            }
+            out.push(literal);
+        }
+        out
+    }
+
+    #[test]
+    fn tables_json_parses_with_keys_and_matches_the_databases() {
+        let (dir, _, _) = shared_sample();
+        let schemas = read_tables_file(&dir.path().join("tables.json")).unwrap();
+        assert!(schemas.len() >= 8);
+        let mut composite = 0;
+        for schema in &schemas {
+            assert!((3..=8).contains(&schema.tables.len()), "{}", schema.db_id);
+            assert!(!schema.foreign_keys.is_empty(), "{}", schema.db_id);
+            assert_eq!(schema.ddls.len(), schema.tables.len());
+            composite += schema
+                .tables
+                .iter()
+                .filter(|t| t.primary_key.len() > 1)
+                .count();
+            let conn = pool::open_read_only(&db_path(dir.path(), &schema.db_id)).unwrap();
+            for (table, ddl) in schema.tables.iter().zip(&schema.ddls) {
+                // The DDL in tables.json is the statement that built the table.
+                let stored: String = conn
+                    .query_row(
+                        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                        [&table.name],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(&stored, ddl);
+                let rows: i64 = conn
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM \"{}\"", table.name),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert!(
+                    rows >= 100,
+                    "{}.{} has {rows} rows",
+                    schema.db_id,
+                    table.name
+                );
+                for column in &table.columns {
+                    assert!(
+                        column.description.len() > column.name.len() / 2,
+                        "{}",
+                        column.name
+                    );
+                    assert!(
+                        ["INTEGER", "REAL", "TEXT", "DATE"].contains(&column.data_type.as_str())
+                    );
+                }
+            }
+            // Foreign keys hold: every referenced key exists.
+            for fk in &schema.foreign_keys {
+                let (child, parent) = (&schema.tables[fk.table], &schema.tables[fk.ref_table]);
+                let orphans: i64 = conn
+                    .query_row(
+                        &format!(
+                            "SELECT COUNT(*) FROM \"{}\" WHERE \"{}\" NOT IN (SELECT \"{}\" FROM \"{}\")",
+                            child.name,
+                            child.columns[fk.column].name,
+                            parent.columns[fk.ref_column].name,
+                            parent.name
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(orphans, 0, "{}.{}", schema.db_id, child.name);
+            }
+        }
+        assert!(composite >= 1);
+    }
+
+    /// Every template family yields verified items on some database, so
+    /// none is silently dead.
+    #[test]
+    fn every_template_family_produces_verified_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut alive = vec![vec![false; 0]; 4];
+        for (t, tier) in Tier::ALL.iter().enumerate() {
+            alive[t] = vec![false; templates::families(*tier).len()];
+        }
+        for (index, domain) in DOMAINS.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(index as u64);
+            let data = rows::generate_rows(domain, &mut rng);
+            let path = dir.path().join(format!("{}.sqlite", domain.db_id));
+            rows::write_database(&path, domain, &data).unwrap();
+            let conn = pool::open_read_only(&path).unwrap();
+            let ctx = context::DbContext::new(domain, &data);
+            for (t, tier) in Tier::ALL.iter().enumerate() {
+                for (f, family) in templates::families(*tier).iter().enumerate() {
+                    for _ in 0..8 {
+                        if let Some(item) = family(&ctx, &mut rng) {
+                            let ok = pool::returns_rows(&conn, &item.sql);
+                            assert!(ok.is_ok(), "{}: {ok:?}: {}", domain.db_id, item.sql);
+                            if ok.unwrap_or(false) {
+                                alive[t][f] = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (t, tier) in Tier::ALL.iter().enumerate() {
+            let dead: Vec<usize> = (0..alive[t].len()).filter(|&f| !alive[t][f]).collect();
+            assert!(
+                dead.is_empty(),
+                "{} families {dead:?} never verified",
+                tier.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn a_leftover_staging_folder_does_not_block_a_new_run() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(format!("{STAGING_PREFIX}1"))).unwrap();
+        let opts = SampleOptions {
+            records: 20,
+            ..SampleOptions::default()
+        };
+        write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+        assert!(dir.path().join("data.json").is_file());
+    }
+
+    #[test]
+    fn refuses_a_non_empty_folder_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), "keep me").unwrap();
+        let opts = SampleOptions {
+            records: 50,
+            ..SampleOptions::default()
+        };
+        let err = write_sample(dir.path(), &opts, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(!dir.path().join("data.json").exists());
+        let forced = SampleOptions {
+            force: true,
+            ..opts
+        };
+        let mut last = 0;
+        write_sample(dir.path(), &forced, &mut |n| last = n).unwrap();
+        write_sample(dir.path(), &forced, &mut |_| {}).unwrap();
+        assert_eq!(last, 50);
+        assert!(dir.path().join("data.json").exists());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+            "keep me"
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".sample-partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
