@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
+    /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
+    Eval(commands::eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     output::init_logging(&cli.global);
     let result = match cli.command {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
+        Command::Eval(args) => commands::eval::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

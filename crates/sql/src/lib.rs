@@ -9,7 +9,7 @@ pub mod hardness;
 pub mod sandbox;
 pub mod value;
 
-pub use compare::{prepare_sql, results_equal, Rule};
+pub use compare::{results_equal, Rule};
 pub use eval::{
     evaluate, score_example, EvalExample, EvalOptions, EvalReport, EvalSummary, ExampleOutcome,
     Verdict,

@@ -48,40 +48,26 @@ impl std::str::FromStr for Rule {
     }
 }
 
-/// The gold and predicted SQL as they are executed under one rule, and
-/// whether row order matters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreparedPair {
-    pub gold: String,
-    pub prediction: String,
-    pub order_matters: bool,
-}
-
-/// The SQL a rule executes. Spider: `> =`, `< =`, `! =` closed up in both
-/// queries (as `exec_eval.py` does), DISTINCT removed unless `keep_distinct`,
-/// `YEAR(CURDATE())` replaced by 2020, and order matters when the processed
-/// gold contains `order by`. BIRD: both run as written; order never matters.
-pub fn prepare_sql(rule: Rule, gold: &str, prediction: &str, keep_distinct: bool) -> PreparedPair {
-    match rule {
-        Rule::Spider => {
-            let gold = prepare_spider_side(gold, keep_distinct);
-            let prediction = prepare_spider_side(prediction, keep_distinct);
-            let order_matters = gold.to_lowercase().contains("order by");
-            PreparedPair {
-                gold,
-                prediction,
-                order_matters,
-            }
+impl Rule {
+    /// The SQL this rule executes for `sql` (gold or prediction alike).
+    /// Spider, as `exec_eval.py`: `> =`, `< =`, `! =` closed up, DISTINCT
+    /// removed unless `keep_distinct`, `YEAR(CURDATE())` replaced by 2020.
+    /// BIRD: the SQL as written.
+    pub fn executed_sql(self, sql: &str, keep_distinct: bool) -> String {
+        match self {
+            Rule::Spider => prepare_spider_side(sql, keep_distinct),
+            Rule::Bird => sql.to_string(),
         }
-        Rule::Bird => PreparedPair {
-            gold: gold.to_string(),
-            prediction: prediction.to_string(),
-            order_matters: false,
-        },
+    }
+
+    /// Whether row order matters, given the gold SQL as executed: Spider
+    /// looks for `order by` in it; BIRD never minds the order.
+    pub fn order_matters(self, executed_gold: &str) -> bool {
+        self == Rule::Spider && executed_gold.to_lowercase().contains("order by")
     }
 }
 
-/// One side of [`prepare_sql`] under the Spider rule.
+/// [`Rule::executed_sql`] under the Spider rule.
 pub fn prepare_spider_side(sql: &str, keep_distinct: bool) -> String {
     let sql = close_up_operators(sql);
     let sql = if keep_distinct {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use report::{Bucket, EvalReport, EvalSummary, Latency};
 
-use crate::compare::{prepare_spider_side, results_equal, Rule};
+use crate::compare::{results_equal, Rule};
 use crate::exact::normalized_exact_match;
 use crate::hardness::Hardness;
 use crate::sandbox::{run_query, ExecError, QueryResult, SandboxLimits};
@@ -177,13 +177,9 @@ pub fn score_example(index: usize, example: &EvalExample, options: &EvalOptions)
         }
     };
     let (rule, keep_distinct, limits) = (options.rule, options.keep_distinct, &options.limits);
-    let as_executed = |sql: &str| match rule {
-        Rule::Spider => prepare_spider_side(sql, keep_distinct),
-        Rule::Bird => sql.to_string(),
-    };
+    let as_executed = |sql: &str| rule.executed_sql(sql, keep_distinct);
     let gold_sql = as_executed(&example.gold);
-    // exec_eval.py: order matters when the processed gold says ORDER BY.
-    let order_matters = rule == Rule::Spider && gold_sql.to_lowercase().contains("order by");
+    let order_matters = rule.order_matters(&gold_sql);
     let gold = run_query(db_path, &gold_sql, limits);
     outcome.gold_ms = gold.as_ref().ok().map(|r| ms(r.elapsed));
     let gold = match gold {
