@@ -54,6 +54,9 @@ fn match_cur_year(lower: &str, mut i: usize) -> Option<usize> {
 /// quoted `"distinct"` or `'distinct'` keeps its quotes in the token), so
 /// this scanner drops whole words equal to `distinct` outside string
 /// literals, quoted identifiers and comments, and keeps every other byte.
+/// The script keeps only `sqlparse.parse(s)[0]`, the first statement: text
+/// after the first `;` outside quotes and comments is dropped too, so a
+/// stacked prediction is scored on its first statement alone.
 /// Hand-written because no SQL tokenizer crate keeps the exact source text
 /// of every token while never failing on broken SQL, as sqlparse does.
 pub fn remove_distinct(sql: &str) -> String {
@@ -63,6 +66,10 @@ pub fn remove_distinct(sql: &str) -> String {
     while let Some((start, c)) = chars.next() {
         match c {
             '\'' | '"' | '`' => skip_quoted(&mut chars, c),
+            ';' => {
+                out.push_str(&sql[copied_to..=start]);
+                return out;
+            }
             '-' if chars.peek().is_some_and(|(_, n)| *n == '-') => {
                 for (_, n) in chars.by_ref() {
                     if n == '\n' {
@@ -139,6 +146,18 @@ mod tests {
         assert_eq!(
             remove_distinct("SELECT 'it''s' , Distinct a"),
             "SELECT 'it''s' ,  a"
+        );
+    }
+
+    #[test]
+    fn only_the_first_statement_survives_like_sqlparse_parse_0() {
+        assert_eq!(
+            remove_distinct("SELECT a FROM t; LIMIT 2"),
+            "SELECT a FROM t;"
+        );
+        assert_eq!(
+            remove_distinct("SELECT ';' FROM t -- ;\n; DROP TABLE t"),
+            "SELECT ';' FROM t -- ;\n;"
         );
     }
 
