@@ -91,13 +91,12 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let bar = progress_bar(global, examples.len() as u64, "eval", false);
     let report = evaluate(&examples, &options, &|| bar.inc(1));
     bar.finish_and_clear();
-    write_outputs(&args, &report)?;
-    if global.json {
-        print_json(&report.summary)
-    } else {
-        print!("{}", report.summary.to_table());
-        Ok(())
-    }
+    emit_report(
+        &report,
+        args.report.as_deref(),
+        args.per_example.as_deref(),
+        global,
+    )
 }
 
 fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
@@ -152,15 +151,23 @@ fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
     Ok(examples)
 }
 
-fn write_outputs(args: &Args, report: &EvalReport) -> Result<()> {
-    if let Some(path) = &args.report {
+/// Writes the summary JSON and the per-example JSONL (when asked), then
+/// prints the summary: a table, or JSON under `--json`. Shared by every way
+/// of producing predictions (files here, the model's generations).
+pub fn emit_report(
+    report: &EvalReport,
+    report_path: Option<&Path>,
+    per_example_path: Option<&Path>,
+    global: &GlobalOpts,
+) -> Result<()> {
+    if let Some(path) = report_path {
         write_atomically(path, |out| {
             serde_json::to_writer_pretty(&mut *out, &report.summary)?;
             writeln!(out)?;
             Ok(())
         })?;
     }
-    if let Some(path) = &args.per_example {
+    if let Some(path) = per_example_path {
         write_atomically(path, |out| {
             for outcome in &report.examples {
                 serde_json::to_writer(&mut *out, outcome)?;
@@ -169,7 +176,12 @@ fn write_outputs(args: &Args, report: &EvalReport) -> Result<()> {
             Ok(())
         })?;
     }
-    Ok(())
+    if global.json {
+        print_json(&report.summary)
+    } else {
+        print!("{}", report.summary.to_table());
+        Ok(())
+    }
 }
 
 /// Writes next to `path` under a temporary name and renames it into place,

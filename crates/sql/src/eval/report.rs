@@ -91,6 +91,16 @@ fn bucket(name: String, outcomes: &[&ExampleOutcome]) -> Bucket {
     }
 }
 
+/// SynSQL's tiers from easiest to hardest, then any other tier by name.
+fn tier_rank(tier: &str) -> usize {
+    const ORDER: [&str; 4] = ["simple", "moderate", "complex", "highly complex"];
+    let lower = tier.to_lowercase();
+    ORDER
+        .iter()
+        .position(|t| *t == lower)
+        .unwrap_or(ORDER.len())
+}
+
 /// Nearest-rank percentile of sorted values.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -115,11 +125,14 @@ impl EvalReport {
             count(Verdict::Timeout),
         );
 
-        let mut tiers: BTreeMap<&str, Vec<&ExampleOutcome>> = BTreeMap::new();
+        let mut tiers: BTreeMap<(usize, &str), Vec<&ExampleOutcome>> = BTreeMap::new();
         let mut hardness: BTreeMap<Hardness, Vec<&ExampleOutcome>> = BTreeMap::new();
         for outcome in &scored {
             if let Some(tier) = &outcome.tier {
-                tiers.entry(tier.as_str()).or_default().push(outcome);
+                tiers
+                    .entry((tier_rank(tier), tier.as_str()))
+                    .or_default()
+                    .push(outcome);
             }
             if let Some(level) = outcome.hardness {
                 hardness.entry(level).or_default().push(outcome);
@@ -149,7 +162,7 @@ impl EvalReport {
             timeout_rate: rate(timeouts, scored.len()),
             by_tier: tiers
                 .into_iter()
-                .map(|(name, o)| bucket(name.to_string(), &o))
+                .map(|((_, name), o)| bucket(name.to_string(), &o))
                 .collect(),
             by_hardness: hardness
                 .into_iter()

@@ -190,6 +190,7 @@ fn the_report_counts_every_example() {
     ];
     examples[0].tier = Some("Simple".to_string());
     examples[1].tier = Some("Simple".to_string());
+    examples[2].tier = Some("Highly Complex".to_string());
     examples[3].db_path = None;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let report = evaluate(&examples, &options(Rule::Spider), &|| {
@@ -203,8 +204,12 @@ fn the_report_counts_every_example() {
     );
     assert!((s.accuracy - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(s.normalized_exact_match, 2);
-    assert_eq!(s.by_tier.len(), 1);
-    assert_eq!((s.by_tier[0].examples, s.by_tier[0].correct), (2, 1));
+    let tiers: Vec<(&str, usize, usize)> = s
+        .by_tier
+        .iter()
+        .map(|b| (b.name.as_str(), b.examples, b.correct))
+        .collect();
+    assert_eq!(tiers, [("Simple", 2, 1), ("Highly Complex", 1, 1)]);
     assert_eq!(s.by_hardness.iter().map(|b| b.examples).sum::<usize>(), 3);
     assert_eq!(s.prediction_latency.count, 3);
     assert_eq!(report.examples[3].verdict, Verdict::NoDatabase);
