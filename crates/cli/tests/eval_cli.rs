@@ -167,6 +167,60 @@ fn bird_format_and_rule_on_spider_gold() {
 }
 
 #[test]
+fn gold_json_with_difficulty_reports_per_tier() {
+    let Some(root) = spider() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<serde_json::Value> = gold_lines(&root)
+        .iter()
+        .take(6)
+        .enumerate()
+        .map(|(i, line)| {
+            let (sql, db) = line.rsplit_once('\t').unwrap();
+            let difficulty = if i < 4 { "simple" } else { "challenging" };
+            serde_json::json!({"SQL": sql, "db_id": db, "difficulty": difficulty})
+        })
+        .collect();
+    let gold = dir.path().join("dev.json");
+    std::fs::write(&gold, serde_json::to_string(&records).unwrap()).unwrap();
+    let preds = dir.path().join("pred.txt");
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| r["SQL"].as_str().unwrap().to_string())
+        .collect();
+    lines[5] = "SELECT 0".to_string();
+    std::fs::write(&preds, lines.join("\n")).unwrap();
+    let out = text2sql(&[
+        "--json",
+        "eval",
+        "--rule",
+        "bird",
+        "--predictions",
+        s(&preds),
+        "--gold",
+        s(&gold),
+        "--db-dir",
+        s(&root.join("database")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tiers = summary["by_tier"].as_array().unwrap();
+    assert_eq!(tiers[0]["name"], "simple");
+    assert_eq!(
+        (tiers[0]["examples"].as_u64(), tiers[0]["correct"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert_eq!(tiers[1]["name"], "challenging");
+    assert_eq!(
+        (tiers[1]["examples"].as_u64(), tiers[1]["correct"].as_u64()),
+        (Some(2), Some(1))
+    );
+}
+
+#[test]
 fn misaligned_or_malformed_inputs_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let gold = dir.path().join("gold.sql");

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use text2sql_sql::eval::files::{read_bird_predictions, read_gold_file, read_spider_predictions};
+use text2sql_sql::eval::files::{
+    read_bird_predictions, read_gold_file, read_gold_json, read_spider_predictions,
+};
 use text2sql_sql::{
     evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, Rule, SandboxLimits,
 };
@@ -31,7 +33,9 @@ pub struct Args {
     /// Predicted SQL: one query per line, or BIRD's prediction JSON with `--format bird`.
     #[arg(long)]
     pub predictions: PathBuf,
-    /// Gold SQL: one `SQL<TAB>db_id` per line (Spider's dev_gold.sql, BIRD's dev.sql).
+    /// Gold SQL: one `SQL<TAB>db_id` per line (Spider's dev_gold.sql, BIRD's dev.sql),
+    /// or a .json array of examples (Spider's or BIRD's dev.json; BIRD's
+    /// `difficulty` then gives per-tier accuracy).
     #[arg(long)]
     pub gold: PathBuf,
     /// Folder of databases, laid out as DIR/<db_id>/<db_id>.sqlite.
@@ -100,7 +104,15 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
 }
 
 fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
-    let gold = read_gold_file(&args.gold)?;
+    let is_json = args
+        .gold
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let gold = if is_json {
+        read_gold_json(&args.gold)?
+    } else {
+        read_gold_file(&args.gold)?
+    };
     let predictions = match args.format {
         PredictionFormat::Spider => read_spider_predictions(&args.predictions)?,
         PredictionFormat::Bird => read_bird_predictions(&args.predictions)?,
@@ -145,7 +157,7 @@ fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
             },
             gold: gold.sql,
             db_id: gold.db_id,
-            tier: None,
+            tier: gold.tier,
         });
     }
     Ok(examples)

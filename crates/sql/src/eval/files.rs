@@ -1,6 +1,7 @@
 //! The public file formats of predictions and gold queries.
 //! Spider: one predicted SQL per line (anything after a tab is ignored, as
-//! Spider's script takes the first field); gold lines `SQL<TAB>db_id`.
+//! Spider's script takes the first field); gold lines `SQL<TAB>db_id`, or a
+//! JSON array of examples (Spider's or BIRD's dev.json, SynSQL records).
 //! BIRD: predictions as a JSON object `{"0": "SQL\t----- bird -----\tdb_id", ...}`.
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ pub enum EvalFileError {
 pub struct GoldEntry {
     pub sql: String,
     pub db_id: String,
+    /// The example's difficulty tier when the file has one (BIRD's
+    /// `difficulty`, SynSQL's `sql_complexity`).
+    pub tier: Option<String>,
 }
 
 /// One prediction; BIRD files also name the database.
@@ -61,9 +65,54 @@ pub fn read_gold_file(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
         gold.push(GoldEntry {
             sql: sql.trim().to_string(),
             db_id: db_id.trim().to_string(),
+            tier: None,
         });
     }
     Ok(gold)
+}
+
+/// Reads a JSON array of examples: the SQL from `query` (Spider), `SQL`
+/// (BIRD) or `sql` (SynSQL) when it is a string, `db_id`, and the tier from
+/// `difficulty` (BIRD) or `sql_complexity` (SynSQL) when present.
+pub fn read_gold_json(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
+    let text = read(path)?;
+    let format_error = |record: String, message: String| EvalFileError::Format {
+        path: path.to_path_buf(),
+        record,
+        message,
+    };
+    let records: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&text)
+        .map_err(|e| {
+            format_error(
+                "top level".to_string(),
+                format!("expected a JSON array of objects: {e}"),
+            )
+        })?;
+    let text_field = |record: &serde_json::Map<String, serde_json::Value>, keys: &[&str]| {
+        keys.iter()
+            .find_map(|key| record.get(*key).and_then(|v| v.as_str()))
+            .map(|v| v.trim().to_string())
+    };
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let sql = text_field(record, &["query", "SQL", "sql"]).ok_or_else(|| {
+                format_error(
+                    format!("record {i}"),
+                    "no SQL string in `query`, `SQL` or `sql`".to_string(),
+                )
+            })?;
+            let db_id = text_field(record, &["db_id"]).ok_or_else(|| {
+                format_error(format!("record {i}"), "no `db_id` string".to_string())
+            })?;
+            Ok(GoldEntry {
+                sql,
+                db_id,
+                tier: text_field(record, &["difficulty", "sql_complexity"]),
+            })
+        })
+        .collect()
 }
 
 /// Reads one prediction per line. A blank line is an empty prediction (it
@@ -160,6 +209,32 @@ mod tests {
         std::fs::write(&path, "SELECT 1\tdb\nSELECT 2\n").unwrap();
         let error = read_gold_file(&path).unwrap_err().to_string();
         assert!(error.contains("gold.sql: line 2"), "{error}");
+    }
+
+    #[test]
+    fn gold_json_takes_sql_db_and_tier_from_the_known_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev.json");
+        std::fs::write(
+            &path,
+            r#"[{"question": "q", "SQL": "SELECT 1", "db_id": "a", "difficulty": "simple"},
+                {"query": "SELECT 2", "sql": {"parsed": true}, "db_id": "b"},
+                {"sql": "SELECT 3", "db_id": "c", "sql_complexity": "Highly Complex"}]"#,
+        )
+        .unwrap();
+        let gold = read_gold_json(&path).unwrap();
+        assert_eq!(gold[0].tier.as_deref(), Some("simple"));
+        assert_eq!(
+            (gold[1].sql.as_str(), gold[1].tier.as_deref()),
+            ("SELECT 2", None)
+        );
+        assert_eq!(gold[2].tier.as_deref(), Some("Highly Complex"));
+        std::fs::write(&path, r#"[{"SQL": "SELECT 1"}]"#).unwrap();
+        let error = read_gold_json(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("record 0") && error.contains("db_id"),
+            "{error}"
+        );
     }
 
     #[test]

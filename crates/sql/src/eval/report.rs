@@ -91,9 +91,15 @@ fn bucket(name: String, outcomes: &[&ExampleOutcome]) -> Bucket {
     }
 }
 
-/// SynSQL's tiers from easiest to hardest, then any other tier by name.
+/// SynSQL's and BIRD's tiers from easiest to hardest, then any other by name.
 fn tier_rank(tier: &str) -> usize {
-    const ORDER: [&str; 4] = ["simple", "moderate", "complex", "highly complex"];
+    const ORDER: [&str; 5] = [
+        "simple",
+        "moderate",
+        "complex",
+        "highly complex",
+        "challenging",
+    ];
     let lower = tier.to_lowercase();
     ORDER
         .iter()
