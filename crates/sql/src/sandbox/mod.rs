@@ -45,12 +45,14 @@ impl Default for SandboxLimits {
 }
 
 impl SandboxLimits {
-    /// Limits for scoring: the public scripts fetch every row, so the cap is
-    /// high (one million rows) and only guards memory against runaway queries.
+    /// Limits for scoring: the public scripts fetch every row and build
+    /// values up to SQLite's 1 GB default, so the caps are high (one million
+    /// rows, 100 MB values) and only guard memory against runaway queries.
     pub fn for_eval(timeout: Duration) -> Self {
         SandboxLimits {
             timeout,
             max_rows: Some(1_000_000),
+            max_value_bytes: 100_000_000,
             ..SandboxLimits::default()
         }
     }
