@@ -42,6 +42,8 @@ enum Command {
     /// The same --seed gives byte-identical files; 2,544,390 records (the size
     /// of SynSQL-2.5M) are written streaming, in flat memory.
     Sample(commands::sample::Args),
+    /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
+    Eval(commands::eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
         Command::Sample(args) => commands::sample::run(args, &cli.global),
+        Command::Eval(args) => commands::eval::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

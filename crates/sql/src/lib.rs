@@ -1,1 +1,20 @@
-//! The SQLite sandbox, execution-accuracy comparison (Spider and BIRD rules), SQL normalisation and exact match.
+//! The SQLite sandbox, execution-accuracy comparison (Spider and BIRD rules),
+//! SQL normalisation and exact match, Spider hardness, and the scorer that
+//! turns predictions into an accuracy report.
+
+pub mod compare;
+pub mod eval;
+pub mod exact;
+pub mod hardness;
+pub mod sandbox;
+pub mod value;
+
+pub use compare::{results_equal, Rule};
+pub use eval::{
+    evaluate, score_example, EvalExample, EvalOptions, EvalReport, EvalSummary, ExampleOutcome,
+    Verdict,
+};
+pub use exact::{normalize_sql, normalized_exact_match};
+pub use hardness::{spider_hardness, Hardness};
+pub use sandbox::{run_query, CancelHandle, ExecError, QueryResult, Sandbox, SandboxLimits};
+pub use value::Value;

@@ -1,2 +1,3 @@
+pub mod eval;
 pub mod sample;
 pub mod schema;

@@ -1,0 +1,172 @@
+use super::*;
+use sha2::{Digest, Sha256};
+
+fn fixture_db(dir: &Path) -> PathBuf {
+    let path = dir.join("fixture.sqlite");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (x INTEGER, name TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO t SELECT i, 'row ' || i FROM n;
+         CREATE TABLE raw (b BLOB);
+         INSERT INTO raw VALUES (CAST(X'61FF62' AS TEXT));",
+    )
+    .unwrap();
+    path
+}
+
+fn checksum(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn fast_limits() -> SandboxLimits {
+    SandboxLimits {
+        timeout: Duration::from_millis(500),
+        ..SandboxLimits::default()
+    }
+}
+
+#[test]
+fn reads_rows_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let result = run_query(
+        &db,
+        "SELECT x, name FROM t WHERE x <= 2 ORDER BY x",
+        &fast_limits(),
+    )
+    .unwrap();
+    assert_eq!(result.columns, ["x", "name"]);
+    assert_eq!(
+        result.rows,
+        vec![
+            vec![Value::Integer(1), Value::Text("row 1".into())],
+            vec![Value::Integer(2), Value::Text("row 2".into())],
+        ]
+    );
+    assert!(!result.truncated);
+    let info = run_query(&db, "PRAGMA table_info(t)", &fast_limits()).unwrap();
+    assert_eq!(info.rows.len(), 2);
+}
+
+#[test]
+fn invalid_utf8_text_drops_the_bad_bytes_like_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let result = run_query(&db, "SELECT b FROM raw", &fast_limits()).unwrap();
+    assert_eq!(result.rows, vec![vec![Value::Text("ab".into())]]);
+}
+
+#[test]
+fn adversarial_sql_is_refused_or_cut_off_and_the_file_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let before = checksum(&db);
+    let refused = [
+        "SELECT 1; DROP TABLE t",
+        "SELECT 1; SELECT 2",
+        "ATTACH DATABASE 'other.sqlite' AS other",
+        "PRAGMA writable_schema = ON",
+        "PRAGMA writable_schema",
+        "PRAGMA journal_mode = DELETE",
+        "WITH d AS (SELECT 1) DELETE FROM t",
+        "INSERT INTO t VALUES (1, 'x')",
+        "UPDATE t SET x = 0",
+        "DELETE FROM t",
+        "DROP TABLE t",
+        "CREATE TABLE evil (x)",
+        "CREATE TEMP TABLE evil (x)",
+        "ALTER TABLE t ADD COLUMN y",
+        "BEGIN",
+        "VACUUM",
+        "SELECT load_extension('/tmp/evil.so')",
+        "",
+        "-- only a comment",
+    ];
+    for sql in refused {
+        let error = run_query(&db, sql, &fast_limits()).unwrap_err();
+        assert!(matches!(error, ExecError::Refused(_)), "{sql}: {error:?}");
+    }
+    // A data-modifying CTE is not even SQLite syntax: it fails as SQL.
+    let error = run_query(
+        &db,
+        "WITH d AS (DELETE FROM t RETURNING x) SELECT * FROM d",
+        &fast_limits(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, ExecError::Sql(_)), "{error:?}");
+    // randomblob(2e9) is beyond the length limit: an error, not 2 GB of memory.
+    let error = run_query(&db, "SELECT length(randomblob(2e9))", &fast_limits()).unwrap_err();
+    assert!(
+        matches!(&error, ExecError::Sql(m) if m.contains("too big")),
+        "{error:?}"
+    );
+    // A recursive CTE that never ends is stopped by the deadline...
+    let forever =
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT count(*) FROM c";
+    let error = run_query(&db, forever, &fast_limits()).unwrap_err();
+    assert_eq!(error, ExecError::Timeout(0.5));
+    // ...or by the row cap when it streams rows.
+    let limits = SandboxLimits {
+        max_rows: Some(100),
+        ..fast_limits()
+    };
+    let endless_rows =
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT i FROM c";
+    let result = run_query(&db, endless_rows, &limits).unwrap();
+    assert!(result.truncated);
+    assert_eq!(result.rows.len(), 100);
+    // A cross join of 3000^3 rows.
+    let cross = "SELECT count(*) FROM t a, t b, t c";
+    let error = run_query(&db, cross, &fast_limits()).unwrap_err();
+    assert_eq!(error.kind(), "timeout");
+    assert_eq!(checksum(&db), before);
+    assert!(!dir.path().join("other.sqlite").exists());
+    assert!(!dir.path().join("fixture.sqlite-journal").exists());
+}
+
+#[test]
+fn sql_errors_carry_sqlites_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let error = run_query(&db, "SELECT nope FROM t", &fast_limits()).unwrap_err();
+    assert_eq!(error, ExecError::Sql("no such column: nope".to_string()));
+    let long = format!("SELECT {}", "1 + ".repeat(50_000) + "1");
+    let error = run_query(&db, &long, &fast_limits()).unwrap_err();
+    assert_eq!(error.kind(), "sql_error");
+}
+
+#[test]
+fn a_missing_database_is_an_open_error() {
+    let error = run_query(
+        Path::new("/nonexistent/x.sqlite"),
+        "SELECT 1",
+        &fast_limits(),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), "open_error");
+}
+
+#[test]
+fn cancel_stops_a_running_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let limits = SandboxLimits {
+        timeout: Duration::from_secs(600),
+        ..SandboxLimits::default()
+    };
+    let mut sandbox = Sandbox::open(&db, limits).unwrap();
+    let handle = sandbox.cancel_handle();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        handle.cancel();
+    });
+    let error = sandbox
+        .query("SELECT count(*) FROM t a, t b, t c")
+        .unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(error, ExecError::Cancelled);
+    // The sandbox stays usable after a cancel.
+    let result = sandbox.query("SELECT count(*) FROM t").unwrap();
+    assert_eq!(result.rows, vec![vec![Value::Integer(3000)]]);
+}
