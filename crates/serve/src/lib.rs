@@ -128,12 +128,19 @@ pub fn serve_until_signal(
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let server = Server::bind(config, runner, generator).await?;
         on_ready(&server);
         server.run(shutdown_signal()).await
-    })
+    });
+    // A generation abandoned at its deadline may still be running on a
+    // blocking thread; give it a moment, then exit without it.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    served
 }
+
+/// How long [`serve_until_signal`] waits for abandoned blocking work on exit.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM. A signal that cannot be listened for is
 /// logged and ignored rather than taken as a request to stop.
