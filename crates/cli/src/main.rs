@@ -30,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Stream, validate and split a corpus (SynSQL, Spider, BIRD) into Parquet files.
+    Prepare(commands::prepare::Args),
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
 }
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(&cli.global);
     let result = match cli.command {
+        Command::Prepare(args) => commands::prepare::run(args, &cli.global),
         Command::Schema(args) => commands::schema::run(args, &cli.global),
     };
     match result {

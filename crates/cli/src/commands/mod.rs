@@ -1,1 +1,2 @@
+pub mod prepare;
 pub mod schema;
