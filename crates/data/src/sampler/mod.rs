@@ -278,3 +278,157 @@ impl CurriculumSampler {
         Ok(example)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::loader::ProcessedDataset;
+    use crate::prepare::{prepare, PrepareOptions, Split};
+
+    const TIERS: [&str; 4] = ["simple", "Moderate", "COMPLEX", "Highly Complex"];
+
+    /// A processed dataset of `per_tier` Simple, Moderate, Complex and
+    /// Highly Complex records each, all in train.
+    fn dataset(dir: &std::path::Path, per_tier: usize) -> ProcessedDataset {
+        let records: Vec<String> = (0..per_tier * 4)
+            .map(|i| {
+                serde_json::json!({
+                    "db_id": "shop", "sql_complexity": TIERS[i % 4], "question_style": "Vague",
+                    "question": format!("q{i}"), "external_knowledge": "", "sql": format!("SELECT {i}")
+                })
+                .to_string()
+            })
+            .collect();
+        let data = dir.join("data.json");
+        std::fs::write(&data, format!("[{}]", records.join(","))).unwrap();
+        let tables = dir.join("tables.json");
+        std::fs::write(
+            &tables,
+            r#"[{"db_id":"shop","table_names_original":["t"],"table_names":["t"],
+               "column_names_original":[[-1,"*"],[0,"a"]],"column_names":[[-1,"*"],[0,"a"]],
+               "column_types":["text","number"],"primary_keys":[],"foreign_keys":[]}]"#,
+        )
+        .unwrap();
+        let out = dir.join("out");
+        let mut options = PrepareOptions::new(&data, &tables, &out);
+        options.val_ratio = Some(0.0);
+        prepare(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        ProcessedDataset::open(&out).unwrap()
+    }
+
+    fn curriculum() -> Vec<Phase> {
+        vec![
+            Phase::tiers(&[Tier::Simple], Some(100)),
+            Phase::tiers(&[Tier::Simple, Tier::Moderate], Some(200)),
+            Phase::mix(
+                &[(Tier::Complex, 3.0), (Tier::HighlyComplex, 1.0)],
+                Some(400),
+            ),
+            Phase::all(Some(300)),
+        ]
+    }
+
+    fn draw(sampler: &mut CurriculumSampler, n: usize) -> Vec<Example> {
+        (0..n)
+            .map(|_| sampler.next_example().unwrap().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn phases_serve_their_tiers_in_order_and_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path(), 5000);
+        let train = data.split(Split::Train).clone();
+        assert!(train.row_group_count() >= 8, "several row groups per tier");
+        let mut sampler = CurriculumSampler::new(train, curriculum(), 1).unwrap();
+        let tiers = |xs: &[Example]| xs.iter().map(|e| e.tier.unwrap()).collect::<HashSet<_>>();
+        let first = draw(&mut sampler, 100);
+        assert_eq!(tiers(&first), HashSet::from([Tier::Simple]));
+        assert_eq!(sampler.phase(), Some(1));
+        let second = draw(&mut sampler, 200);
+        assert_eq!(
+            tiers(&second),
+            HashSet::from([Tier::Simple, Tier::Moderate])
+        );
+        let third = draw(&mut sampler, 400);
+        let complex = third
+            .iter()
+            .filter(|e| e.tier == Some(Tier::Complex))
+            .count();
+        assert!(
+            (240..360).contains(&complex),
+            "3:1 mix gave {complex} of 400"
+        );
+        assert_eq!(
+            tiers(&third),
+            HashSet::from([Tier::Complex, Tier::HighlyComplex])
+        );
+        let fourth = draw(&mut sampler, 300);
+        assert_eq!(tiers(&fourth).len(), 4);
+        assert_eq!(sampler.next_example().unwrap(), None);
+        assert_eq!(sampler.phase(), None);
+    }
+
+    #[test]
+    fn a_tier_is_drawn_without_repeats_within_an_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path(), 5000);
+        let phases = vec![Phase::tiers(&[Tier::Moderate], None)];
+        let mut sampler =
+            CurriculumSampler::new(data.split(Split::Train).clone(), phases, 9).unwrap();
+        let epoch = draw(&mut sampler, 5000);
+        let ids: HashSet<u64> = epoch.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 5000, "each Moderate row exactly once");
+        let in_order = epoch.windows(2).filter(|w| w[0].id < w[1].id).count();
+        assert!(
+            in_order < 3500,
+            "rows are shuffled ({in_order} ascending pairs)"
+        );
+        assert_eq!(sampler.position().cursors["Moderate"].epoch, 0);
+        draw(&mut sampler, 1);
+        assert_eq!(sampler.position().cursors["Moderate"].epoch, 1);
+    }
+
+    #[test]
+    fn same_seed_same_stream_and_a_saved_position_resumes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path(), 1500);
+        let train = data.split(Split::Train).clone();
+        let mut a = CurriculumSampler::new(train.clone(), curriculum(), 5).unwrap();
+        let whole = draw(&mut a, 1000);
+
+        let mut b = CurriculumSampler::new(train.clone(), curriculum(), 5).unwrap();
+        let head = draw(&mut b, 250);
+        let saved = serde_json::to_string(b.position()).unwrap();
+        let position: SamplerPosition = serde_json::from_str(&saved).unwrap();
+        let mut resumed = CurriculumSampler::new(train.clone(), curriculum(), 5)
+            .unwrap()
+            .with_position(position);
+        let tail = draw(&mut resumed, 750);
+        let ids = |xs: &[Example]| xs.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert_eq!(ids(&whole[..250]), ids(&head));
+        assert_eq!(ids(&whole[250..]), ids(&tail));
+
+        let mut other = CurriculumSampler::new(train, curriculum(), 6).unwrap();
+        assert_ne!(ids(&draw(&mut other, 100)), ids(&whole[..100]));
+    }
+
+    #[test]
+    fn impossible_curricula_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path(), 10);
+        let val = data.split(Split::Val).clone();
+        assert!(val.is_empty());
+        let err = CurriculumSampler::new(val, vec![Phase::tiers(&[Tier::Simple], None)], 1)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no Simple rows"), "{err}");
+        let train = data.split(Split::Train).clone();
+        let forever_first = vec![Phase::all(None), Phase::all(Some(5))];
+        assert!(CurriculumSampler::new(train.clone(), forever_first, 1).is_err());
+        let zero = vec![Phase::mix(&[(Tier::Simple, 0.0)], Some(5))];
+        assert!(CurriculumSampler::new(train, zero, 1).is_err());
+    }
+}
