@@ -496,7 +496,7 @@ fn spider_dev_prepares_and_counts_the_database_it_lacks() {
     ));
     let dataset = ProcessedDataset::open(&plain).unwrap();
     assert_eq!(dataset.manifest().records.kept, 1034);
-    assert!(dataset.split(Split::Train).len() > 0);
+    assert!(!dataset.split(Split::Train).is_empty());
     assert!(db_ids(&dataset, Split::Train).is_disjoint(&db_ids(&dataset, Split::Val)));
 }
 
