@@ -250,9 +250,9 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         progress,
     };
 
-    let hashed = AtomicUsize::new(0);
+    let hashed = Checksum::default();
     let (data_sha, first, second) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| sha256_tracked(bytes, &hashed));
+        let hasher = scope.spawn(|| hashed.sha256(bytes));
         let run = || -> Result<(PassOutcome, Option<PassOutcome>), DataError> {
             match opts.subset_size {
                 None => {
@@ -278,7 +278,7 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         let result = run();
         if result.is_err() {
             // Don't make the user wait for a checksum nobody will read.
-            hashed.store(usize::MAX, Ordering::Relaxed);
+            hashed.abort.store(true, Ordering::Relaxed);
         }
         let sha = hasher.join().unwrap_or_default();
         result.map(|(a, b)| (sha, a, b))
@@ -389,22 +389,36 @@ pub fn database_path(dir: &Path, db_id: &str) -> PathBuf {
     dir.join(db_id).join(format!("{db_id}.sqlite"))
 }
 
-/// SHA-256 of `bytes`, publishing how far it got in `hashed` so that pages
-/// behind it can be released; stops early when `hashed` is set to `usize::MAX`.
-fn sha256_tracked(bytes: &[u8], hashed: &AtomicUsize) -> String {
-    let mut hasher = Sha256::new();
-    for (i, chunk) in bytes.chunks(4 << 20).enumerate() {
-        if hashed.load(Ordering::Relaxed) == usize::MAX {
-            return String::new();
+/// The data file's SHA-256, computed alongside the first pass. It follows
+/// the scanner instead of running ahead, so that the pages it touches are
+/// the ones the pipeline is using anyway and can be released together.
+#[derive(Default)]
+struct Checksum {
+    /// Bytes hashed so far (`usize::MAX` when done).
+    hashed: AtomicUsize,
+    /// Bytes the scanner has passed (`usize::MAX` at the end of a pass).
+    scanned: AtomicUsize,
+    abort: AtomicBool,
+}
+
+impl Checksum {
+    fn sha256(&self, bytes: &[u8]) -> String {
+        const CHUNK: usize = 4 << 20;
+        let mut hasher = Sha256::new();
+        for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+            let end = i * CHUNK + chunk.len();
+            while self.scanned.load(Ordering::Relaxed) < end {
+                if self.abort.load(Ordering::Relaxed) {
+                    return String::new();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            hasher.update(chunk);
+            self.hashed.store(end, Ordering::Relaxed);
         }
-        hasher.update(chunk);
-        hashed.store(
-            (i * (4 << 20) + chunk.len()).min(bytes.len()),
-            Ordering::Relaxed,
-        );
+        self.hashed.store(usize::MAX, Ordering::Relaxed);
+        hex::encode(hasher.finalize())
     }
-    hashed.store(usize::MAX, Ordering::Relaxed);
-    hex::encode(hasher.finalize())
 }
 
 struct PassContext<'a> {
@@ -486,7 +500,7 @@ impl PassContext<'_> {
         sink: Sink,
         chosen: Option<&[u64]>,
         progress_base: u64,
-        hashed: &AtomicUsize,
+        hashed: &Checksum,
     ) -> Result<PassOutcome, DataError> {
         let flow = Flow {
             written: Mutex::new((0, 0)),
@@ -523,7 +537,12 @@ impl PassContext<'_> {
     }
 
     /// Cuts the file into batches of records, in order.
-    fn scan(&self, tx: mpsc::SyncSender<BatchIn>, flow: &Flow, hashed: &AtomicUsize) {
+    fn scan(&self, tx: mpsc::SyncSender<BatchIn>, flow: &Flow, hashed: &Checksum) {
+        self.scan_batches(tx, flow, hashed);
+        hashed.scanned.store(usize::MAX, Ordering::Relaxed);
+    }
+
+    fn scan_batches(&self, tx: mpsc::SyncSender<BatchIn>, flow: &Flow, hashed: &Checksum) {
         let mut scanner = ArrayScanner::new(self.bytes);
         let mut seq = 0u64;
         let mut released = 0usize;
@@ -544,7 +563,7 @@ impl PassContext<'_> {
             }
             self.release(
                 &mut released,
-                done_bytes.min(hashed.load(Ordering::Relaxed)),
+                done_bytes.min(hashed.hashed.load(Ordering::Relaxed)),
             );
             let batch = BatchIn {
                 seq,
@@ -553,6 +572,7 @@ impl PassContext<'_> {
                 structure,
             };
             seq += 1;
+            hashed.scanned.store(end, Ordering::Relaxed);
             tx.send(batch).is_ok()
         };
         loop {
