@@ -246,6 +246,7 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         val_ratio,
         seed: opts.seed,
         skip_invalid: opts.skip_invalid,
+        keep_cot: opts.keep_cot,
         schema: examples_schema(opts.keep_cot),
         progress,
     };
@@ -431,6 +432,7 @@ struct PassContext<'a> {
     val_ratio: f64,
     seed: u64,
     skip_invalid: bool,
+    keep_cot: bool,
     schema: SchemaRef,
     progress: &'a ProgressBar,
 }
@@ -632,7 +634,7 @@ impl PassContext<'_> {
 
     /// Parses and checks one record against the tables file.
     fn check<'b>(&self, bytes: &'b [u8]) -> Result<(Record<'b>, &DbInfo), RecordError> {
-        let record = parse_record(bytes, self.format)?;
+        let record = parse_record(bytes, self.format, self.keep_cot)?;
         let Some(db) = self.dbs.get(record.db_id.as_ref()) else {
             return Err(RecordError::new(
                 InvalidCause::UnknownDbId,

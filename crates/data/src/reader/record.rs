@@ -207,8 +207,30 @@ fn nullable_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, str>,
     Ok(Option::<Cow<'a, str>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A string (or, inside an `Option`, null) that is type-checked but not
+/// kept: SynSQL's chain of thought is most of each record and is dropped
+/// unless asked for, so it should not be copied.
+struct SkippedString;
+
+impl<'de> Deserialize<'de> for SkippedString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Check;
+        impl serde::de::Visitor<'_> for Check {
+            type Value = SkippedString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SkippedString, E> {
+                Ok(SkippedString)
+            }
+        }
+        deserializer.deserialize_str(Check)
+    }
+}
+
+/// `C`: `Cow<str>` to keep the chain of thought, [`SkippedString`] to drop it.
 #[derive(Deserialize)]
-struct SynsqlRow<'a> {
+struct SynsqlRow<'a, C> {
     #[serde(borrow)]
     db_id: Cow<'a, str>,
     #[serde(borrow)]
@@ -219,8 +241,8 @@ struct SynsqlRow<'a> {
     question: Cow<'a, str>,
     #[serde(borrow, deserialize_with = "nullable_str")]
     external_knowledge: Cow<'a, str>,
-    #[serde(borrow, default)]
-    cot: Option<Cow<'a, str>>,
+    // A missing `Option` field reads as `None` without `default`.
+    cot: Option<C>,
     #[serde(borrow)]
     sql: Cow<'a, str>,
 }
@@ -290,19 +312,38 @@ fn optional_fields(format: Format) -> &'static [&'static str] {
 
 /// Parses and validates the JSON of one record (its structure and field
 /// types, non-empty question/SQL/db_id and, for SynSQL, the complexity).
-/// Whether its `db_id` is known is the caller's check.
-pub fn parse_record(bytes: &[u8], format: Format) -> Result<Record<'_>, RecordError> {
+/// Whether its `db_id` is known is the caller's check. SynSQL's `cot` is
+/// type-checked always and kept only with `keep_cot`.
+pub fn parse_record(
+    bytes: &[u8],
+    format: Format,
+    keep_cot: bool,
+) -> Result<Record<'_>, RecordError> {
     let record = match format {
-        Format::Synsql => serde_json::from_slice::<SynsqlRow>(bytes).map(|r| Record {
-            db_id: r.db_id,
-            tier: None,
-            difficulty: Some(r.sql_complexity),
-            question_style: Some(r.question_style),
-            question: r.question,
-            external_knowledge: r.external_knowledge,
-            sql: r.sql,
-            cot: r.cot,
-        }),
+        Format::Synsql if keep_cot => {
+            serde_json::from_slice::<SynsqlRow<Cow<str>>>(bytes).map(|r| Record {
+                db_id: r.db_id,
+                tier: None,
+                difficulty: Some(r.sql_complexity),
+                question_style: Some(r.question_style),
+                question: r.question,
+                external_knowledge: r.external_knowledge,
+                sql: r.sql,
+                cot: r.cot,
+            })
+        }
+        Format::Synsql => {
+            serde_json::from_slice::<SynsqlRow<SkippedString>>(bytes).map(|r| Record {
+                db_id: r.db_id,
+                tier: None,
+                difficulty: Some(r.sql_complexity),
+                question_style: Some(r.question_style),
+                question: r.question,
+                external_knowledge: r.external_knowledge,
+                sql: r.sql,
+                cot: None,
+            })
+        }
         Format::Spider => serde_json::from_slice::<SpiderRow>(bytes).map(|r| Record {
             db_id: r.db_id,
             tier: None,
@@ -426,7 +467,7 @@ mod tests {
 
     #[test]
     fn synsql_record_parses_with_any_case_tier() {
-        let r = parse_record(GOOD.as_bytes(), Format::Synsql).unwrap();
+        let r = parse_record(GOOD.as_bytes(), Format::Synsql, true).unwrap();
         assert_eq!(r.tier, Some(Tier::HighlyComplex));
         assert_eq!(r.difficulty, None);
         assert_eq!(r.sql, "SELECT\n1");
@@ -471,7 +512,7 @@ mod tests {
             ("[1]".to_string(), InvalidCause::NotAnObject, "<record>"),
         ];
         for (text, cause, field) in cases {
-            let err = parse_record(text.as_bytes(), Format::Synsql).unwrap_err();
+            let err = parse_record(text.as_bytes(), Format::Synsql, true).unwrap_err();
             assert_eq!(
                 (err.cause, err.field.as_str()),
                 (cause, field),
@@ -481,13 +522,26 @@ mod tests {
     }
 
     #[test]
+    fn dropped_cot_is_still_type_checked() {
+        let r = parse_record(GOOD.as_bytes(), Format::Synsql, false).unwrap();
+        assert_eq!(r.cot, None);
+        let bad = GOOD.replace(r#""cot":"think""#, r#""cot":7"#);
+        let err = parse_record(bad.as_bytes(), Format::Synsql, false).unwrap_err();
+        assert_eq!(
+            (err.cause, err.field.as_str()),
+            (InvalidCause::WrongType, "cot")
+        );
+    }
+
+    #[test]
     fn null_external_knowledge_is_empty_but_absence_is_an_error() {
         let text = GOOD.replace(r#""external_knowledge":"""#, r#""external_knowledge":null"#);
-        let r = parse_record(text.as_bytes(), Format::Synsql).unwrap();
+        let r = parse_record(text.as_bytes(), Format::Synsql, true).unwrap();
         assert_eq!(r.external_knowledge, "");
         let err = parse_record(
             GOOD.replace(r#""external_knowledge":"","#, "").as_bytes(),
             Format::Synsql,
+            true,
         )
         .unwrap_err();
         assert_eq!(err.field, "external_knowledge");
@@ -496,18 +550,19 @@ mod tests {
     #[test]
     fn spider_and_bird_records_map_to_the_common_shape() {
         let spider = r#"{"db_id":"concert_singer","query":"SELECT count(*) FROM singer","query_toks":["x"],"question":"How many singers?"}"#;
-        let r = parse_record(spider.as_bytes(), Format::Spider).unwrap();
+        let r = parse_record(spider.as_bytes(), Format::Spider, false).unwrap();
         assert_eq!(
             (r.tier, r.sql.as_ref()),
             (None, "SELECT count(*) FROM singer")
         );
         let bird = r#"{"question_id":0,"db_id":"cf","question":"Q?","evidence":"hint","SQL":"SELECT 1","difficulty":"challenging"}"#;
-        let r = parse_record(bird.as_bytes(), Format::Bird).unwrap();
+        let r = parse_record(bird.as_bytes(), Format::Bird, false).unwrap();
         assert_eq!(r.difficulty.as_deref(), Some("challenging"));
         assert_eq!(r.external_knowledge, "hint");
         let err = parse_record(
             r#"{"db_id":"cf","question":"Q?","evidence":""}"#.as_bytes(),
             Format::Bird,
+            false,
         )
         .unwrap_err();
         assert_eq!(
