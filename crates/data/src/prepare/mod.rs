@@ -253,7 +253,7 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
 
     let hashed = Checksum::default();
     let (data_sha, first, second) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| hashed.sha256(bytes));
+        let hasher = scope.spawn(|| hashed.sha256(bytes, mmap.as_ref()));
         let run = || -> Result<(PassOutcome, Option<PassOutcome>), DataError> {
             match opts.subset_size {
                 None => {
@@ -395,15 +395,17 @@ pub fn database_path(dir: &Path, db_id: &str) -> PathBuf {
 /// the ones the pipeline is using anyway and can be released together.
 #[derive(Default)]
 struct Checksum {
-    /// Bytes hashed so far (`usize::MAX` when done).
-    hashed: AtomicUsize,
     /// Bytes the scanner has passed (`usize::MAX` at the end of a pass).
     scanned: AtomicUsize,
     abort: AtomicBool,
 }
 
 impl Checksum {
-    fn sha256(&self, bytes: &[u8]) -> String {
+    /// Hashes `bytes` (the mapping's contents), releasing each chunk's pages
+    /// once hashed: if the pipeline still needs them they are read back from
+    /// the page cache, and resident memory stays bounded even when the hash
+    /// falls behind.
+    fn sha256(&self, bytes: &[u8], mmap: Option<&Mmap>) -> String {
         const CHUNK: usize = 4 << 20;
         let mut hasher = Sha256::new();
         for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
@@ -415,10 +417,22 @@ impl Checksum {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
             hasher.update(chunk);
-            self.hashed.store(end, Ordering::Relaxed);
+            if let Some(mmap) = mmap {
+                release_pages(mmap, i * CHUNK, end);
+            }
         }
-        self.hashed.store(usize::MAX, Ordering::Relaxed);
         hex::encode(hasher.finalize())
+    }
+}
+
+/// Drops the pages of `start..end` from this process's mapping.
+fn release_pages(mmap: &Mmap, start: usize, end: usize) {
+    if end > start {
+        // SAFETY: a read-only shared file mapping: dropped pages are read back
+        // from the file if touched again, so no data can be lost or changed.
+        let _ = unsafe {
+            mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
     }
 }
 
@@ -563,10 +577,7 @@ impl PassContext<'_> {
             if flow.abort.load(Ordering::Relaxed) {
                 return false;
             }
-            self.release(
-                &mut released,
-                done_bytes.min(hashed.hashed.load(Ordering::Relaxed)),
-            );
+            self.release(&mut released, done_bytes);
             let batch = BatchIn {
                 seq,
                 spans,
@@ -604,20 +615,12 @@ impl PassContext<'_> {
     }
 
     /// Hands pages of the mapping below `upto` back to the kernel: they have
-    /// been parsed, written and hashed, and nothing points into them.
+    /// been parsed and written, and nothing points into them any more.
     fn release(&self, released: &mut usize, upto: usize) {
         let Some(mmap) = self.mmap else { return };
         let upto = upto.min(mmap.len()) / RELEASE_STEP * RELEASE_STEP;
         if upto > *released {
-            // SAFETY: a read-only shared file mapping; dropped pages are read
-            // back from the file if touched again, so no data can be lost.
-            let _ = unsafe {
-                mmap.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    *released,
-                    upto - *released,
-                )
-            };
+            release_pages(mmap, *released, upto);
             *released = upto;
         }
     }
@@ -694,6 +697,8 @@ impl PassContext<'_> {
                 }
             }
         }
+        out.seen.sort_unstable();
+        out.seen.dedup();
         out.rows = builders
             .into_iter()
             .map(|((split, tier), b)| (split, tier, b.finish()))
