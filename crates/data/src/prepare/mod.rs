@@ -791,8 +791,9 @@ impl PassContext<'_> {
                 let per_second =
                     outcome.counts.read as f64 / self.progress.elapsed().as_secs_f64().max(1e-3);
                 self.progress.set_message(format!(
-                    "{} records, {:.0} records/s",
-                    outcome.counts.read, per_second
+                    "{:.0}k rec, {:.1}k rec/s",
+                    outcome.counts.read as f64 / 1e3,
+                    per_second / 1e3
                 ));
                 let mut written = flow.written.lock().unwrap_or_else(|p| p.into_inner());
                 *written = (next, out.end);
