@@ -30,9 +30,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show a database schema the way a model sees it: JSON, OmniSQL DDL or compact T5 form,
-    /// optionally with example values and pruned to a token budget.
-    Schema(commands::schema::Args),
     /// Write a synthetic corpus in the exact SynSQL format (data.json, tables.json, SQLite databases).
     ///
     /// Ten databases from different domains (real SQLite files with hundreds of
@@ -42,6 +39,11 @@ enum Command {
     /// The same --seed gives byte-identical files; 2,544,390 records (the size
     /// of SynSQL-2.5M) are written streaming, in flat memory.
     Sample(commands::sample::Args),
+    /// Stream, validate and split a corpus (SynSQL, Spider, BIRD) into Parquet files.
+    Prepare(commands::prepare::Args),
+    /// Show a database schema the way a model sees it: JSON, OmniSQL DDL or compact T5 form,
+    /// optionally with example values and pruned to a token budget.
+    Schema(commands::schema::Args),
     /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
     Eval(commands::eval::Args),
 }
@@ -50,8 +52,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging(&cli.global);
     let result = match cli.command {
-        Command::Schema(args) => commands::schema::run(args, &cli.global),
         Command::Sample(args) => commands::sample::run(args, &cli.global),
+        Command::Prepare(args) => commands::prepare::run(args, &cli.global),
+        Command::Schema(args) => commands::schema::run(args, &cli.global),
         Command::Eval(args) => commands::eval::run(args, &cli.global),
     };
     match result {

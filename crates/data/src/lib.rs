@@ -3,8 +3,13 @@
 //! loader, curriculum sampling, and the sample corpus generator.
 
 pub mod error;
+pub mod loader;
+pub mod prepare;
+pub mod reader;
+pub mod sampler;
 pub mod sample;
 pub mod schema;
 pub mod serialize;
+pub mod store;
 
 pub use error::DataError;

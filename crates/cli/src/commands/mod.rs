@@ -1,3 +1,4 @@
 pub mod eval;
+pub mod prepare;
 pub mod sample;
 pub mod schema;
