@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
+    /// Train a T5-style tokenizer on the corpus, or see how one splits a text.
+    Tokenizer(commands::tokenizer::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     output::init_logging(&cli.global);
     let result = match cli.command {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
+        Command::Tokenizer(args) => commands::tokenizer::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
