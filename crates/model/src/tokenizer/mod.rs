@@ -13,6 +13,11 @@ mod train;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::PreTokenizerWrapper;
+
 pub use spiece::{SentencePieceModel, T5_EXTRA_IDS};
 pub use train::{
     sample_texts, train_unigram, train_unigram_with_progress, TrainOptions, TrainStage,
@@ -252,7 +257,7 @@ impl Tokenizer {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         let sentinels = self.sentinel_tokens();
         let config = serde_json::json!({
-            "tokenizer_class": "T5Tokenizer",
+            "tokenizer_class": self.transformers_class(),
             "pad_token": PAD_TOKEN,
             "eos_token": EOS_TOKEN,
             "unk_token": UNK_TOKEN,
@@ -276,6 +281,25 @@ impl Tokenizer {
         write_atomically(&dir.join(TOKENIZER_CONFIG_FILE), &pretty(&config)?)?;
         write_atomically(&dir.join(SPECIAL_TOKENS_MAP_FILE), &pretty(&special_map)?)?;
         Ok(())
+    }
+
+    /// The transformers class that reproduces this tokenizer's ids. transformers
+    /// 5's `T5Tokenizer` ignores the normaliser and pre-tokenizer in
+    /// tokenizer.json and installs T5's (whitespace split, no newlines): right
+    /// for Hub and `spiece.model` tokenizers, wrong for ours (they keep
+    /// newlines and repeated spaces), which the generic fast class loads as written.
+    fn transformers_class(&self) -> &'static str {
+        let t5_pre_tokenizer = PreTokenizerWrapper::Sequence(PreTokenizerSequence::new(vec![
+            PreTokenizerWrapper::WhitespaceSplit(WhitespaceSplit),
+            PreTokenizerWrapper::Metaspace(Metaspace::new('▁', PrependScheme::Always, true)),
+        ]));
+        let same = |a: &PreTokenizerWrapper| {
+            serde_json::to_value(a).ok() == serde_json::to_value(&t5_pre_tokenizer).ok()
+        };
+        match self.inner.get_pre_tokenizer() {
+            Some(pre_tokenizer) if same(pre_tokenizer) => "T5Tokenizer",
+            _ => "PreTrainedTokenizerFast",
+        }
     }
 
     /// T5's `<extra_id_N>` sentinels present in the vocabulary, N ascending.
