@@ -126,7 +126,7 @@ fn max_mb_trains_on_a_sample() {
         "--text",
         corpus.to_str().unwrap(),
         "--vocab-size",
-        "200",
+        "300",
         "--max-mb",
         "0.01",
         "--out",
@@ -157,7 +157,7 @@ fn invalid_utf8_input_names_the_file_and_line() {
         "--text",
         corpus.to_str().unwrap(),
         "--vocab-size",
-        "200",
+        "300",
         "--out",
         out.to_str().unwrap(),
     ]);

@@ -21,7 +21,7 @@ use tokenizers::PreTokenizerWrapper;
 pub use spiece::{SentencePieceModel, T5_EXTRA_IDS};
 pub use train::{
     sample_texts, train_unigram, train_unigram_with_progress, TrainOptions, TrainStage,
-    SQL_OPERATORS,
+    SQL_KEYWORDS, SQL_OPERATORS,
 };
 
 pub const PAD_TOKEN: &str = "<pad>";

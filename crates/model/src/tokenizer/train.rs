@@ -90,11 +90,13 @@ pub fn train_unigram_with_progress(
     let train_error = |message: String| TokenizerError::Train(message);
     let specials = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN];
     let alphabet_size = required_alphabet().count() + 1; // + "▁"
-    if (options.vocab_size as usize) < specials.len() + alphabet_size + 1 {
+    let minimum = specials.len() + alphabet_size + forced_pieces().len() + 1;
+    if (options.vocab_size as usize) < minimum {
         return Err(train_error(format!(
-            "vocabulary size {} is too small: the special tokens and the required characters alone take {}",
+            "vocabulary size {} is too small: the special tokens, the required characters \
+             and the SQL operators and keywords alone take {}",
             options.vocab_size,
-            specials.len() + alphabet_size
+            minimum - 1
         )));
     }
     let mut tokenizer = empty_pipeline()?;
@@ -256,10 +258,71 @@ fn count_words(
 /// a leading space: `a <= 1` and `a<=1` both give one `<=` piece.
 pub const SQL_OPERATORS: [&str; 5] = ["<=", ">=", "!=", "<>", "||"];
 
-/// The trained vocabulary with [`SQL_OPERATORS`] added, the specials first
-/// and the other pieces by decreasing score, ties broken by the piece itself
-/// (the trainer breaks them in hash-set order), cut to `vocab_size` by
-/// dropping the least likely multi-character pieces.
+/// SQL keywords, always one token after a space, in upper and lower case.
+/// Unigram training (SentencePiece's as well as this one) spells them out
+/// letter by letter on SQL corpora (`▁S EL E C T`), which makes every
+/// target query several times longer than it needs to be.
+pub const SQL_KEYWORDS: [&str; 42] = [
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "BETWEEN",
+    "IS",
+    "NULL",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "DISTINCT",
+    "AS",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "OUTER",
+    "ON",
+    "UNION",
+    "INTERSECT",
+    "EXCEPT",
+    "ALL",
+    "ASC",
+    "DESC",
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "WITH",
+    "CAST",
+];
+
+/// The pieces [`finish_vocabulary`] guarantees, bare operators before the
+/// spaced forms that must beat them.
+fn forced_pieces() -> Vec<String> {
+    let operators = SQL_OPERATORS.iter().map(|op| op.to_string());
+    let spaced_operators = SQL_OPERATORS.iter().map(|op| format!("▁{op}"));
+    let keywords = SQL_KEYWORDS
+        .iter()
+        .flat_map(|kw| [format!("▁{kw}"), format!("▁{}", kw.to_lowercase())]);
+    operators.chain(spaced_operators).chain(keywords).collect()
+}
+
+/// The trained vocabulary with [`SQL_OPERATORS`] and [`SQL_KEYWORDS`]
+/// guaranteed as pieces, the specials first and the other pieces by
+/// decreasing score, ties broken by the piece itself (the trainer breaks
+/// them in hash-set order), cut to `vocab_size` by dropping the least likely
+/// multi-character pieces.
 fn finish_vocabulary(
     model: &Unigram,
     specials: usize,
@@ -272,30 +335,38 @@ fn finish_vocabulary(
     let mut pieces: Vec<(String, f64)> = model.iter().cloned().collect();
     let mut rest = pieces.split_off(specials.min(pieces.len()));
     let mut scores: HashMap<String, f64> = rest.iter().cloned().collect();
-    for op in SQL_OPERATORS {
-        // Bare first: the spaced form must also beat "▁" + the bare piece.
-        for piece in [op.to_string(), format!("▁{op}")] {
-            if scores.contains_key(&piece) {
-                continue;
-            }
-            // A score above the best segmentation's makes Viterbi pick it.
-            let parts = model
-                .encode(&piece)
-                .map_err(|e| TokenizerError::Train(format!("segmenting {piece:?}: {e}")))?;
-            let mut best: f64 = parts.iter().filter_map(|p| scores.get(p)).sum();
-            if let (Some(space), Some(bare)) = (scores.get("▁"), scores.get(op)) {
+    let forced = forced_pieces();
+    for piece in &forced {
+        let parts = model
+            .encode(piece)
+            .map_err(|e| TokenizerError::Train(format!("segmenting {piece:?}: {e}")))?;
+        if parts.len() == 1 && parts[0] == *piece {
+            continue; // already learnt, and Viterbi already picks it
+        }
+        // A score above the best other segmentation's makes Viterbi pick it
+        // (log-probabilities: the sum over the parts).
+        let mut best: f64 = parts.iter().filter_map(|p| scores.get(p)).sum();
+        if let Some(bare) = piece.strip_prefix('▁') {
+            if let (Some(space), Some(bare)) = (scores.get("▁"), scores.get(bare)) {
                 best = best.max(space + bare);
             }
-            scores.insert(piece.clone(), best + 1.0);
-            rest.push((piece, best + 1.0));
+        }
+        let score = best + 1.0;
+        match scores.insert(piece.clone(), score) {
+            Some(_) => {
+                if let Some(entry) = rest.iter_mut().find(|(p, _)| p == piece) {
+                    entry.1 = score;
+                }
+            }
+            None => rest.push((piece.clone(), score)),
         }
     }
     rest.sort_by(|(a, sa), (b, sb)| sb.total_cmp(sa).then_with(|| a.cmp(b)));
     let room = vocab_size.saturating_sub(pieces.len());
-    let droppable = |piece: &str| {
-        // Every single character is required, and the operators were just
-        // added with low (log-probability) scores on purpose.
-        piece.chars().count() > 1 && !SQL_OPERATORS.contains(&piece.trim_start_matches('▁'))
+    let droppable = |piece: &String| {
+        // Every single character is required, and the forced pieces were
+        // just added with low (log-probability) scores on purpose.
+        piece.chars().count() > 1 && !forced.contains(piece)
     };
     while rest.len() > room {
         match rest.iter().rposition(|(piece, _)| droppable(piece)) {
@@ -354,23 +425,19 @@ mod tests {
 
     fn small_options() -> TrainOptions {
         TrainOptions {
-            vocab_size: 250,
+            vocab_size: 300,
             max_piece_length: 16,
         }
     }
 
     #[test]
     fn specials_sit_at_zero_one_two_and_eos_is_appended() {
-        let options = TrainOptions {
-            vocab_size: 150,
-            ..small_options()
-        };
-        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &options).unwrap();
+        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
         assert_eq!(tokenizer.id_to_token(0).as_deref(), Some(PAD_TOKEN));
         assert_eq!(tokenizer.id_to_token(1).as_deref(), Some(EOS_TOKEN));
         assert_eq!(tokenizer.id_to_token(2).as_deref(), Some(UNK_TOKEN));
         // The trainer stops early on a tiny corpus: at most what was asked.
-        assert!(tokenizer.vocab_size() <= 150, "{}", tokenizer.vocab_size());
+        assert!(tokenizer.vocab_size() <= 300, "{}", tokenizer.vocab_size());
         let ids = tokenizer.encode("SELECT name FROM singer", true).unwrap();
         assert_eq!(ids.last(), Some(&1));
         assert!(!ids.contains(&2));
@@ -408,12 +475,7 @@ mod tests {
 
     #[test]
     fn sql_operators_are_single_tokens() {
-        // 150 ids: the trainer fills them, so the operators displace pieces.
-        let options = TrainOptions {
-            vocab_size: 150,
-            ..small_options()
-        };
-        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &options).unwrap();
+        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
         for op in SQL_OPERATORS {
             let spaced = tokenizer.tokens(&format!("a {op} 1")).unwrap();
             assert!(
@@ -423,6 +485,65 @@ mod tests {
             let tight = tokenizer.tokens(&format!("a{op}1")).unwrap();
             assert!(tight.iter().any(|(t, _)| t == op), "{tight:?}");
         }
+        let query = "SELECT name FROM singer WHERE age IS NOT NULL ORDER BY age DESC";
+        let pieces: Vec<String> = tokenizer
+            .tokens(query)
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        let expected = [
+            "▁SELECT",
+            "▁FROM",
+            "▁WHERE",
+            "▁IS",
+            "▁NOT",
+            "▁NULL",
+            "▁ORDER",
+            "▁BY",
+            "▁DESC",
+        ];
+        for keyword in expected {
+            assert!(pieces.iter().any(|p| p == keyword), "{keyword}: {pieces:?}");
+        }
+        let lower = tokenizer.tokens(&query.to_lowercase()).unwrap();
+        assert!(lower.iter().any(|(t, _)| t == "▁select"), "{lower:?}");
+        assert_eq!(
+            tokenizer
+                .decode(&tokenizer.encode(query, true).unwrap(), true)
+                .unwrap(),
+            query
+        );
+    }
+
+    #[test]
+    fn forced_pieces_displace_the_least_likely_ones_in_a_full_vocabulary() {
+        let mut pieces: Vec<(String, f64)> = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN]
+            .iter()
+            .map(|t| (t.to_string(), 0.0))
+            .collect();
+        pieces.extend(
+            required_alphabet()
+                .chain(['▁'])
+                .map(|c| (c.to_string(), -5.0)),
+        );
+        let filler: Vec<(String, f64)> = (0..200)
+            .map(|i| (format!("w{i:03}"), -6.0 - i as f64 / 100.0))
+            .collect();
+        pieces.extend(filler);
+        let size = pieces.len();
+        let model = Unigram::from(pieces, Some(2), false).unwrap();
+        let finished = finish_vocabulary(&model, 3, size).unwrap();
+        let vocab: Vec<String> = finished.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(vocab.len(), size);
+        assert_eq!(&vocab[..3], &[PAD_TOKEN, EOS_TOKEN, UNK_TOKEN]);
+        for piece in forced_pieces() {
+            assert!(vocab.contains(&piece), "{piece} missing");
+        }
+        // The most likely filler pieces stay, the least likely went.
+        assert!(vocab.contains(&"w000".to_string()));
+        assert!(!vocab.contains(&"w199".to_string()));
+        assert_eq!(finished.encode("▁SELECT").unwrap(), ["▁SELECT"]);
     }
 
     #[test]
@@ -436,7 +557,7 @@ mod tests {
     #[test]
     fn too_small_a_vocabulary_is_refused_with_the_reason() {
         let options = TrainOptions {
-            vocab_size: 50,
+            vocab_size: 150,
             ..small_options()
         };
         let err = train_unigram(sql_corpus(10).into_iter(), &options)
