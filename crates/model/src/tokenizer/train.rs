@@ -5,6 +5,8 @@
 //! - every printable ASCII character, `\n` and `\t` is a piece, so `<`, `{`,
 //!   `}`, `|`, backquotes and double quotes never become `<unk>` (T5's own
 //!   vocabulary lacks `<` and `{`, a known trap for text-to-SQL);
+//! - SQL operators (`<=`, `>=`, `!=`, `<>`, `||`) and keywords are always
+//!   single tokens (see [`SQL_OPERATORS`], [`SQL_KEYWORDS`]);
 //! - normalisation is NFKC only (it keeps all of ASCII), `\r\n` becomes `\n`;
 //! - newlines are kept as their own token instead of being folded into spaces
 //!   (a `--` comment ends at a newline: folding it would comment out the rest
