@@ -44,6 +44,8 @@ enum Command {
     /// Show a database schema the way a model sees it: JSON, OmniSQL DDL or compact T5 form,
     /// optionally with example values and pruned to a token budget.
     Schema(commands::schema::Args),
+    /// Train a T5-style tokenizer on the corpus, or see how one splits a text.
+    Tokenizer(commands::tokenizer::Args),
     /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
     Eval(commands::eval::Args),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => commands::sample::run(args, &cli.global),
         Command::Prepare(args) => commands::prepare::run(args, &cli.global),
         Command::Schema(args) => commands::schema::run(args, &cli.global),
+        Command::Tokenizer(args) => commands::tokenizer::run(args, &cli.global),
         Command::Eval(args) => commands::eval::run(args, &cli.global),
     };
     match result {

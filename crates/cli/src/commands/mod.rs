@@ -2,3 +2,4 @@ pub mod eval;
 pub mod prepare;
 pub mod sample;
 pub mod schema;
+pub mod tokenizer;

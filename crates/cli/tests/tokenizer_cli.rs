@@ -1,0 +1,186 @@
+//! End to end: `text2sql tokenizer train` then `text2sql tokenizer encode`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn text2sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_text2sql"))
+        .args(args)
+        .output()
+        .expect("running text2sql")
+}
+
+fn write_corpus(path: &Path) {
+    let mut lines = Vec::new();
+    for i in 0..300 {
+        let op = ["<", "<=", ">", ">=", "!=", "<>"][i % 6];
+        lines.push(format!(
+            "How many singers are older than {i}? | concert_singer | singer : name , age"
+        ));
+        lines.push(format!("SELECT count(*) FROM singer WHERE age {op} {i}"));
+    }
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    write_corpus(&corpus);
+    let out = dir.path().join("tok");
+    let out_s = out.to_str().unwrap();
+
+    let trained = text2sql(&[
+        "--json",
+        "tokenizer",
+        "train",
+        "--text",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--out",
+        out_s,
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&trained.stdout).unwrap();
+    assert_eq!(summary["vocab_size"], 300);
+    assert_eq!(summary["texts"], 600);
+    assert_eq!(summary["example"]["unk_count"], 0);
+    for file in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    // No temporary folder left next to the output.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // `{`, `}` and `~` never occur in the corpus, yet are not <unk>.
+    let text = "SELECT {a} FROM t WHERE b <= 1 AND c ~ 'x'";
+    let encoded = text2sql(&["--json", "tokenizer", "encode", "--tokenizer", out_s, text]);
+    assert!(
+        encoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&encoded.stderr)
+    );
+    let encoded: serde_json::Value = serde_json::from_slice(&encoded.stdout).unwrap();
+    assert_eq!(encoded["unk_count"], 0);
+    assert_eq!(encoded["decoded"], text);
+    let ids = encoded["ids"].as_array().unwrap();
+    assert_eq!(ids.last().unwrap(), 1, "</s> appended");
+
+    // Training again on the same text gives the same bytes; an existing
+    // output is refused without --force.
+    let refused = text2sql(&[
+        "tokenizer",
+        "train",
+        "--text",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--out",
+        out_s,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    let first = std::fs::read(out.join("tokenizer.json")).unwrap();
+    let again = text2sql(&[
+        "--quiet",
+        "tokenizer",
+        "train",
+        "--text",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--out",
+        out_s,
+        "--force",
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read(out.join("tokenizer.json")).unwrap(), first);
+}
+
+#[test]
+fn max_mb_trains_on_a_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    write_corpus(&corpus);
+    let out = dir.path().join("tok");
+    let trained = text2sql(&[
+        "--json",
+        "tokenizer",
+        "train",
+        "--text",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--max-mb",
+        "0.01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&trained.stdout).unwrap();
+    let texts = summary["texts"].as_u64().unwrap();
+    assert!(
+        texts > 50 && texts < 300,
+        "{texts} texts from a 0.01 MB cap"
+    );
+}
+
+#[test]
+fn invalid_utf8_input_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("bad.txt");
+    std::fs::write(&corpus, b"SELECT 1\nSELECT \xff\n").unwrap();
+    let out = dir.path().join("tok");
+    let failed = text2sql(&[
+        "tokenizer",
+        "train",
+        "--text",
+        corpus.to_str().unwrap(),
+        "--vocab-size",
+        "300",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("bad.txt line 2"), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn encode_reports_a_missing_tokenizer_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let failed = text2sql(&[
+        "tokenizer",
+        "encode",
+        "--tokenizer",
+        dir.path().to_str().unwrap(),
+        "x",
+    ]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("neither tokenizer.json nor spiece.model"),
+        "{stderr}"
+    );
+}
