@@ -23,6 +23,7 @@ mod error;
 mod explain;
 mod introspect;
 mod pool;
+mod sandbox_runner;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ pub use error::ServeError;
 pub use explain::{explain, strip_location, Author, Explanation};
 pub use introspect::read_schema_from_sqlite;
 pub use pool::{PoolError, WorkerPool};
+pub use sandbox_runner::SandboxRunner;
 
 /// A server with its databases loaded and its port bound, not yet serving.
 pub struct Server {
