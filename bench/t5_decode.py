@@ -4,7 +4,7 @@ weights: a 256-token source and exactly 64 new tokens (min_new_tokens=64), the
 setting `cargo bench -p text2sql-model --bench decode` measures for this
 project. PyTorch is needed for this benchmark only.
 
-    python bench/t5_decode.py [--runs N] [--batch B]
+    python bench/t5_decode.py [--runs N] [--batch B] [--new-tokens N]
 """
 
 import argparse
@@ -15,14 +15,15 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 SOURCE_LEN = 256
-NEW_TOKENS = 64
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
+    new_tokens = args.new_tokens
 
     torch.manual_seed(0)
     config = T5Config(
@@ -34,7 +35,7 @@ def main():
     input_ids = torch.tensor(
         [[2 + (i * 7919 + b * 104729) % (vocab - 2) for i in range(SOURCE_LEN)] for b in range(args.batch)]
     )
-    kwargs = dict(do_sample=False, num_beams=1, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
+    kwargs = dict(do_sample=False, num_beams=1, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     with torch.inference_mode():
         model.generate(input_ids, **kwargs)  # warm-up
         times = []
@@ -42,11 +43,11 @@ def main():
             start = time.perf_counter()
             out = model.generate(input_ids, **kwargs)
             times.append(time.perf_counter() - start)
-            assert out.shape[1] == NEW_TOKENS + 1
+            assert out.shape[1] == new_tokens + 1
     median = statistics.median(times)
     print(
         f"transformers greedy: median {median:.3f} s over {args.runs} runs (batch {args.batch}, "
-        f"source {SOURCE_LEN}, {NEW_TOKENS} new tokens) = {median * 1000 / NEW_TOKENS:.2f} ms per "
+        f"source {SOURCE_LEN}, {new_tokens} new tokens) = {median * 1000 / new_tokens:.2f} ms per "
         f"generated token; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"all runs {[round(t, 3) for t in times]}"
     )

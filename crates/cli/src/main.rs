@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Show a database schema from a tables.json file, parsed and serialized.
     Schema(commands::schema::Args),
+    /// Bring a Hugging Face T5 checkpoint into the project's layout (f32 or bf16).
+    Convert(commands::convert::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     output::init_logging(&cli.global);
     let result = match cli.command {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
+        Command::Convert(args) => commands::convert::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

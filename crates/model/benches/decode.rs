@@ -3,7 +3,7 @@
 //! suppressed until then), the setting `bench/t5_decode.py` measures for
 //! transformers. `bench/decode_bench.sh` runs both and prints the ratio.
 //!
-//!     cargo bench -p text2sql-model --bench decode -- [--runs N] [--batch B]
+//!     cargo bench -p text2sql-model --bench decode -- [--runs N] [--batch B] [--new-tokens N]
 
 use std::time::Instant;
 
@@ -12,7 +12,6 @@ use candle_nn::{VarBuilder, VarMap};
 use text2sql_model::{generate, GenerationConfig, T5Config, T5Model};
 
 const SOURCE_LEN: usize = 256;
-const NEW_TOKENS: usize = 64;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -26,6 +25,7 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() -> text2sql_model::Result<()> {
     let runs = arg("--runs", 5);
     let batch = arg("--batch", 1);
+    let new_tokens = arg("--new-tokens", 64);
     let config = T5Config::t5_small();
     let varmap = VarMap::new();
     let trainable = T5Model::new(
@@ -43,8 +43,8 @@ fn main() -> text2sql_model::Result<()> {
         })
         .collect();
     let generation = GenerationConfig {
-        max_new_tokens: NEW_TOKENS,
-        min_new_tokens: NEW_TOKENS,
+        max_new_tokens: new_tokens,
+        min_new_tokens: new_tokens,
         ..GenerationConfig::for_model(&config)
     };
     // Warm-up (page faults, thread pool).
@@ -54,14 +54,14 @@ fn main() -> text2sql_model::Result<()> {
         let start = Instant::now();
         let out = generate(&model, &generation, &inputs)?;
         times.push(start.elapsed().as_secs_f64());
-        assert!(out.iter().all(|h| h[0].tokens.len() == NEW_TOKENS));
+        assert!(out.iter().all(|h| h[0].tokens.len() == new_tokens));
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
         "candle greedy: median {median:.3} s over {runs} runs (batch {batch}, source {SOURCE_LEN}, \
-         {NEW_TOKENS} new tokens) = {:.2} ms per generated token; all runs {:?}",
-        median * 1000.0 / NEW_TOKENS as f64,
+         {new_tokens} new tokens) = {:.2} ms per generated token; all runs {:?}",
+        median * 1000.0 / new_tokens as f64,
         times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
     );
     println!("RESULT candle_median_s={median:.4}");
