@@ -391,3 +391,40 @@ fn beam_search(
     }
     Ok(states.into_iter().map(|s| s.finished).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_config_file_overrides_only_what_it_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generation_config.json");
+        std::fs::write(
+            &path,
+            r#"{"num_beams": 4, "eos_token_id": [7, 1], "length_penalty": 0.6,
+                "transformers_version": "5.24.0", "max_length": 20}"#,
+        )
+        .unwrap();
+        let base = GenerationConfig {
+            max_new_tokens: 33,
+            ..GenerationConfig::default()
+        };
+        let config = GenerationConfig::from_file(&path, &base).unwrap();
+        assert_eq!(config.num_beams, 4);
+        assert_eq!(config.eos_token_id, 7);
+        assert_eq!(config.length_penalty, 0.6);
+        assert_eq!(config.max_new_tokens, 33);
+        std::fs::write(&path, r#"{"num_beams": "many"}"#).unwrap();
+        let message = GenerationConfig::from_file(&path, &base)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("generation_config.json"), "{message}");
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_values() {
+        assert_eq!(argmax(&[0.5, 2.0, 2.0, -1.0]), 1);
+        assert!((log_sum_exp(&[0.0, 0.0]) - 2f32.ln()).abs() < 1e-6);
+    }
+}

@@ -1,4 +1,16 @@
 //! Tokenizer, T5 on candle, checkpoint load/convert/save, and generation.
+//!
+//! - [`T5Model`]: the encoder-decoder with Hugging Face parameter names.
+//!   [`T5Model::load`] reads a checkpoint directory for inference,
+//!   [`T5Model::load_trainable`] into a `VarMap` for training,
+//!   [`T5Model::new`] builds one from any `VarBuilder`;
+//!   [`T5Model::forward_train`] + [`loss`] for teacher-forced training;
+//!   [`T5Model::encode`], [`T5Model::start_decoding`] and
+//!   [`T5Model::decode_step`] for incremental decoding with an external
+//!   [`DecoderCache`]; [`T5Model::save_pretrained`] writes the Hugging Face
+//!   layout.
+//! - [`generate`]: batched greedy and beam search matching transformers.
+//! - [`convert`]: checkpoint conversion behind `text2sql convert`.
 
 pub mod checkpoint;
 pub mod error;

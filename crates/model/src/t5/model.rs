@@ -563,3 +563,36 @@ pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_right_starts_with_the_start_token_and_pads_ignored_labels() {
+        let labels = vec![vec![5, 6, 1, -100], vec![7, 1, -100, -100]];
+        assert_eq!(
+            shift_right(&labels, 0, 0),
+            vec![vec![0, 5, 6, 1], vec![0, 7, 1, 0]]
+        );
+    }
+
+    #[test]
+    fn loss_rejects_labels_it_cannot_use() {
+        let logits = Tensor::zeros((1, 2, 4), DType::F32, &Device::Cpu).unwrap();
+        let all_ignored = Tensor::new(&[[-100i64, -100]], &Device::Cpu).unwrap();
+        assert!(loss(&logits, &all_ignored)
+            .unwrap_err()
+            .to_string()
+            .contains("ignored"));
+        let too_big = Tensor::new(&[[1i64, 9]], &Device::Cpu).unwrap();
+        assert!(loss(&logits, &too_big)
+            .unwrap_err()
+            .to_string()
+            .contains("label 9"));
+        // Uniform logits: the loss is log(vocab).
+        let fine = Tensor::new(&[[1i64, -100]], &Device::Cpu).unwrap();
+        let value = loss(&logits, &fine).unwrap().to_scalar::<f32>().unwrap();
+        assert!((value - 4f32.ln()).abs() < 1e-6);
+    }
+}
