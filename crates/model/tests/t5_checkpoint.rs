@@ -247,3 +247,34 @@ fn bad_generation_requests_are_errors() {
     .unwrap_err();
     assert!(matches!(err, ModelError::Invalid(_)), "{err}");
 }
+
+#[test]
+fn sharded_safetensors_load_through_their_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixture_dir("t5_gated");
+    std::fs::copy(source.join("config.json"), dir.path().join("config.json")).unwrap();
+    let tensors =
+        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).unwrap();
+    let (encoder, rest): (HashMap<_, _>, HashMap<_, _>) = tensors
+        .into_iter()
+        .partition(|(name, _)| name.starts_with("encoder."));
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", &encoder),
+        ("model-00002-of-00002.safetensors", &rest),
+    ] {
+        candle_core::safetensors::save(part, dir.path().join(file)).unwrap();
+        for name in part.keys() {
+            weight_map.insert(name.clone(), file.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let e = expected("t5_gated");
+    let model = T5Model::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    assert!(max_diff(&logits(&model, &e, false), &e.logits) < 1e-4);
+}
