@@ -4,7 +4,7 @@ weights: a 256-token source and exactly 64 new tokens (min_new_tokens=64), the
 setting `cargo bench -p text2sql-model --bench decode` measures for this
 project. PyTorch is needed for this benchmark only.
 
-    python bench/t5_decode.py [--runs N] [--batch B] [--new-tokens N]
+    python bench/t5_decode.py [--runs N] [--batch B] [--new-tokens N] [--threads N]
 """
 
 import argparse
@@ -22,8 +22,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     args = parser.parse_args()
     new_tokens = args.new_tokens
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     config = T5Config(

@@ -37,6 +37,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: spares candle a /proc/cpuinfo parse per matmul.
+    text2sql_model::pin_cpu_threads();
     let cli = Cli::parse();
     output::init_logging(&cli.global);
     let result = match cli.command {

@@ -23,6 +23,8 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() -> text2sql_model::Result<()> {
+    // As the text2sql binary does at start-up.
+    text2sql_model::pin_cpu_threads();
     let runs = arg("--runs", 5);
     let batch = arg("--batch", 1);
     let new_tokens = arg("--new-tokens", 64);

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod generate;
 pub mod t5;
+mod threads;
 
 /// Re-exported so that callers need no direct candle dependency.
 pub use candle_core::{DType, Device};
@@ -23,3 +24,4 @@ pub use checkpoint::{convert, expected_tensors, ConvertReport};
 pub use error::{ModelError, Result};
 pub use generate::{generate, GenerationConfig, Hypothesis};
 pub use t5::{loss, shift_right, DecoderCache, T5Config, T5Model};
+pub use threads::pin_cpu_threads;
