@@ -46,11 +46,15 @@ enum Command {
     Schema(commands::schema::Args),
     /// Train a T5-style tokenizer on the corpus, or see how one splits a text.
     Tokenizer(commands::tokenizer::Args),
+    /// Bring a Hugging Face T5 checkpoint into the project's layout (f32 or bf16).
+    Convert(commands::convert::Args),
     /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
     Eval(commands::eval::Args),
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: spares candle a /proc/cpuinfo parse per matmul.
+    text2sql_model::pin_cpu_threads();
     let cli = Cli::parse();
     output::init_logging(&cli.global);
     let result = match cli.command {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(args, &cli.global),
         Command::Tokenizer(args) => commands::tokenizer::run(args, &cli.global),
         Command::Eval(args) => commands::eval::run(args, &cli.global),
+        Command::Convert(args) => commands::convert::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

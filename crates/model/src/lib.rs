@@ -1,3 +1,29 @@
 //! Tokenizer, T5 on candle, checkpoint load/convert/save, and generation.
+//!
+//! - [`T5Model`]: the encoder-decoder with Hugging Face parameter names.
+//!   [`T5Model::load`] reads a checkpoint directory for inference,
+//!   [`T5Model::load_trainable`] into a `VarMap` for training,
+//!   [`T5Model::new`] builds one from any `VarBuilder`;
+//!   [`T5Model::forward_train`] + [`loss`] for teacher-forced training;
+//!   [`T5Model::encode`], [`T5Model::start_decoding`] and
+//!   [`T5Model::decode_step`] for incremental decoding with an external
+//!   [`DecoderCache`]; [`T5Model::save_pretrained`] writes the Hugging Face
+//!   layout.
+//! - [`generate`]: batched greedy and beam search matching transformers.
+//! - [`tokenizer`]: load T5/flan/codet5 tokenizers, train a Unigram one.
+//! - [`convert`]: checkpoint conversion behind `text2sql convert`.
 
+pub mod checkpoint;
+pub mod error;
+pub mod generate;
+pub mod t5;
+mod threads;
 pub mod tokenizer;
+
+/// Re-exported so that callers need no direct candle dependency.
+pub use candle_core::{DType, Device};
+pub use checkpoint::{convert, expected_tensors, ConvertReport};
+pub use error::{ModelError, Result};
+pub use generate::{generate, GenerationConfig, Hypothesis};
+pub use t5::{loss, shift_right, DecoderCache, T5Config, T5Model};
+pub use threads::pin_cpu_threads;

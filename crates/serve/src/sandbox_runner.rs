@@ -42,7 +42,9 @@ impl SqlRunner for SandboxRunner {
 fn to_run_error(error: ExecError) -> RunError {
     match error {
         ExecError::Refused(why) => RunError::Refused(why),
-        ExecError::Timeout(seconds) => RunError::TimedOut(std::time::Duration::from_secs_f64(seconds)),
+        ExecError::Timeout(seconds) => {
+            RunError::TimedOut(std::time::Duration::from_secs_f64(seconds))
+        }
         ExecError::Cancelled => RunError::Refused("cancelled".to_string()),
         ExecError::Sql(message) => RunError::Sql(message),
         ExecError::Open(message) => RunError::Unavailable(message),
@@ -91,19 +93,34 @@ mod tests {
     fn reads_rows_as_json_and_applies_the_row_cap() {
         let (_dir, path) = database();
         let result = SandboxRunner
-            .run(&path, "SELECT id, name, price FROM items ORDER BY id", limits(2))
+            .run(
+                &path,
+                "SELECT id, name, price FROM items ORDER BY id",
+                limits(2),
+            )
             .unwrap();
         assert_eq!(result.columns, vec!["id", "name", "price"]);
         assert_eq!(result.rows.len(), 2);
         assert!(result.truncated);
-        assert_eq!(result.rows[0], vec![serde_json::json!(1), serde_json::json!("pen"), serde_json::json!(1.5)]);
+        assert_eq!(
+            result.rows[0],
+            vec![
+                serde_json::json!(1),
+                serde_json::json!("pen"),
+                serde_json::json!(1.5)
+            ]
+        );
     }
 
     #[test]
     fn writes_are_refused_and_the_file_is_unchanged() {
         let (_dir, path) = database();
         let before = std::fs::read(&path).unwrap();
-        for sql in ["DELETE FROM items", "DROP TABLE items", "SELECT 1; DELETE FROM items"] {
+        for sql in [
+            "DELETE FROM items",
+            "DROP TABLE items",
+            "SELECT 1; DELETE FROM items",
+        ] {
             let err = SandboxRunner.run(&path, sql, limits(10)).unwrap_err();
             assert!(matches!(err, RunError::Refused(_)), "{sql}: {err:?}");
         }
@@ -113,8 +130,13 @@ mod tests {
     #[test]
     fn sql_errors_and_missing_files_say_why() {
         let (dir, path) = database();
-        let err = SandboxRunner.run(&path, "SELECT nme FROM items", limits(10)).unwrap_err();
-        assert!(matches!(&err, RunError::Sql(m) if m.contains("nme")), "{err:?}");
+        let err = SandboxRunner
+            .run(&path, "SELECT nme FROM items", limits(10))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Sql(m) if m.contains("nme")),
+            "{err:?}"
+        );
         let err = SandboxRunner
             .run(&dir.path().join("absent.sqlite"), "SELECT 1", limits(10))
             .unwrap_err();
@@ -126,7 +148,14 @@ mod tests {
         let (_dir, path) = database();
         let sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r";
         let err = SandboxRunner
-            .run(&path, sql, RunLimits { timeout: Duration::from_millis(300), max_rows: 10 })
+            .run(
+                &path,
+                sql,
+                RunLimits {
+                    timeout: Duration::from_millis(300),
+                    max_rows: 10,
+                },
+            )
             .unwrap_err();
         assert!(matches!(err, RunError::TimedOut(_)), "{err:?}");
     }

@@ -1,3 +1,4 @@
+pub mod convert;
 pub mod eval;
 pub mod prepare;
 pub mod sample;

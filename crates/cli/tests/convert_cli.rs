@@ -1,0 +1,165 @@
+//! `text2sql convert` end to end on the tiny transformers-made fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use text2sql_model::{generate, DType, Device, GenerationConfig, T5Model};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/fixtures/t5")
+        .join(name)
+}
+
+fn convert(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_text2sql"))
+        .arg("convert")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+/// Greedy tokens transformers produced for the fixture, and ours for `model`.
+fn greedy_pair(model: &T5Model) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("t5_relu/expected.json")).unwrap())
+            .unwrap();
+    let inputs: Vec<Vec<u32>> = serde_json::from_value(expected["inputs"].clone()).unwrap();
+    let want: Vec<Vec<u32>> =
+        serde_json::from_value(expected["greedy"]["sequences"].clone()).unwrap();
+    let config = GenerationConfig {
+        max_new_tokens: 10,
+        ..GenerationConfig::for_model(model.config())
+    };
+    let got = generate(model, &config, &inputs)
+        .unwrap()
+        .into_iter()
+        .map(|h| h[0].tokens.clone())
+        .collect();
+    (got, want)
+}
+
+#[test]
+fn pytorch_bin_converts_to_the_hugging_face_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("converted");
+    let output = convert(&[
+        "--from",
+        &text(&fixture("t5_relu_pth")),
+        "--to",
+        &text(&out),
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["source_weights"]
+        .as_str()
+        .unwrap()
+        .ends_with("pytorch_model.bin"));
+    assert_eq!(report["dtype"], "float32");
+    for file in ["config.json", "model.safetensors", "generation_config.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let model = T5Model::load(&out, DType::F32, &Device::Cpu).unwrap();
+    let (got, want) = greedy_pair(&model);
+    assert_eq!(got, want);
+    // No leftovers beside the output.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, vec!["converted".to_string()]);
+}
+
+#[test]
+fn bf16_conversion_carries_the_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bf16");
+    let output = convert(&[
+        "--from",
+        &text(&fixture("t5_relu")),
+        "--to",
+        &text(&out),
+        "--dtype",
+        "bf16",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("bfloat16") && stdout.contains("tokenizer.json"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("tokenizer.json")).unwrap(),
+        std::fs::read(fixture("t5_relu/tokenizer.json")).unwrap()
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["dtype"], "bfloat16");
+    let model = T5Model::load(&out, DType::BF16, &Device::Cpu).unwrap();
+    assert_eq!(model.dtype(), DType::BF16);
+
+    // An existing output is not overwritten without --force.
+    let again = convert(&["--from", &text(&fixture("t5_relu")), "--to", &text(&out)]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let forced = convert(&[
+        "--from",
+        &text(&fixture("t5_relu")),
+        "--to",
+        &text(&out),
+        "--force",
+    ]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["dtype"], "float32");
+}
+
+#[test]
+fn a_config_that_does_not_fit_the_weights_names_the_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    std::fs::copy(
+        fixture("t5_relu/model.safetensors"),
+        source.join("model.safetensors"),
+    )
+    .unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("t5_relu/config.json")).unwrap())
+            .unwrap();
+    config["num_layers"] = 3.into();
+    config["d_ff"] = 48.into();
+    std::fs::write(source.join("config.json"), config.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let output = convert(&["--from", &text(&source), "--to", &text(&out)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("missing tensor `encoder.block.2.layer.0.SelfAttention.q.weight`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`encoder.block.0.layer.1.DenseReluDense.wi.weight` has shape [64, 32], the config needs [48, 32]"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+    assert!(!out.exists(), "nothing written on failure");
+}

@@ -1,0 +1,488 @@
+//! The building blocks of T5, written with differentiable candle ops when a
+//! gradient is needed and candle's fused kernels otherwise.
+//!
+//! candle-nn's fused `softmax_last_dim` and `rms_norm` have no backward pass:
+//! a model built on them silently leaves q/k weights, relative-attention
+//! biases and layer norms without gradient. Every op here checks
+//! `Tensor::track_op` and falls back to a formulation from basic ops (which
+//! candle can differentiate) whenever a gradient may flow.
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::VarBuilder;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{Activation, T5Config};
+use crate::error::Result;
+
+/// A bias-free linear layer with the Hugging Face weight layout `(out, in)`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub(crate) weight: Tensor,
+}
+
+impl Linear {
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, std: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (out_dim, in_dim),
+            "weight",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+        )?;
+        Ok(Self { weight })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        // Fold leading dimensions into one 2-D matmul: one gemm call instead of
+        // a batched one, and the transposed weight is read in place.
+        let dims = xs.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = xs.elem_count() / in_dim;
+        let out = xs.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let mut out_dims = dims.to_vec();
+        let last = out_dims.len() - 1;
+        out_dims[last] = self.weight.dim(0)?;
+        Ok(out.reshape(out_dims)?)
+    }
+}
+
+/// T5's layer norm: RMS only, no mean subtraction and no bias, computed in
+/// f32 for half-precision inputs.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    pub(crate) weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
+        Ok(Self { weight, eps })
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if !xs.track_op() && !self.weight.track_op() && xs.is_contiguous() {
+            return Ok(candle_nn::ops::rms_norm(xs, &self.weight, self.eps as f32)?);
+        }
+        let dtype = xs.dtype();
+        let internal = match dtype {
+            DType::F16 | DType::BF16 => DType::F32,
+            other => other,
+        };
+        let xs = xs.to_dtype(internal)?;
+        let variance = xs.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xs.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        Ok(normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?)
+    }
+}
+
+/// Softmax over the last dimension, with the maximum subtracted for
+/// stability. The maximum is detached: softmax does not depend on the shift,
+/// so its gradient is exact without differentiating through `max`.
+pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    if !xs.track_op() && xs.is_contiguous() {
+        return Ok(candle_nn::ops::softmax_last_dim(xs)?);
+    }
+    let max = xs.max_keepdim(D::Minus1)?.detach();
+    let exp = xs.broadcast_sub(&max)?.exp()?;
+    let sum = exp.sum_keepdim(D::Minus1)?;
+    Ok(exp.broadcast_div(&sum)?)
+}
+
+/// `log_softmax` over the last dimension from differentiable ops.
+pub fn log_softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    let max = xs.max_keepdim(D::Minus1)?.detach();
+    let shifted = xs.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(shifted.broadcast_sub(&log_sum)?)
+}
+
+/// Dropout driven by a seedable generator, so that a training run can be
+/// resumed bit for bit (candle's own dropout draws from an unseedable CPU
+/// generator). Masks are drawn on the host and moved to the device.
+#[derive(Debug)]
+pub struct DropoutRng {
+    rate: f64,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl DropoutRng {
+    pub fn new(rate: f64, seed: u64) -> Self {
+        Self {
+            rate,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    pub fn reseed(&self, seed: u64) {
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+
+    /// `xs` with each element zeroed with probability `rate` and the rest
+    /// scaled by `1 / (1 - rate)`; `xs` unchanged when not training.
+    pub fn apply(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.rate == 0.0 {
+            return Ok(xs.clone());
+        }
+        let keep_scale = (1.0 / (1.0 - self.rate)) as f32;
+        let rate = self.rate as f32;
+        let count = xs.elem_count();
+        let mask: Vec<f32> = {
+            let mut rng = self
+                .rng
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (0..count)
+                .map(|_| {
+                    if rng.random::<f32>() < rate {
+                        0.0
+                    } else {
+                        keep_scale
+                    }
+                })
+                .collect()
+        };
+        let mask = Tensor::from_vec(mask, xs.shape(), &Device::Cpu)?
+            .to_device(xs.device())?
+            .to_dtype(xs.dtype())?;
+        Ok(xs.mul(&mask)?)
+    }
+}
+
+/// The feed-forward block: `wo(act(wi x))`, or `wo(act(wi_0 x) * wi_1 x)`
+/// when gated.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    wi: Option<Linear>,
+    wi_0: Option<Linear>,
+    wi_1: Option<Linear>,
+    wo: Linear,
+    activation: Activation,
+}
+
+impl FeedForward {
+    pub fn new(vb: VarBuilder, config: &T5Config) -> Result<Self> {
+        let activation = config
+            .activation()
+            .map_err(crate::error::ModelError::Invalid)?;
+        let (d_model, d_ff) = (config.d_model, config.d_ff);
+        let std_in = (d_model as f64).powf(-0.5);
+        let std_out = (d_ff as f64).powf(-0.5);
+        let (wi, wi_0, wi_1) = if config.is_gated() {
+            (
+                None,
+                Some(Linear::new(vb.pp("wi_0"), d_model, d_ff, std_in)?),
+                Some(Linear::new(vb.pp("wi_1"), d_model, d_ff, std_in)?),
+            )
+        } else {
+            (
+                Some(Linear::new(vb.pp("wi"), d_model, d_ff, std_in)?),
+                None,
+                None,
+            )
+        };
+        let wo = Linear::new(vb.pp("wo"), d_ff, d_model, std_out)?;
+        Ok(Self {
+            wi,
+            wi_0,
+            wi_1,
+            wo,
+            activation,
+        })
+    }
+
+    fn activate(&self, xs: &Tensor) -> Result<Tensor> {
+        Ok(match self.activation {
+            Activation::Relu => xs.relu()?,
+            Activation::Gelu => xs.gelu_erf()?,
+            Activation::GeluTanh => xs.gelu()?,
+            Activation::Silu => xs.silu()?,
+        })
+    }
+
+    pub fn forward(&self, xs: &Tensor, dropout: &DropoutRng, train: bool) -> Result<Tensor> {
+        let hidden = match (&self.wi, &self.wi_0, &self.wi_1) {
+            (Some(wi), _, _) => self.activate(&wi.forward(xs)?)?,
+            (None, Some(wi_0), Some(wi_1)) => {
+                self.activate(&wi_0.forward(xs)?)?.mul(&wi_1.forward(xs)?)?
+            }
+            _ => unreachable!("FeedForward::new sets either wi or wi_0 and wi_1"),
+        };
+        let hidden = dropout.apply(&hidden, train)?;
+        self.wo.forward(&hidden)
+    }
+
+    pub(crate) fn named_tensors(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (name, linear) in [("wi", &self.wi), ("wi_0", &self.wi_0), ("wi_1", &self.wi_1)] {
+            if let Some(linear) = linear {
+                out.push((format!("{prefix}.{name}.weight"), linear.weight.clone()));
+            }
+        }
+        out.push((format!("{prefix}.wo.weight"), self.wo.weight.clone()));
+    }
+}
+
+/// Multi-head attention without score scaling (T5 folds it into the
+/// initialisation). Self- or cross-attention; the relative-position bias and
+/// masks come in precomputed as one additive tensor.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    /// `(num_buckets, num_heads)`, only in the first layer of each stack.
+    pub(crate) relative_attention_bias: Option<Tensor>,
+    num_heads: usize,
+    d_kv: usize,
+}
+
+impl Attention {
+    pub fn new(vb: VarBuilder, config: &T5Config, has_relative_bias: bool) -> Result<Self> {
+        let (d_model, d_kv, heads) = (config.d_model, config.d_kv, config.num_heads);
+        let inner = heads * d_kv;
+        // Hugging Face's initialisation, so that a model trained from scratch
+        // here starts where one trained with transformers would.
+        let q = Linear::new(
+            vb.pp("q"),
+            d_model,
+            inner,
+            ((d_model * d_kv) as f64).powf(-0.5),
+        )?;
+        let k = Linear::new(vb.pp("k"), d_model, inner, (d_model as f64).powf(-0.5))?;
+        let v = Linear::new(vb.pp("v"), d_model, inner, (d_model as f64).powf(-0.5))?;
+        let o = Linear::new(vb.pp("o"), inner, d_model, (inner as f64).powf(-0.5))?;
+        let relative_attention_bias = if has_relative_bias {
+            Some(vb.pp("relative_attention_bias").get_with_hints(
+                (config.relative_attention_num_buckets, heads),
+                "weight",
+                candle_nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: (d_model as f64).powf(-0.5),
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            q,
+            k,
+            v,
+            o,
+            relative_attention_bias,
+            num_heads: heads,
+            d_kv,
+        })
+    }
+
+    /// `(batch, len, heads * d_kv)` to `(batch, heads, len, d_kv)`.
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (batch, len, _) = xs.dims3()?;
+        Ok(xs
+            .reshape((batch, len, self.num_heads, self.d_kv))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    }
+
+    /// Keys and values of `source`, split into heads: computed once per
+    /// generation for cross-attention.
+    pub fn key_values(&self, source: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split_heads(&self.k.forward(source)?)?,
+            self.split_heads(&self.v.forward(source)?)?,
+        ))
+    }
+
+    pub fn query(&self, xs: &Tensor) -> Result<Tensor> {
+        self.split_heads(&self.q.forward(xs)?)
+    }
+
+    /// Attention of `query` (split into heads) over `keys`/`values`, plus the
+    /// additive `bias` (broadcast to `(batch, heads, q_len, k_len)`), then
+    /// the output projection.
+    pub fn attend(
+        &self,
+        query: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        bias: Option<&Tensor>,
+        dropout: &DropoutRng,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (batch, _, q_len, _) = query.dims4()?;
+        let mut scores = query.matmul(&keys.t()?)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let dtype = scores.dtype();
+        let weights = match dtype {
+            DType::F16 | DType::BF16 => {
+                softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?
+            }
+            _ => softmax_last_dim(&scores)?,
+        };
+        let weights = dropout.apply(&weights, train)?;
+        let context = weights.matmul(values)?;
+        let context =
+            context
+                .transpose(1, 2)?
+                .reshape((batch, q_len, self.num_heads * self.d_kv))?;
+        self.o.forward(&context)
+    }
+
+    pub(crate) fn named_tensors(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (name, linear) in [
+            ("q", &self.q),
+            ("k", &self.k),
+            ("v", &self.v),
+            ("o", &self.o),
+        ] {
+            out.push((format!("{prefix}.{name}.weight"), linear.weight.clone()));
+        }
+        if let Some(bias) = &self.relative_attention_bias {
+            out.push((
+                format!("{prefix}.relative_attention_bias.weight"),
+                bias.clone(),
+            ));
+        }
+    }
+}
+
+/// The bucket of each relative position `key - query`, exactly as
+/// transformers' `T5Attention._relative_position_bucket` computes it
+/// (including its float32 logarithm).
+pub fn relative_position_bucket(
+    relative_position: i64,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> u32 {
+    let mut num_buckets = num_buckets as i64;
+    let mut bucket = 0i64;
+    let distance = if bidirectional {
+        num_buckets /= 2;
+        if relative_position > 0 {
+            bucket += num_buckets;
+        }
+        relative_position.abs()
+    } else {
+        -relative_position.min(0)
+    };
+    let max_exact = num_buckets / 2;
+    if distance < max_exact {
+        bucket += distance;
+    } else {
+        let log_ratio = (distance as f32 / max_exact as f32).ln();
+        let log_range = (max_distance as f64 / max_exact as f64).ln() as f32;
+        let large = max_exact + (log_ratio / log_range * (num_buckets - max_exact) as f32) as i64;
+        bucket += large.min(num_buckets - 1);
+    }
+    bucket as u32
+}
+
+/// Bucket ids for queries at `query_start..query_start + q_len` against keys
+/// `0..k_len`, as a `(q_len, k_len)` u32 tensor.
+pub fn bucket_ids(
+    query_start: usize,
+    q_len: usize,
+    k_len: usize,
+    bidirectional: bool,
+    config: &T5Config,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut ids = Vec::with_capacity(q_len * k_len);
+    for q in query_start..query_start + q_len {
+        for k in 0..k_len {
+            ids.push(relative_position_bucket(
+                k as i64 - q as i64,
+                bidirectional,
+                config.relative_attention_num_buckets,
+                config.relative_attention_max_distance,
+            ));
+        }
+    }
+    Ok(Tensor::from_vec(ids, (q_len, k_len), device)?)
+}
+
+/// The position bias `(1, heads, q_len, k_len)` from a relative-attention
+/// table `(num_buckets, heads)` and bucket ids `(q_len, k_len)`.
+pub fn position_bias(table: &Tensor, buckets: &Tensor) -> Result<Tensor> {
+    let (q_len, k_len) = buckets.dims2()?;
+    let heads = table.dim(1)?;
+    let bias = candle_nn::Embedding::new(table.clone(), heads).forward(&buckets.flatten_all()?)?;
+    Ok(bias
+        .reshape((q_len, k_len, heads))?
+        .permute((2, 0, 1))?
+        .unsqueeze(0)?
+        .contiguous()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_known_transformers_values() {
+        // Values from transformers' _relative_position_bucket with 32
+        // buckets and max distance 128.
+        let encoder = |r| relative_position_bucket(r, true, 32, 128);
+        assert_eq!(encoder(0), 0);
+        assert_eq!(encoder(3), 19);
+        assert_eq!(encoder(-3), 3);
+        assert_eq!(encoder(-200), 15);
+        assert_eq!(encoder(200), 31);
+        let decoder = |r| relative_position_bucket(r, false, 32, 128);
+        assert_eq!(decoder(5), 0, "the decoder never sees the future");
+        assert_eq!(decoder(-5), 5);
+        assert_eq!(decoder(-20), 17);
+        assert_eq!(decoder(-1000), 31);
+    }
+
+    #[test]
+    fn differentiable_and_fused_kernels_agree() {
+        let device = Device::Cpu;
+        let xs = Tensor::randn(0f32, 3.0, (2, 5, 8), &device).unwrap();
+        let var = candle_core::Var::from_tensor(&xs).unwrap();
+        let fused = softmax_last_dim(&xs).unwrap();
+        let slow = softmax_last_dim(var.as_tensor()).unwrap();
+        let diff = (fused - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+
+        let norm = RmsNorm {
+            weight: Tensor::randn(1f32, 0.1, 8, &device).unwrap(),
+            eps: 1e-6,
+        };
+        let fused = norm.forward(&xs).unwrap();
+        let slow = norm.forward(var.as_tensor()).unwrap();
+        let diff = (fused - slow).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+
+    #[test]
+    fn dropout_is_reproducible_from_its_seed_and_off_at_inference() {
+        let xs = Tensor::ones((4, 64), DType::F32, &Device::Cpu).unwrap();
+        let dropout = DropoutRng::new(0.5, 7);
+        let first = dropout.apply(&xs, true).unwrap().to_vec2::<f32>().unwrap();
+        dropout.reseed(7);
+        let again = dropout.apply(&xs, true).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(first, again);
+        let values: Vec<f32> = first.concat();
+        assert!(values.iter().all(|&v| v == 0.0 || v == 2.0));
+        let zeros = values.iter().filter(|&&v| v == 0.0).count();
+        assert!((64..=192).contains(&zeros), "{zeros} of 256 dropped");
+        let off = dropout.apply(&xs, false).unwrap().to_vec2::<f32>().unwrap();
+        assert!(off.concat().iter().all(|&v| v == 1.0));
+    }
+}

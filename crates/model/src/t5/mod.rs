@@ -1,0 +1,8 @@
+//! T5 on candle: configuration, layers and the encoder-decoder model.
+
+pub mod config;
+pub mod layers;
+pub mod model;
+
+pub use config::{Activation, T5Config};
+pub use model::{loss, shift_right, DecoderCache, T5Model};

@@ -1,0 +1,598 @@
+//! The T5 encoder-decoder with Hugging Face parameter names: teacher-forced
+//! forward and loss for training, and an incremental decoder whose key/value
+//! cache lives outside the model (one [`DecoderCache`] per generation).
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::T5Config;
+use super::layers::{
+    bucket_ids, log_softmax_last_dim, position_bias, Attention, DropoutRng, FeedForward, Linear,
+    RmsNorm,
+};
+use crate::error::{ModelError, Result};
+
+/// What masked positions add to attention scores. Not the dtype's minimum:
+/// a fully masked row (a padding query) must stay finite, not NaN.
+const MASKED: f64 = -1e9;
+
+#[derive(Debug, Clone)]
+struct Block {
+    self_attention: Attention,
+    self_attention_norm: RmsNorm,
+    /// Decoder blocks only.
+    cross_attention: Option<(Attention, RmsNorm)>,
+    feed_forward: FeedForward,
+    feed_forward_norm: RmsNorm,
+}
+
+impl Block {
+    fn new(vb: VarBuilder, config: &T5Config, is_decoder: bool, first: bool) -> Result<Self> {
+        let eps = config.layer_norm_epsilon;
+        let layer = vb.pp("layer");
+        let self_attention = Attention::new(layer.pp("0").pp("SelfAttention"), config, first)?;
+        let self_attention_norm =
+            RmsNorm::new(layer.pp("0").pp("layer_norm"), config.d_model, eps)?;
+        let (cross_attention, ff_index) = if is_decoder {
+            let attention = Attention::new(layer.pp("1").pp("EncDecAttention"), config, false)?;
+            let norm = RmsNorm::new(layer.pp("1").pp("layer_norm"), config.d_model, eps)?;
+            (Some((attention, norm)), "2")
+        } else {
+            (None, "1")
+        };
+        let feed_forward = FeedForward::new(layer.pp(ff_index).pp("DenseReluDense"), config)?;
+        let feed_forward_norm =
+            RmsNorm::new(layer.pp(ff_index).pp("layer_norm"), config.d_model, eps)?;
+        Ok(Self {
+            self_attention,
+            self_attention_norm,
+            cross_attention,
+            feed_forward,
+            feed_forward_norm,
+        })
+    }
+
+    fn named_tensors(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        self.self_attention
+            .named_tensors(&format!("{prefix}.layer.0.SelfAttention"), out);
+        out.push((
+            format!("{prefix}.layer.0.layer_norm.weight"),
+            self.self_attention_norm.weight.clone(),
+        ));
+        let ff_index = match &self.cross_attention {
+            Some((attention, norm)) => {
+                attention.named_tensors(&format!("{prefix}.layer.1.EncDecAttention"), out);
+                out.push((
+                    format!("{prefix}.layer.1.layer_norm.weight"),
+                    norm.weight.clone(),
+                ));
+                2
+            }
+            None => 1,
+        };
+        self.feed_forward
+            .named_tensors(&format!("{prefix}.layer.{ff_index}.DenseReluDense"), out);
+        out.push((
+            format!("{prefix}.layer.{ff_index}.layer_norm.weight"),
+            self.feed_forward_norm.weight.clone(),
+        ));
+    }
+
+    /// The feed-forward sub-layer with its residual connection.
+    fn feed_forward(&self, xs: &Tensor, dropout: &DropoutRng, train: bool) -> Result<Tensor> {
+        let hidden = self.feed_forward_norm.forward(xs)?;
+        let hidden = self.feed_forward.forward(&hidden, dropout, train)?;
+        Ok((xs + dropout.apply(&hidden, train)?)?)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Stack {
+    blocks: Vec<Block>,
+    final_layer_norm: RmsNorm,
+}
+
+impl Stack {
+    fn new(vb: VarBuilder, config: &T5Config, is_decoder: bool) -> Result<Self> {
+        let layers = if is_decoder {
+            config.decoder_layers()
+        } else {
+            config.num_layers
+        };
+        let blocks = (0..layers)
+            .map(|i| Block::new(vb.pp("block").pp(i), config, is_decoder, i == 0))
+            .collect::<Result<Vec<_>>>()?;
+        let final_layer_norm = RmsNorm::new(
+            vb.pp("final_layer_norm"),
+            config.d_model,
+            config.layer_norm_epsilon,
+        )?;
+        Ok(Self {
+            blocks,
+            final_layer_norm,
+        })
+    }
+
+    fn relative_attention_bias(&self) -> Result<&Tensor> {
+        self.blocks
+            .first()
+            .and_then(|block| block.self_attention.relative_attention_bias.as_ref())
+            .ok_or_else(|| {
+                ModelError::Invalid("the first block has no relative attention bias".into())
+            })
+    }
+
+    fn named_tensors(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.named_tensors(&format!("{prefix}.block.{i}"), out);
+        }
+        out.push((
+            format!("{prefix}.final_layer_norm.weight"),
+            self.final_layer_norm.weight.clone(),
+        ));
+    }
+}
+
+/// The per-generation decoder state: self-attention keys/values so far, and
+/// the encoder's keys/values for cross-attention, computed once.
+#[derive(Debug, Clone)]
+pub struct DecoderCache {
+    /// Per layer, `(batch, heads, steps, d_kv)`.
+    self_key_values: Vec<Option<(Tensor, Tensor)>>,
+    cross_key_values: Vec<(Tensor, Tensor)>,
+    /// `(batch, 1, 1, source_len)`, or none when nothing is padded.
+    cross_bias: Option<Tensor>,
+    steps: usize,
+}
+
+impl DecoderCache {
+    /// How many tokens the decoder has consumed.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Rearranges (and duplicates) batch rows: row `i` of the result is row
+    /// `rows[i]` now. Beam search uses it to follow surviving beams.
+    pub fn reorder(&mut self, rows: &Tensor) -> Result<()> {
+        for entry in self.self_key_values.iter_mut().flatten() {
+            *entry = (
+                entry.0.index_select(rows, 0)?,
+                entry.1.index_select(rows, 0)?,
+            );
+        }
+        for entry in self.cross_key_values.iter_mut() {
+            *entry = (
+                entry.0.index_select(rows, 0)?,
+                entry.1.index_select(rows, 0)?,
+            );
+        }
+        if let Some(bias) = &self.cross_bias {
+            self.cross_bias = Some(bias.index_select(rows, 0)?);
+        }
+        Ok(())
+    }
+}
+
+/// A T5 encoder-decoder (`T5ForConditionalGeneration`).
+#[derive(Debug)]
+pub struct T5Model {
+    config: T5Config,
+    shared: Tensor,
+    encoder: Stack,
+    decoder: Stack,
+    /// Untied models (t5 v1.1, flan-t5) only.
+    lm_head: Option<Linear>,
+    dropout: DropoutRng,
+    device: Device,
+    dtype: DType,
+}
+
+impl T5Model {
+    /// Builds the model from `vb` with Hugging Face names. A `VarBuilder` over
+    /// a `VarMap` gives a trainable model initialised as transformers does;
+    /// one over checkpoint tensors gives a pretrained model.
+    pub fn new(vb: VarBuilder, config: &T5Config) -> Result<Self> {
+        config.validate().map_err(|(field, message)| {
+            ModelError::Invalid(format!("config field `{field}`: {message}"))
+        })?;
+        let shared = vb.pp("shared").get_with_hints(
+            (config.vocab_size, config.d_model),
+            "weight",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        let encoder = Stack::new(vb.pp("encoder"), config, false)?;
+        let decoder = Stack::new(vb.pp("decoder"), config, true)?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::new(
+                vb.pp("lm_head"),
+                config.d_model,
+                config.vocab_size,
+                (config.d_model as f64).powf(-0.5),
+            )?)
+        };
+        Ok(Self {
+            config: config.clone(),
+            shared,
+            encoder,
+            decoder,
+            lm_head,
+            dropout: DropoutRng::new(config.dropout_rate, 0),
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    pub fn config(&self) -> &T5Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Restarts the dropout generator. Seeding it from the step number
+    /// makes a resumed run draw the same masks as an uninterrupted one.
+    pub fn set_dropout_seed(&self, seed: u64) {
+        self.dropout.reseed(seed);
+    }
+
+    /// Every parameter with its Hugging Face name, in a fixed order. Tied
+    /// models list the embedding once, as `shared.weight`.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("shared.weight".to_string(), self.shared.clone())];
+        self.encoder.named_tensors("encoder", &mut out);
+        self.decoder.named_tensors("decoder", &mut out);
+        if let Some(lm_head) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), lm_head.weight.clone()));
+        }
+        out
+    }
+
+    /// A copy of the model whose parameters are plain tensors, not training
+    /// variables: no gradient is tracked and inference takes candle's fused
+    /// kernels (for evaluation during training, or decoding a model built
+    /// in memory). The weights are shared, not copied.
+    pub fn detached(&self) -> Result<Self> {
+        let tensors = self
+            .named_tensors()
+            .into_iter()
+            .map(|(name, tensor)| (name, tensor.detach()))
+            .collect();
+        T5Model::new(
+            VarBuilder::from_tensors(tensors, self.dtype, &self.device),
+            &self.config,
+        )
+    }
+
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let dims = ids.dims().to_vec();
+        let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
+        let embedded = self.shared.index_select(&flat, 0)?;
+        let mut shape = dims;
+        shape.push(self.config.d_model);
+        Ok(embedded.reshape(shape)?)
+    }
+
+    /// `(batch, len)` mask of 1 (attend) / 0 (padding) as an additive
+    /// `(batch, 1, 1, len)` bias.
+    fn padding_bias(&self, mask: &Tensor) -> Result<Tensor> {
+        let (batch, len) = mask.dims2()?;
+        let keep = mask.to_dtype(DType::F32)?;
+        let bias = ((1.0 - keep)? * MASKED)?;
+        Ok(bias.reshape((batch, 1, 1, len))?.to_dtype(self.dtype)?)
+    }
+
+    /// Runs the encoder: `input_ids` `(batch, src_len)`, optional
+    /// `attention_mask` of the same shape (1 = token, 0 = padding).
+    /// Returns `(batch, src_len, d_model)`.
+    pub fn encode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (_, len) = input_ids.dims2()?;
+        let mut xs = self.dropout.apply(&self.embed(input_ids)?, train)?;
+        // The position bias (and mask) is computed once and shared by all layers.
+        let buckets = bucket_ids(0, len, len, true, &self.config, &self.device)?;
+        let mut bias = position_bias(self.encoder.relative_attention_bias()?, &buckets)?;
+        if let Some(mask) = attention_mask {
+            bias = bias.broadcast_add(&self.padding_bias(mask)?)?;
+        }
+        for block in &self.encoder.blocks {
+            let hidden = block.self_attention_norm.forward(&xs)?;
+            let attention = &block.self_attention;
+            let (keys, values) = attention.key_values(&hidden)?;
+            let query = attention.query(&hidden)?;
+            let out =
+                attention.attend(&query, &keys, &values, Some(&bias), &self.dropout, train)?;
+            xs = (xs + self.dropout.apply(&out, train)?)?;
+            xs = block.feed_forward(&xs, &self.dropout, train)?;
+        }
+        let xs = self.encoder.final_layer_norm.forward(&xs)?;
+        self.dropout.apply(&xs, train)
+    }
+
+    /// Teacher-forced decoder over the whole target: `(batch, tgt_len,
+    /// d_model)` hidden states, causally masked.
+    pub fn decode(
+        &self,
+        decoder_input_ids: &Tensor,
+        decoder_attention_mask: Option<&Tensor>,
+        encoder_output: &Tensor,
+        encoder_attention_mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (_, len) = decoder_input_ids.dims2()?;
+        let mut xs = self.dropout.apply(&self.embed(decoder_input_ids)?, train)?;
+        let buckets = bucket_ids(0, len, len, false, &self.config, &self.device)?;
+        let causal: Vec<f32> = (0..len)
+            .flat_map(|q| (0..len).map(move |k| if k > q { MASKED as f32 } else { 0.0 }))
+            .collect();
+        let causal =
+            Tensor::from_vec(causal, (1, 1, len, len), &self.device)?.to_dtype(self.dtype)?;
+        let mut self_bias = position_bias(self.decoder.relative_attention_bias()?, &buckets)?
+            .broadcast_add(&causal)?;
+        if let Some(mask) = decoder_attention_mask {
+            self_bias = self_bias.broadcast_add(&self.padding_bias(mask)?)?;
+        }
+        let cross_bias = encoder_attention_mask
+            .map(|mask| self.padding_bias(mask))
+            .transpose()?;
+        for block in &self.decoder.blocks {
+            let hidden = block.self_attention_norm.forward(&xs)?;
+            let attention = &block.self_attention;
+            let (keys, values) = attention.key_values(&hidden)?;
+            let query = attention.query(&hidden)?;
+            let out = attention.attend(
+                &query,
+                &keys,
+                &values,
+                Some(&self_bias),
+                &self.dropout,
+                train,
+            )?;
+            xs = (xs + self.dropout.apply(&out, train)?)?;
+            xs = self.cross_attend(block, &xs, None, encoder_output, cross_bias.as_ref(), train)?;
+            xs = block.feed_forward(&xs, &self.dropout, train)?;
+        }
+        let xs = self.decoder.final_layer_norm.forward(&xs)?;
+        self.dropout.apply(&xs, train)
+    }
+
+    /// The cross-attention sub-layer with its residual; keys/values either
+    /// cached or computed from `encoder_output`.
+    fn cross_attend(
+        &self,
+        block: &Block,
+        xs: &Tensor,
+        cached: Option<&(Tensor, Tensor)>,
+        encoder_output: &Tensor,
+        bias: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (attention, norm) = block
+            .cross_attention
+            .as_ref()
+            .ok_or_else(|| ModelError::Invalid("decoder block without cross-attention".into()))?;
+        let hidden = norm.forward(xs)?;
+        let query = attention.query(&hidden)?;
+        let out = match cached {
+            Some((keys, values)) => {
+                attention.attend(&query, keys, values, bias, &self.dropout, train)?
+            }
+            None => {
+                let (keys, values) = attention.key_values(encoder_output)?;
+                attention.attend(&query, &keys, &values, bias, &self.dropout, train)?
+            }
+        };
+        Ok((xs + self.dropout.apply(&out, train)?)?)
+    }
+
+    /// Vocabulary logits for decoder hidden states. Original T5 rescales by
+    /// `d_model^-0.5` first (see [`T5Config::scale_decoder_outputs`]); the
+    /// projection is the shared embedding unless the model has an lm_head.
+    pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let hidden = if self.config.scale_decoder_outputs() {
+            (hidden * (self.config.d_model as f64).powf(-0.5))?
+        } else {
+            hidden.clone()
+        };
+        match &self.lm_head {
+            Some(head) => head.forward(&hidden),
+            None => Linear {
+                weight: self.shared.clone(),
+            }
+            .forward(&hidden),
+        }
+    }
+
+    /// The teacher-forced forward pass used for training and scoring:
+    /// `(batch, tgt_len, vocab)` logits. Dropout is active only when `train`.
+    pub fn forward_train(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        decoder_input_ids: &Tensor,
+        decoder_attention_mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let encoded = self.encode(input_ids, attention_mask, train)?;
+        let hidden = self.decode(
+            decoder_input_ids,
+            decoder_attention_mask,
+            &encoded,
+            attention_mask,
+            train,
+        )?;
+        self.lm_logits(&hidden)
+    }
+
+    /// Prepares incremental decoding over `encoder_output`: the
+    /// cross-attention keys/values of every layer, computed once.
+    pub fn start_decoding(
+        &self,
+        encoder_output: &Tensor,
+        encoder_attention_mask: Option<&Tensor>,
+    ) -> Result<DecoderCache> {
+        let cross_key_values = self
+            .decoder
+            .blocks
+            .iter()
+            .map(|block| match &block.cross_attention {
+                Some((attention, _)) => attention.key_values(encoder_output),
+                None => Err(ModelError::Invalid(
+                    "decoder block without cross-attention".into(),
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DecoderCache {
+            self_key_values: vec![None; self.decoder.blocks.len()],
+            cross_key_values,
+            cross_bias: encoder_attention_mask
+                .map(|mask| self.padding_bias(mask))
+                .transpose()?,
+            steps: 0,
+        })
+    }
+
+    /// Feeds one token per row (`(batch,)` u32) and returns the next-token
+    /// logits `(batch, vocab)` in f32, extending `cache`.
+    pub fn decode_step(&self, cache: &mut DecoderCache, tokens: &Tensor) -> Result<Tensor> {
+        let batch = tokens.dim(0)?;
+        let position = cache.steps;
+        let mut xs = self.embed(&tokens.reshape((batch, 1))?)?;
+        let buckets = bucket_ids(position, 1, position + 1, false, &self.config, &self.device)?;
+        let bias = position_bias(self.decoder.relative_attention_bias()?, &buckets)?;
+        for (i, block) in self.decoder.blocks.iter().enumerate() {
+            let hidden = block.self_attention_norm.forward(&xs)?;
+            let attention = &block.self_attention;
+            let (keys, values) = attention.key_values(&hidden)?;
+            let (keys, values) = match &cache.self_key_values[i] {
+                Some((past_keys, past_values)) => (
+                    Tensor::cat(&[past_keys, &keys], 2)?,
+                    Tensor::cat(&[past_values, &values], 2)?,
+                ),
+                None => (keys, values),
+            };
+            let query = attention.query(&hidden)?;
+            let out =
+                attention.attend(&query, &keys, &values, Some(&bias), &self.dropout, false)?;
+            cache.self_key_values[i] = Some((keys, values));
+            xs = (xs + out)?;
+            xs = self.cross_attend(
+                block,
+                &xs,
+                Some(&cache.cross_key_values[i]),
+                &xs,
+                cache.cross_bias.as_ref(),
+                false,
+            )?;
+            xs = block.feed_forward(&xs, &self.dropout, false)?;
+        }
+        cache.steps += 1;
+        let xs = self.decoder.final_layer_norm.forward(&xs)?;
+        let logits = self.lm_logits(&xs)?;
+        Ok(logits.i((.., 0, ..))?.to_dtype(DType::F32)?)
+    }
+}
+
+/// Mean cross-entropy of `logits` `(batch, len, vocab)` against `labels`
+/// `(batch, len)`, ignoring every negative label (transformers uses -100 for
+/// padding). Differentiable; computed in f32 for half-precision logits.
+pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (batch, len, vocab) = logits.dims3()?;
+    let label_dims = labels.dims2()?;
+    if label_dims != (batch, len) {
+        return Err(ModelError::Invalid(format!(
+            "labels have shape {label_dims:?}, logits ({batch}, {len}, {vocab})"
+        )));
+    }
+    let labels = labels.to_dtype(DType::I64)?.flatten_all()?;
+    let label_values = labels.to_vec1::<i64>()?;
+    if let Some(bad) = label_values.iter().find(|&&l| l >= vocab as i64) {
+        return Err(ModelError::Invalid(format!(
+            "label {bad} is outside the vocabulary of {vocab}"
+        )));
+    }
+    let counted = label_values.iter().filter(|&&l| l >= 0).count();
+    if counted == 0 {
+        return Err(ModelError::Invalid(
+            "every label is ignored: nothing to learn from".into(),
+        ));
+    }
+    let keep: Vec<f32> = label_values
+        .iter()
+        .map(|&l| if l >= 0 { 1.0 } else { 0.0 })
+        .collect();
+    let safe: Vec<u32> = label_values.iter().map(|&l| l.max(0) as u32).collect();
+    let device = logits.device();
+    let keep = Tensor::from_vec(keep, batch * len, device)?;
+    let safe = Tensor::from_vec(safe, (batch * len, 1), device)?;
+    let logits = logits.reshape((batch * len, vocab))?.to_dtype(DType::F32)?;
+    let log_probs = log_softmax_last_dim(&logits)?;
+    let picked = log_probs.gather(&safe, 1)?.squeeze(1)?;
+    Ok(((picked * keep)?.sum_all()? * (-1.0 / counted as f64))?)
+}
+
+/// Decoder inputs for teacher forcing from `labels`, as transformers'
+/// `_shift_right`: prepend the start token, drop the last label, and turn
+/// ignored (-100) labels into padding.
+pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32) -> Vec<Vec<u32>> {
+    labels
+        .iter()
+        .map(|row| {
+            std::iter::once(decoder_start_token)
+                .chain(row.iter().take(row.len().saturating_sub(1)).map(|&l| {
+                    if l < 0 {
+                        pad_token
+                    } else {
+                        l as u32
+                    }
+                }))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_right_starts_with_the_start_token_and_pads_ignored_labels() {
+        let labels = vec![vec![5, 6, 1, -100], vec![7, 1, -100, -100]];
+        assert_eq!(
+            shift_right(&labels, 0, 0),
+            vec![vec![0, 5, 6, 1], vec![0, 7, 1, 0]]
+        );
+    }
+
+    #[test]
+    fn loss_rejects_labels_it_cannot_use() {
+        let logits = Tensor::zeros((1, 2, 4), DType::F32, &Device::Cpu).unwrap();
+        let all_ignored = Tensor::new(&[[-100i64, -100]], &Device::Cpu).unwrap();
+        assert!(loss(&logits, &all_ignored)
+            .unwrap_err()
+            .to_string()
+            .contains("ignored"));
+        let too_big = Tensor::new(&[[1i64, 9]], &Device::Cpu).unwrap();
+        assert!(loss(&logits, &too_big)
+            .unwrap_err()
+            .to_string()
+            .contains("label 9"));
+        // Uniform logits: the loss is log(vocab).
+        let fine = Tensor::new(&[[1i64, -100]], &Device::Cpu).unwrap();
+        let value = loss(&logits, &fine).unwrap().to_scalar::<f32>().unwrap();
+        assert!((value - 4f32.ln()).abs() < 1e-6);
+    }
+}
