@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod generate;
+pub mod input;
 pub mod t5;
 mod threads;
 pub mod tokenizer;
@@ -25,5 +26,6 @@ pub use candle_core::{DType, Device};
 pub use checkpoint::{convert, expected_tensors, ConvertReport};
 pub use error::{ModelError, Result};
 pub use generate::{generate, GenerationConfig, Hypothesis};
+pub use input::InputFormat;
 pub use t5::{loss, shift_right, DecoderCache, T5Config, T5Model};
 pub use threads::pin_cpu_threads;

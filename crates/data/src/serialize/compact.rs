@@ -20,7 +20,8 @@ use super::selection::SchemaSelection;
 use crate::schema::{DatabaseSchema, SampleValue};
 
 /// Which example values the compact form shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ValuesShown {
     None,
     /// Only values that occur in the question (as PICARD does).
@@ -29,7 +30,8 @@ pub enum ValuesShown {
     All,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompactOptions {
     pub values: ValuesShown,
     pub foreign_keys: bool,
