@@ -15,7 +15,6 @@ pub struct GlobalOpts {
     pub json: bool,
 }
 
-#[allow(dead_code)] // used by the long-running subcommands as they land
 impl GlobalOpts {
     /// Whether progress bars and human summaries should be drawn.
     pub fn interactive(&self) -> bool {
@@ -35,7 +34,6 @@ pub fn init_logging(global: &GlobalOpts) {
 
 /// A bar over `total` units (bytes when `bytes` is set), with rate and ETA,
 /// drawn on stderr; hidden under `--quiet` / `--json`.
-#[allow(dead_code)]
 pub fn progress_bar(global: &GlobalOpts, total: u64, what: &str, bytes: bool) -> ProgressBar {
     if !global.interactive() {
         return ProgressBar::hidden();
