@@ -543,3 +543,26 @@ fn bird_records_keep_their_difficulty_and_evidence() {
         "composite key"
     );
 }
+
+#[test]
+fn an_empty_split_is_reported_with_the_way_out() {
+    // One database split by database cannot fill both sides.
+    let dir = tempfile::tempdir().unwrap();
+    let (data, tables) = write_corpus(dir.path(), &good_records(50, 1), 1);
+    let output = run_prepare(&data, &tables, &dir.path().join("out"), &[]);
+    ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("split is empty") && stderr.contains("--split-by example"),
+        "{stderr}"
+    );
+
+    let output = run_prepare(
+        &data,
+        &tables,
+        &dir.path().join("by-example"),
+        &["--split-by", "example", "--val-ratio", "0.2"],
+    );
+    ok(&output);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("split is empty"));
+}

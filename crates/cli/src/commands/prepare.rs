@@ -102,6 +102,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let report = prepare(&options, &bar);
     bar.finish_and_clear();
     let report = report?;
+    warn_about_empty_split(&report);
     if global.json {
         return print_json(&report.manifest);
     }
@@ -109,6 +110,27 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         print_summary(&report);
     }
     Ok(())
+}
+
+/// A split left empty by a database split over few databases (the sample
+/// has ten) is legal but almost never what the user wants: say so, with the
+/// way out, on stderr even under --quiet.
+fn warn_about_empty_split(report: &PrepareReport) {
+    let m = &report.manifest;
+    let kept = m.records.kept;
+    for (name, rows) in [("train", m.splits.train.rows), ("val", m.splits.val.rows)] {
+        let wanted = match name {
+            "val" => m.val_ratio > 0.0,
+            _ => m.val_ratio < 1.0,
+        };
+        if rows == 0 && kept > 0 && wanted {
+            eprintln!(
+                "warning: the {name} split is empty: {} databases were split by database with val ratio {}; \
+                 use --split-by example or a larger --val-ratio",
+                m.databases, m.val_ratio
+            );
+        }
+    }
 }
 
 fn print_summary(report: &PrepareReport) {
