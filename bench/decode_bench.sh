@@ -7,7 +7,8 @@
 #   PYTHON=/path/to/python bench/decode_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-/work/pyenv/bin/python}"
+# A Python with torch and transformers (pip install torch transformers).
+PYTHON="${PYTHON:-python3}"
 
 rust_out=$(cargo bench -q -p text2sql-model --bench decode -- "$@" | tee /dev/stderr)
 # PyTorch's OpenMP pool spin-waits: on a busy machine its default thread
