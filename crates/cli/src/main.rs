@@ -50,6 +50,14 @@ enum Command {
     Convert(commands::convert::Args),
     /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
     Eval(commands::eval::Args),
+    /// Train a T5 model on a prepared dataset, as a YAML config describes.
+    ///
+    /// Starts from a converted checkpoint (model.init_from) or a random model
+    /// (model.architecture + model.tokenizer); follows the curriculum phases,
+    /// batches by token budget, and writes checkpoints, metrics.jsonl, plots
+    /// and the best model (by validation loss) to runs/NAME/best. --resume
+    /// continues exactly from the latest checkpoint.
+    Train(commands::train::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +72,7 @@ fn main() -> ExitCode {
         Command::Tokenizer(args) => commands::tokenizer::run(args, &cli.global),
         Command::Eval(args) => commands::eval::run(args, &cli.global),
         Command::Convert(args) => commands::convert::run(args, &cli.global),
+        Command::Train(args) => commands::train::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -64,6 +64,19 @@ pub enum TrainError {
     /// without gradients).
     #[error("optimizer: {0}")]
     Optimizer(String),
+
+    #[error(transparent)]
+    Model(#[from] text2sql_model::ModelError),
+
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] text2sql_model::tokenizer::TokenizerError),
+
+    #[error(transparent)]
+    Data(#[from] text2sql_data::DataError),
+
+    /// Training data that cannot be used (unknown database, empty split).
+    #[error("training data: {0}")]
+    Dataset(String),
 }
 
 impl TrainError {

@@ -1,7 +1,7 @@
 //! Training for text2sql: the YAML config, in-place optimizers and learning
 //! rate schedules, token-budget batching, checkpoint state and resume,
-//! metrics and plots, and the non-finite guard. The training loop itself
-//! lives with the model it drives.
+//! metrics and plots, the non-finite guard, and the training loop
+//! ([`Trainer`]) that drives the T5 model with them.
 
 pub mod atomic;
 pub mod batch;
@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod schedule;
+pub mod trainer;
 
 pub use batch::{pad_batch, plan_epoch, Batch, ExampleLen};
 pub use checkpoint::{
@@ -25,3 +26,4 @@ pub use metrics::{EventKind, MetricsEvent, MetricsLog};
 pub use optim::{Optimizer, OptimizerSettings, StepStats};
 pub use plot::render_plots;
 pub use schedule::LrSchedule;
+pub use trainer::{StepReport, TrainSummary, Trainer};

@@ -4,3 +4,4 @@ pub mod prepare;
 pub mod sample;
 pub mod schema;
 pub mod tokenizer;
+pub mod train;

@@ -1,0 +1,242 @@
+//! End-to-end tests of `text2sql train` on a tiny model and a tiny corpus
+//! made by `text2sql sample`, `prepare` and `tokenizer train`.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+fn text2sql(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_text2sql"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Writes a sample corpus, a prepared dataset of `subset` records (all of
+/// them when `None`) and a tokenizer under `dir`; returns (processed, tokenizer).
+fn corpus(dir: &Path, subset: Option<&str>) -> (PathBuf, PathBuf) {
+    let sample = dir.join("sample");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&text2sql(&[
+        "-q",
+        "sample",
+        "--out",
+        &s(&sample),
+        "--records",
+        "100",
+    ]));
+    let processed = dir.join("processed");
+    let data = s(&sample.join("data.json"));
+    let tables = s(&sample.join("tables.json"));
+    let dbs = s(&sample.join("databases"));
+    let out = s(&processed);
+    let mut args = vec![
+        "-q",
+        "prepare",
+        "--data",
+        &data,
+        "--tables",
+        &tables,
+        "--databases",
+        &dbs,
+        "--out",
+        &out,
+        "--split-by",
+        "example",
+    ];
+    match subset {
+        Some(n) => args.extend(["--subset-size", n, "--val-ratio", "0.0"]),
+        None => args.extend(["--val-ratio", "0.1"]),
+    }
+    ok(&text2sql(&args));
+    let records: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(sample.join("data.json")).unwrap()).unwrap();
+    let mut text = String::new();
+    for r in &records {
+        for key in ["question", "sql"] {
+            text.push_str(&r[key].as_str().unwrap().replace('\n', " "));
+            text.push('\n');
+        }
+    }
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let tokenizer = dir.join("tok");
+    ok(&text2sql(&[
+        "-q",
+        "tokenizer",
+        "train",
+        "--text",
+        &s(&corpus),
+        "--vocab-size",
+        "400",
+        "--out",
+        &s(&tokenizer),
+    ]));
+    (processed, tokenizer)
+}
+
+fn write_config(dir: &Path, processed: &Path, tokenizer: &Path, extra: &str) -> PathBuf {
+    let config = format!(
+        r#"
+run: {{dir: {runs}, name: tiny}}
+model:
+  tokenizer: {tok}
+  architecture: {{vocab_size: 400, d_model: 32, d_kv: 8, d_ff: 64, num_layers: 1, num_decoder_layers: 1, num_heads: 4, dropout_rate: 0.1, feed_forward_proj: relu, tie_word_embeddings: true}}
+data: {{processed_dir: {data}, max_source_tokens: 96, max_target_tokens: 64}}
+curriculum:
+  phases:
+    - {{name: simple, steps: 3, tiers: {{Simple: 1.0}}}}
+    - {{name: all, steps: 100, tiers: {{Simple: 1, Moderate: 1, Complex: 1, Highly Complex: 1}}}}
+optimizer: {{kind: adamw, lr: 3.0e-3, weight_decay: 0.01, clip_norm: 1.0}}
+schedule: {{kind: linear, warmup_steps: 2}}
+batch: {{max_tokens: 1024, grad_accum: 2}}
+training: {{max_steps: 6, seed: 3, log_every_steps: 1}}
+eval: {{every_steps: 3, val_sample_size: 8}}
+checkpoint: {{every_steps: 3, keep_last: 2}}
+{extra}
+"#,
+        runs = dir.join("runs").display(),
+        tok = tokenizer.display(),
+        data = processed.display(),
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn losses(run: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter_map(|e| {
+            let value = e.get("loss").or_else(|| e.get("val_loss"))?.as_f64()?;
+            Some((e["step"].as_u64().unwrap(), value))
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_after_a_crash_reproduces_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, tokenizer) = corpus(dir.path(), None);
+    let config = write_config(dir.path(), &processed, &tokenizer, "");
+    let config = config.to_str().unwrap();
+    ok(&text2sql(&["-q", "train", "--config", config]));
+    let run = dir.path().join("runs/tiny");
+    let full = losses(&run);
+    assert_eq!(full.iter().filter(|(s, _)| *s == 6).count(), 2, "{full:?}");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "text2sql_input.json",
+    ] {
+        assert!(run.join("best").join(file).is_file(), "best/{file} missing");
+    }
+
+    // A crash after step 3: the later checkpoint and best model never got written.
+    std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
+    std::fs::remove_dir_all(run.join("best")).unwrap();
+    ok(&text2sql(&["-q", "train", "--config", config, "--resume"]));
+    let resumed = losses(&run);
+    assert_eq!(full.len(), resumed.len(), "{full:?} vs {resumed:?}");
+    for ((s1, a), (s2, b)) in full.iter().zip(&resumed) {
+        assert_eq!(s1, s2);
+        assert!((a - b).abs() < 1e-5, "step {s1}: {a} vs {b}");
+    }
+    assert!(run.join("checkpoint-6").is_dir());
+
+    // Without --resume an existing run is not overwritten.
+    let again = text2sql(&["-q", "train", "--config", config]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+}
+
+#[test]
+fn divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, tokenizer) = corpus(dir.path(), None);
+    let config = write_config(dir.path(), &processed, &tokenizer, "");
+    let output = text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "optimizer.lr=1.0e30",
+        "--set",
+        "optimizer.clip_norm=null",
+        "--set",
+        "checkpoint.every_steps=1",
+        "--set",
+        "schedule.warmup_steps=0",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("training diverged"), "{stderr}");
+    assert!(stderr.contains("last good checkpoint"), "{stderr}");
+    let run = dir.path().join("runs/tiny");
+    let checkpoints: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("checkpoint-"))
+        .collect();
+    assert!(!checkpoints.is_empty(), "no checkpoint kept: {stderr}");
+    for name in &checkpoints {
+        assert!(run.join(name).join("train_state.json").is_file());
+    }
+}
+
+#[test]
+fn a_tiny_model_overfits_four_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, tokenizer) = corpus(dir.path(), Some("4"));
+    let config = write_config(dir.path(), &processed, &tokenizer, "");
+    let output = text2sql(&[
+        "--json",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "training.max_steps=120",
+        "--set",
+        "optimizer.lr=1.0e-2",
+        "--set",
+        "model.architecture.dropout_rate=0.0",
+        "--set",
+        "model.architecture.d_model=64",
+        "--set",
+        "model.architecture.d_ff=128",
+        "--set",
+        "batch.grad_accum=1",
+        "--set",
+        "eval.every_steps=120",
+        "--set",
+        "checkpoint.every_steps=120",
+        "--set",
+        "schedule.kind=constant",
+    ]);
+    ok(&output);
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["steps"], 120);
+    let train: Vec<f64> = losses(&dir.path().join("runs/tiny"))
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let first = train[0];
+    let best_late = train[train.len() - 10..]
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    assert!(best_late < 0.1 * first, "loss {first} -> {best_late}");
+}
