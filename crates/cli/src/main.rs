@@ -50,6 +50,10 @@ enum Command {
     Convert(commands::convert::Args),
     /// Score predicted SQL by executing it against the gold SQL (execution accuracy).
     Eval(commands::eval::Args),
+    /// Ask a trained model a question about a SQLite database; optionally run its SQL.
+    Ask(commands::ask::Args),
+    /// Serve the web demo and JSON API: pick a database, ask, see the SQL and its result.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Tokenizer(args) => commands::tokenizer::run(args, &cli.global),
         Command::Eval(args) => commands::eval::run(args, &cli.global),
         Command::Convert(args) => commands::convert::run(args, &cli.global),
+        Command::Ask(args) => commands::ask::run(args, &cli.global),
+        Command::Serve(args) => commands::serve::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
