@@ -58,6 +58,10 @@ enum Command {
     /// and the best model (by validation loss) to runs/NAME/best. --resume
     /// continues exactly from the latest checkpoint.
     Train(commands::train::Args),
+    /// Ask a trained model a question about a SQLite database; optionally run its SQL.
+    Ask(commands::ask::Args),
+    /// Serve the web demo and JSON API: pick a database, ask, see the SQL and its result.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args, &cli.global),
         Command::Convert(args) => commands::convert::run(args, &cli.global),
         Command::Train(args) => commands::train::run(args, &cli.global),
+        Command::Ask(args) => commands::ask::run(args, &cli.global),
+        Command::Serve(args) => commands::serve::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod explain;
 mod introspect;
+mod model_generator;
 mod pool;
 mod sandbox_runner;
 
@@ -38,6 +39,7 @@ pub use config::ServeConfig;
 pub use error::ServeError;
 pub use explain::{explain, strip_location, Author, Explanation};
 pub use introspect::read_schema_from_sqlite;
+pub use model_generator::ModelGenerator;
 pub use pool::{PoolError, WorkerPool};
 pub use sandbox_runner::SandboxRunner;
 

@@ -1,7 +1,9 @@
+pub mod ask;
 pub mod convert;
 pub mod eval;
 pub mod prepare;
 pub mod sample;
 pub mod schema;
+pub mod serve;
 pub mod tokenizer;
 pub mod train;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use text2sql_serve::{ServeConfig, Server, SqlGenerator, SqlRunner};
+use text2sql_model::{Device, SqlModel};
+use text2sql_serve::{ModelGenerator, SandboxRunner, ServeConfig, Server, SqlGenerator, SqlRunner};
 
 use crate::output::{print_json, GlobalOpts};
 
@@ -72,6 +73,20 @@ impl Args {
             ..defaults
         })
     }
+}
+
+/// Loads the model and serves it, executing through the SQL sandbox.
+pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
+    // Check the arguments before the (slow) model load.
+    args.config()?;
+    let model = SqlModel::load(&args.model, &Device::Cpu)
+        .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    run_with(
+        &args,
+        global,
+        Arc::new(SandboxRunner),
+        Arc::new(ModelGenerator::new(model)),
+    )
 }
 
 /// Serves with the given runner (the SQL sandbox) and generator (the model)

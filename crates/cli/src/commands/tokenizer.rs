@@ -14,6 +14,11 @@ use text2sql_model::tokenizer::{
     sample_texts, train_unigram_with_progress, Tokenizer, TrainOptions, TrainStage,
 };
 
+use text2sql_data::loader::ProcessedDataset;
+use text2sql_data::prepare::Split;
+use text2sql_data::store::Example;
+use text2sql_model::InputFormat;
+
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
 #[derive(clap::Args, Debug)]
@@ -39,8 +44,13 @@ pub enum TokenizerCommand {
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// A text file with one training text per line (repeatable).
-    #[arg(long = "text", value_name = "FILE", required = true)]
+    #[arg(long = "text", value_name = "FILE", required_unless_present = "data")]
     pub texts: Vec<PathBuf>,
+    /// A folder written by `text2sql prepare`: train on the model's real
+    /// texts, each train example's question with its database's compact
+    /// schema, and its gold SQL.
+    #[arg(long, value_name = "DIR", conflicts_with = "texts")]
+    pub data: Option<PathBuf>,
     /// Ids in the vocabulary, special tokens included.
     #[arg(long, default_value_t = 8000)]
     pub vocab_size: u32,
@@ -96,6 +106,13 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
             args.out.display()
         );
     }
+    if let Some(data) = &args.data {
+        let (tokenizer, summary) = train_on_corpus(data, &args, global)?;
+        write_folder_atomically(&args.out, args.force, |dir| {
+            tokenizer.save(dir).map_err(Into::into)
+        })?;
+        return report(&summary, global);
+    }
     let mut total_bytes = 0u64;
     for path in &args.texts {
         let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
@@ -113,6 +130,62 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
         tokenizer.save(dir).map_err(Into::into)
     })?;
     report(&summary, global)
+}
+
+/// Trains on a prepared corpus's train split: per example the question as
+/// the model sees it (external knowledge included) followed by its
+/// database's compact schema, and the gold SQL. Two passes over the split:
+/// the first sizes the progress bar and surfaces read errors up front.
+fn train_on_corpus(
+    data: &Path,
+    args: &TrainArgs,
+    global: &GlobalOpts,
+) -> Result<(Tokenizer, TrainSummary)> {
+    let dataset = ProcessedDataset::open(data)?;
+    let schemas = dataset.schemas()?;
+    let format = InputFormat::default();
+    let split = dataset.split(Split::Train);
+    let texts_of = |example: &Example| -> Result<[String; 2]> {
+        let schema = schemas.get(&example.db_id).with_context(|| {
+            format!(
+                "{}: example {} uses database `{}`, which schemas.parquet lacks",
+                data.display(),
+                example.id,
+                example.db_id
+            )
+        })?;
+        let question = format.question_text(&example.question, &example.external_knowledge);
+        Ok([
+            format!("{question} | {}", schema.compact_schema),
+            example.sql.clone(),
+        ])
+    };
+    let mut total_bytes = 0u64;
+    for example in split.iter() {
+        let example = example?;
+        total_bytes += texts_of(&example)?
+            .iter()
+            .map(|t| t.len() as u64 + 1)
+            .sum::<u64>();
+    }
+    let failure = RefCell::new(None);
+    let texts = split
+        .iter()
+        .map_while(
+            |example| match example.map_err(Into::into).and_then(|e| texts_of(&e)) {
+                Ok(texts) => Some(texts),
+                Err(error) => {
+                    failure.borrow_mut().get_or_insert(error);
+                    None
+                }
+            },
+        )
+        .flatten();
+    let trained = train_on_texts(texts, total_bytes, args, global);
+    if let Some(error) = failure.into_inner() {
+        return Err(error);
+    }
+    trained
 }
 
 /// Trains on `texts`, sampled down to `--max-mb` given their `total_bytes`,

@@ -1,0 +1,207 @@
+//! `text2sql ask`: one question to a trained model, from the command line.
+//! The schema is serialized exactly as in training (the checkpoint's
+//! `text2sql_input.json`); `--run` executes the best SQL in the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
+use text2sql_model::{Device, GeneratedSql, SqlModel};
+use text2sql_sql::{QueryResult, Sandbox, SandboxLimits, Value};
+
+use crate::output::{print_json, GlobalOpts};
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  text2sql ask --model runs/quickstart/best --db sample/databases/retail/retail.sqlite \\
+      --question \"How many customers live in Paris?\" --run
+  text2sql ask --model runs/quickstart/best --db concert.sqlite --tables tables.json \\
+      --question \"Name every singer\" --beams 4
+  text2sql ask --model runs/quickstart/best --raw-input \"How many singers? | concert | singer : name\"")]
+pub struct Args {
+    /// The model checkpoint (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The SQLite database the question is about.
+    #[arg(long, required_unless_present = "raw_input", requires = "question")]
+    pub db: Option<PathBuf>,
+    /// The question, in plain language.
+    #[arg(long, requires = "db")]
+    pub question: Option<String>,
+    /// Evidence for the question (BIRD/SynSQL `external_knowledge`).
+    #[arg(long, default_value = "")]
+    pub external_knowledge: String,
+    /// A tables.json describing the database (the entry whose db_id is the
+    /// --db file's stem); without it the schema is read from the SQLite file.
+    #[arg(long, requires = "db")]
+    pub tables: Option<PathBuf>,
+    /// Give the model this exact input text instead of a question and a
+    /// database (to reproduce what training fed it).
+    #[arg(long, conflicts_with_all = ["db", "question", "tables", "run"])]
+    pub raw_input: Option<String>,
+    /// Beam-search candidates to show, best first (1 = greedy decoding).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub beams: u16,
+    /// Execute the best SQL on the database (read-only sandbox) and print its rows.
+    #[arg(long, requires = "db")]
+    pub run: bool,
+    /// Rows printed at most with --run.
+    #[arg(long, default_value_t = 20)]
+    pub max_rows: usize,
+    /// Seconds the query may run with --run.
+    #[arg(long = "timeout-s", default_value_t = 10.0)]
+    pub timeout_s: f64,
+}
+
+pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
+    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
+        bail!(
+            "--timeout-s must be a positive number of seconds, got {}",
+            args.timeout_s
+        );
+    }
+    let model = SqlModel::load(&args.model, &Device::Cpu)
+        .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    let beams = usize::from(args.beams);
+    let (source, candidates) = match (&args.raw_input, &args.db, &args.question) {
+        (Some(raw), _, _) => (raw.clone(), model.generate_from_raw(raw, beams)?),
+        (None, Some(db), Some(question)) => {
+            let schema = load_schema(db, args.tables.as_deref())?;
+            let source = model.source_text(question, &args.external_knowledge, &schema);
+            let candidates = model.generate_from_raw(&source, beams)?;
+            (source, candidates)
+        }
+        _ => bail!("give --db and --question, or --raw-input"),
+    };
+    let best = candidates
+        .first()
+        .context("the model produced no candidate")?;
+    let execution = match (&args.db, args.run) {
+        (Some(db), true) => Some(execute(db, &best.sql, &args)),
+        _ => None,
+    };
+
+    if global.json {
+        return print_json(&serde_json::json!({
+            "input": source,
+            "sql": best.sql,
+            "candidates": candidates,
+            "result": execution.as_ref().map(|r| r.as_ref().ok()),
+            "error": execution.as_ref().and_then(|r| r.as_ref().err().map(|e| format!("{e:#}"))),
+        }));
+    }
+    println!("{}", best.sql);
+    if beams > 1 && !global.quiet {
+        print_candidates(&candidates);
+    }
+    match execution {
+        Some(Ok(result)) => print_table(&result, args.max_rows),
+        Some(Err(error)) => bail!("{error:#}"),
+        None => {}
+    }
+    Ok(())
+}
+
+/// The schema of `db`: from `tables` (the entry named after the file) or
+/// read from the SQLite file, with example values either way.
+fn load_schema(db: &Path, tables: Option<&Path>) -> Result<DatabaseSchema> {
+    if !db.is_file() {
+        bail!("--db {}: no such SQLite file", db.display());
+    }
+    let db_id = db
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .with_context(|| format!("--db {}: not a file name", db.display()))?;
+    let mut schema = match tables {
+        Some(tables) => read_tables_file(tables)?
+            .into_iter()
+            .find(|schema| schema.db_id == db_id)
+            .with_context(|| {
+                format!(
+                    "{}: no database with db_id `{db_id}` (the --db file's name)",
+                    tables.display()
+                )
+            })?,
+        None => {
+            let (schema, warnings) = text2sql_serve::read_schema_from_sqlite(&db_id, db)?;
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            schema
+        }
+    };
+    enrich_from_sqlite(&mut schema, db)?;
+    Ok(schema)
+}
+
+fn execute(db: &Path, sql: &str, args: &Args) -> Result<QueryResult> {
+    let limits = SandboxLimits {
+        timeout: Duration::from_secs_f64(args.timeout_s),
+        max_rows: Some(args.max_rows),
+        ..SandboxLimits::default()
+    };
+    let mut sandbox = Sandbox::open(db, limits)?;
+    sandbox
+        .query(sql)
+        .with_context(|| format!("the generated SQL failed on {}", db.display()))
+}
+
+fn print_candidates(candidates: &[GeneratedSql]) {
+    eprintln!("candidates (best first, score = length-normalised log-probability):");
+    for (rank, candidate) in candidates.iter().enumerate() {
+        eprintln!("  {}. [{:.3}] {}", rank + 1, candidate.score, candidate.sql);
+    }
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Blob(bytes) => format!("<{} bytes>", bytes.len()),
+    }
+}
+
+/// A plain aligned table; the full values are available with --json.
+fn print_table(result: &QueryResult, max_rows: usize) {
+    let rows: Vec<Vec<String>> = result
+        .rows
+        .iter()
+        .take(max_rows)
+        .map(|row| row.iter().map(cell).collect())
+        .collect();
+    let mut widths: Vec<usize> = result.columns.iter().map(|c| c.chars().count()).collect();
+    for row in &rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.chars().count());
+        }
+    }
+    let line = |values: &[String]| {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(&result.columns));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
+    for row in &rows {
+        println!("{}", line(row));
+    }
+    let more = if result.truncated {
+        " (more not shown)"
+    } else {
+        ""
+    };
+    println!("({} rows{more})", rows.len());
+}
