@@ -14,6 +14,10 @@ use text2sql_sql::{
     evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, Rule, SandboxLimits,
 };
 
+use text2sql_data::loader::ProcessedDataset;
+use text2sql_data::prepare::Split;
+use text2sql_model::{Device, SqlModel};
+
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,16 +32,18 @@ pub enum PredictionFormat {
 #[command(after_help = "Examples:
   text2sql eval --predictions pred.txt --gold spider/dev_gold.sql --db-dir spider/database
   text2sql eval --format bird --rule bird --predictions predict_dev.json \\
-      --gold bird/dev.sql --db-dir bird/dev_databases --report report.json --per-example examples.jsonl")]
+      --gold bird/dev.sql --db-dir bird/dev_databases --report report.json --per-example examples.jsonl
+  text2sql eval --model runs/quickstart/best --data quickstart/processed --split val --limit 200 \\
+      --db-dir quickstart/sample/databases --beams 4 --execution-guided")]
 pub struct Args {
     /// Predicted SQL: one query per line, or BIRD's prediction JSON with `--format bird`.
-    #[arg(long)]
-    pub predictions: PathBuf,
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub predictions: Option<PathBuf>,
     /// Gold SQL: one `SQL<TAB>db_id` per line (Spider's dev_gold.sql, BIRD's dev.sql),
     /// or a .json array of examples (Spider's or BIRD's dev.json; BIRD's
     /// `difficulty` then gives per-tier accuracy).
-    #[arg(long)]
-    pub gold: PathBuf,
+    #[arg(long, required_unless_present = "model")]
+    pub gold: Option<PathBuf>,
     /// Folder of databases, laid out as DIR/<db_id>/<db_id>.sqlite.
     #[arg(long)]
     pub db_dir: PathBuf,
@@ -66,6 +72,35 @@ pub struct Args {
     /// Write one JSON line per example (prediction, gold, verdict, reason) to this file.
     #[arg(long)]
     pub per_example: Option<PathBuf>,
+    /// Generate the predictions with this model (a checkpoint folder from
+    /// `text2sql train` or `convert`) instead of reading a file.
+    #[arg(long, requires = "data")]
+    pub model: Option<PathBuf>,
+    /// With --model: a folder made by `text2sql prepare` (SynSQL, Spider or BIRD).
+    #[arg(long, requires = "model")]
+    pub data: Option<PathBuf>,
+    /// With --model: which split of --data to score.
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    pub split: SplitArg,
+    /// With --model: score only the first N examples of the split.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// With --model: beam width; all beams become candidates.
+    #[arg(long, default_value_t = 1)]
+    pub beams: usize,
+    /// With --model and beams: the first beam whose SQL executes without
+    /// error is the prediction (RESDSQL's execution-guided selection).
+    #[arg(long)]
+    pub execution_guided: bool,
+    /// With --model: questions generated together in one batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitArg {
+    Train,
+    Val,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -81,11 +116,14 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     if !args.db_dir.is_dir() {
         bail!("--db-dir {} is not a folder", args.db_dir.display());
     }
-    let examples = load_examples(&args)?;
+    let examples = match &args.model {
+        Some(model) => generate_examples(&args, model, global)?,
+        None => load_examples(&args)?,
+    };
     let options = EvalOptions {
         rule: args.rule,
         keep_distinct: args.keep_distinct,
-        execution_guided: false,
+        execution_guided: args.execution_guided,
         limits: SandboxLimits {
             max_rows: Some(args.max_rows),
             ..SandboxLimits::for_eval(Duration::from_secs_f64(args.timeout_s))
@@ -103,26 +141,105 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     )
 }
 
+/// Generates predictions with the model for a prepared split, building the
+/// model's inputs exactly as it was trained (its saved `InputFormat`).
+fn generate_examples(
+    args: &Args,
+    model_dir: &Path,
+    global: &GlobalOpts,
+) -> Result<Vec<EvalExample>> {
+    let data_dir = args.data.as_deref().context("--model needs --data")?;
+    if args.beams == 0 || args.batch_size == 0 {
+        bail!("--beams and --batch-size must be at least 1");
+    }
+    let model = SqlModel::load(model_dir, &Device::Cpu)?;
+    let dataset = ProcessedDataset::open(data_dir)?;
+    let schemas = dataset.schemas()?;
+    let split = match args.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Val => Split::Val,
+    };
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut records = Vec::new();
+    for example in dataset.split(split).iter().take(limit) {
+        records.push(example?);
+    }
+    if records.is_empty() {
+        bail!(
+            "{}: the {:?} split has no examples",
+            data_dir.display(),
+            args.split
+        );
+    }
+    let mut sources = Vec::with_capacity(records.len());
+    for record in &records {
+        let row = schemas.get(&record.db_id).with_context(|| {
+            format!(
+                "{}: example {} names database `{}`, which schemas.parquet lacks",
+                data_dir.display(),
+                record.id,
+                record.db_id
+            )
+        })?;
+        sources.push(model.source_text(&record.question, &record.external_knowledge, &row.schema));
+    }
+
+    let bar = progress_bar(global, records.len() as u64, "generate", false);
+    let mut candidates = Vec::with_capacity(records.len());
+    for chunk in sources.chunks(args.batch_size) {
+        for beams in model.generate_batch(chunk, args.beams)? {
+            candidates.push(beams.into_iter().map(|g| g.sql).collect::<Vec<_>>());
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+
+    Ok(records
+        .into_iter()
+        .zip(candidates)
+        .map(|(record, candidates)| {
+            let db_path = args
+                .db_dir
+                .join(&record.db_id)
+                .join(format!("{}.sqlite", record.db_id));
+            EvalExample {
+                id: record.id.to_string(),
+                hardness: spider_hardness(&record.sql),
+                db_path: db_path.is_file().then_some(db_path),
+                candidates,
+                tier: record
+                    .tier
+                    .map(|t| t.as_str().to_string())
+                    .or(record.difficulty),
+                gold: record.sql,
+                db_id: record.db_id,
+            }
+        })
+        .collect())
+}
+
 fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
-    let is_json = args
-        .gold
+    let (Some(gold_path), Some(predictions_path)) = (&args.gold, &args.predictions) else {
+        bail!("give --predictions and --gold, or --model and --data");
+    };
+    let is_json = gold_path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let gold = if is_json {
-        read_gold_json(&args.gold)?
+        read_gold_json(gold_path)?
     } else {
-        read_gold_file(&args.gold)?
+        read_gold_file(gold_path)?
     };
     let predictions = match args.format {
-        PredictionFormat::Spider => read_spider_predictions(&args.predictions)?,
-        PredictionFormat::Bird => read_bird_predictions(&args.predictions)?,
+        PredictionFormat::Spider => read_spider_predictions(predictions_path)?,
+        PredictionFormat::Bird => read_bird_predictions(predictions_path)?,
     };
     if predictions.len() != gold.len() {
         bail!(
             "{} has {} predictions but {} has {} gold queries: they must align one to one",
-            args.predictions.display(),
+            predictions_path.display(),
             predictions.len(),
-            args.gold.display(),
+            gold_path.display(),
             gold.len()
         );
     }
@@ -132,7 +249,7 @@ fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
             if *db_id != gold.db_id {
                 bail!(
                     "{}: prediction {index} is for database `{db_id}` but gold line {} is for `{}`",
-                    args.predictions.display(),
+                    predictions_path.display(),
                     index + 1,
                     gold.db_id
                 );

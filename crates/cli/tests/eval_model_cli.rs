@@ -1,0 +1,153 @@
+//! `text2sql eval --model` end to end: sample corpus -> prepare ->
+//! `tokenizer train --data` -> a tiny seeded random model -> generated SQL
+//! scored in the sandbox. The random model's SQL is gibberish, so the test
+//! pins the report's shape and counts, not its accuracy.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use text2sql_model::tokenizer::Tokenizer;
+use text2sql_model::InputFormat;
+
+fn text2sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_text2sql"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(output: Output) -> Output {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// (databases dir, processed dir, model dir)
+fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let sample = root.join("sample");
+    ok(text2sql(&[
+        "-q",
+        "sample",
+        "--out",
+        s(&sample),
+        "--records",
+        "200",
+    ]));
+    let processed = root.join("processed");
+    ok(text2sql(&[
+        "-q",
+        "prepare",
+        "--data",
+        s(&sample.join("data.json")),
+        "--tables",
+        s(&sample.join("tables.json")),
+        "--databases",
+        s(&sample.join("databases")),
+        "--out",
+        s(&processed),
+        "--split-by",
+        "example",
+        "--val-ratio",
+        "0.2",
+    ]));
+    // The tokenizer learns from the prepared corpus's real model texts.
+    let tokenizer_dir = root.join("tokenizer");
+    ok(text2sql(&[
+        "-q",
+        "tokenizer",
+        "train",
+        "--data",
+        s(&processed),
+        "--vocab-size",
+        "500",
+        "--out",
+        s(&tokenizer_dir),
+    ]));
+    let tokenizer = Tokenizer::from_dir(&tokenizer_dir).unwrap();
+    let format = InputFormat {
+        max_target_tokens: 12,
+        ..InputFormat::default()
+    };
+    let model = root.join("model");
+    text2sql_model::pipeline::write_random_checkpoint(&model, &tokenizer, &format, 5).unwrap();
+    (sample.join("databases"), processed, model)
+}
+
+#[test]
+fn model_predictions_are_scored_per_tier_with_every_example_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (databases, processed, model) = fixture(dir.path());
+    let per_example = dir.path().join("examples.jsonl");
+    let base = [
+        "--json",
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&processed),
+        "--db-dir",
+        s(&databases),
+        "--limit",
+        "12",
+        "--batch-size",
+        "5",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--per-example", s(&per_example)]);
+    let out = ok(text2sql(&args));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["total"], 12);
+    assert_eq!(summary["scored"], 12, "every sample database exists");
+    let tiers: u64 = summary["by_tier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["examples"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        tiers, 12,
+        "each example lands in its SynSQL tier: {summary}"
+    );
+    let lines = std::fs::read_to_string(&per_example).unwrap();
+    assert_eq!(lines.lines().count(), 12);
+
+    // Deterministic, and beams with execution-guided selection run too.
+    let without_latency = |stdout: &[u8]| {
+        let mut v: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+        v.as_object_mut().unwrap().remove("prediction_latency");
+        v
+    };
+    let again = ok(text2sql(&base));
+    assert_eq!(without_latency(&again.stdout), without_latency(&out.stdout));
+    let mut guided = base.to_vec();
+    guided.extend(["--beams", "2", "--execution-guided"]);
+    let out = ok(text2sql(&guided));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["execution_guided"], true);
+    assert_eq!(summary["total"], 12);
+}
+
+#[test]
+fn model_mode_errors_name_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = text2sql(&[
+        "eval",
+        "--model",
+        s(&dir.path().join("no-model")),
+        "--data",
+        s(dir.path()),
+        "--db-dir",
+        s(dir.path()),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-model"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
