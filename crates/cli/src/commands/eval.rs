@@ -82,7 +82,7 @@ pub struct Args {
     /// With --model: which split of --data to score.
     #[arg(long, value_enum, default_value_t = SplitArg::Val)]
     pub split: SplitArg,
-    /// With --model: score only the first N examples of the split.
+    /// With --model: score N examples spread evenly over the split (every tier).
     #[arg(long)]
     pub limit: Option<usize>,
     /// With --model: beam width; all beams become candidates.
@@ -159,10 +159,14 @@ fn generate_examples(
         SplitArg::Train => Split::Train,
         SplitArg::Val => Split::Val,
     };
-    let limit = args.limit.unwrap_or(usize::MAX);
-    let mut records = Vec::new();
-    for example in dataset.split(split).iter().take(limit) {
-        records.push(example?);
+    let reader = dataset.split(split);
+    let total = reader.len();
+    let wanted = args.limit.map_or(total, |n| (n as u64).min(total));
+    // Rows are stored grouped by tier, so the first N would all be easy
+    // ones: take N evenly spread rows instead (deterministic, ascending).
+    let mut records = Vec::with_capacity(wanted as usize);
+    for k in 0..wanted {
+        records.push(reader.get(k * total / wanted)?);
     }
     if records.is_empty() {
         bail!(
