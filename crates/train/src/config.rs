@@ -3,7 +3,6 @@
 //! deserialised, so an override is type-checked exactly like the file.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,79 +10,10 @@ use serde_norway::Value;
 
 use crate::error::{Result, TrainError};
 
-/// The four SQL complexity tiers of SynSQL-2.5M. The original project
-/// scheduled a `Medium` tier that does not exist and never `Highly Complex`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tier {
-    Simple,
-    Moderate,
-    Complex,
-    HighlyComplex,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 4] = [
-        Tier::Simple,
-        Tier::Moderate,
-        Tier::Complex,
-        Tier::HighlyComplex,
-    ];
-
-    /// The name as written in SynSQL's `sql_complexity`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Simple => "Simple",
-            Tier::Moderate => "Moderate",
-            Tier::Complex => "Complex",
-            Tier::HighlyComplex => "Highly Complex",
-        }
-    }
-
-    /// Parses a tier name in any case; `Highly_Complex` / `highly-complex` too.
-    pub fn parse(name: &str) -> Option<Tier> {
-        let folded: String = name
-            .trim()
-            .chars()
-            .map(|c| {
-                if c == '_' || c == '-' {
-                    ' '
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        match folded.as_str() {
-            "simple" => Some(Tier::Simple),
-            "moderate" => Some(Tier::Moderate),
-            "complex" => Some(Tier::Complex),
-            "highly complex" => Some(Tier::HighlyComplex),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Tier {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Tier {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        Tier::parse(&name).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown tier `{name}`: expected one of Simple, Moderate, Complex, Highly Complex"
-            ))
-        })
-    }
-}
+/// The four SQL complexity tiers of SynSQL-2.5M, shared with the data stage.
+/// The original project scheduled a `Medium` tier that does not exist and
+/// never `Highly Complex`: names are checked when the config is read.
+pub use text2sql_data::reader::Tier;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -847,7 +777,10 @@ checkpoint: {every_steps: 50, keep_last: 2}
     fn the_nonexistent_medium_tier_is_rejected() {
         let text = MINIMAL.replace("{simple: 1}", "{Medium: 1}");
         let err = parse(&text, &[]).unwrap_err().to_string();
-        assert!(err.contains("unknown tier `Medium`"), "{err}");
+        assert!(
+            err.contains("`Medium`") && err.contains("Highly Complex"),
+            "{err}"
+        );
         assert!(err.contains("curriculum.phases[0].tiers"), "{err}");
     }
 

@@ -153,7 +153,8 @@ pub fn render_from_log(run_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Tiers in curriculum order, anything else after them.
 fn tier_rank(name: &str) -> (usize, String) {
-    let rank = crate::config::Tier::parse(name)
+    let rank = name
+        .parse::<crate::config::Tier>()
         .map(|t| t as usize)
         .unwrap_or(usize::MAX);
     (rank, name.to_string())

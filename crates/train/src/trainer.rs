@@ -21,7 +21,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use text2sql_data::loader::{ProcessedDataset, SplitReader};
 use text2sql_data::prepare::Split;
-use text2sql_data::reader::Tier as DataTier;
 use text2sql_data::sampler::{CurriculumSampler, Phase, SamplerPosition};
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::CompactOptions;
@@ -110,16 +109,6 @@ pub struct Trainer {
     val: Vec<Encoded>,
     metrics: MetricsLog,
     events: Vec<MetricsEvent>,
-}
-
-/// The train config's tier as the data crate spells it.
-fn data_tier(tier: Tier) -> DataTier {
-    match tier {
-        Tier::Simple => DataTier::Simple,
-        Tier::Moderate => DataTier::Moderate,
-        Tier::Complex => DataTier::Complex,
-        Tier::HighlyComplex => DataTier::HighlyComplex,
-    }
 }
 
 /// The input contract saved into every checkpoint.
@@ -368,14 +357,9 @@ impl Trainer {
         phase: usize,
     ) -> Result<CurriculumSampler> {
         let phases = &config.curriculum.phases;
-        let mix: Vec<(DataTier, f64)> = phases
+        let mix: Vec<(Tier, f64)> = phases
             .get(phase)
-            .map(|p| {
-                p.normalized_weights()
-                    .into_iter()
-                    .map(|(t, w)| (data_tier(t), w))
-                    .collect()
-            })
+            .map(|p| p.normalized_weights())
             .unwrap_or_default();
         let phase = if mix.is_empty() {
             Phase::all(None)
@@ -687,7 +671,7 @@ impl Trainer {
 
 /// A stable number for a phase's tier mix, so each phase samples its own
 /// stream.
-fn phase_seed(mix: &[(DataTier, f64)]) -> u64 {
+fn phase_seed(mix: &[(Tier, f64)]) -> u64 {
     mix.iter()
         .fold(0u64, |acc, (t, w)| mix_seed(acc, &[*t as u64, w.to_bits()]))
 }

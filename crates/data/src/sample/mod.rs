@@ -32,41 +32,15 @@ use crate::error::DataError;
 use domains::DOMAINS;
 use templates::Item;
 
-/// SynSQL's four complexity tiers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    Simple,
-    Moderate,
-    Complex,
-    HighlyComplex,
-}
+pub use crate::reader::Tier;
 
-impl Tier {
-    pub const ALL: [Tier; 4] = [
-        Tier::Simple,
-        Tier::Moderate,
-        Tier::Complex,
-        Tier::HighlyComplex,
-    ];
-
-    /// The `sql_complexity` string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Simple => "Simple",
-            Tier::Moderate => "Moderate",
-            Tier::Complex => "Complex",
-            Tier::HighlyComplex => "Highly Complex",
-        }
-    }
-
-    /// Share of records, in percent (SynSQL-like mix).
-    fn weight(self) -> u32 {
-        match self {
-            Tier::Simple => 35,
-            Tier::Moderate => 30,
-            Tier::Complex => 20,
-            Tier::HighlyComplex => 15,
-        }
+/// Share of records per tier, in percent (a SynSQL-like mix).
+fn tier_weight(tier: Tier) -> u32 {
+    match tier {
+        Tier::Simple => 35,
+        Tier::Moderate => 30,
+        Tier::Complex => 20,
+        Tier::HighlyComplex => 15,
     }
 }
 
@@ -270,7 +244,7 @@ fn write_staged(
     let targets: Vec<usize> = Tier::ALL
         .iter()
         .map(|tier| {
-            let expected = opts.records * u64::from(tier.weight()) / 100 / n_databases;
+            let expected = opts.records * u64::from(tier_weight(*tier)) / 100 / n_databases;
             (expected as usize + expected as usize / 4 + 8).min(POOL_CAP)
         })
         .collect();
@@ -357,7 +331,7 @@ fn write_records(
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     rng.set_stream(0);
-    let tier_weights: Vec<u32> = Tier::ALL.iter().map(|t| t.weight()).collect();
+    let tier_weights: Vec<u32> = Tier::ALL.iter().map(|t| tier_weight(*t)).collect();
     let style_weights: Vec<u32> = Style::ALL.iter().map(|s| s.weight()).collect();
     // Next item to use per (database, tier): pools are shuffled, so cycling
     // through them repeats an SQL only once a pool is exhausted.
