@@ -163,3 +163,40 @@ fn a_config_that_does_not_fit_the_weights_names_the_tensors() {
     assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
     assert!(!out.exists(), "nothing written on failure");
 }
+
+#[test]
+fn a_checkpoint_with_only_spiece_model_gets_a_tokenizer_json_with_the_same_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("hub-style");
+    std::fs::create_dir(&source).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("t5_relu").join(name), source.join(name)).unwrap();
+    }
+    let spiece = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/fixtures/tokenizer/spiece/spiece.model");
+    std::fs::copy(&spiece, source.join("spiece.model")).unwrap();
+
+    let out = dir.path().join("converted");
+    let output = convert(&["--from", &text(&source), "--to", &text(&out)]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.join("tokenizer.json").is_file());
+    assert!(out.join("spiece.model").is_file());
+
+    use text2sql_model::tokenizer::Tokenizer;
+    let from_spiece = Tokenizer::from_dir(&source).unwrap();
+    let from_json = Tokenizer::from_dir(&out).unwrap();
+    for text in [
+        "SELECT a FROM t WHERE b <= 3",
+        "How many singers are there?",
+    ] {
+        assert_eq!(
+            from_json.encode(text, true).unwrap(),
+            from_spiece.encode(text, true).unwrap(),
+            "{text}"
+        );
+    }
+}

@@ -492,7 +492,29 @@ pub fn convert(from: &Path, to: &Path, dtype: DType) -> Result<ConvertReport> {
             copied.push(path);
         }
     }
-    model.save_pretrained(to, &copied)?;
+    // A checkpoint that ships only `spiece.model` also gets the
+    // `tokenizer.json` our layout promises, built by the same conversion
+    // `transformers` applies, staged outside `to` and copied in atomically
+    // with the weights.
+    let staging = std::env::temp_dir().join(format!("text2sql-convert-{}", std::process::id()));
+    if !from.join("tokenizer.json").is_file() && from.join("spiece.model").is_file() {
+        let tokenizer =
+            crate::tokenizer::Tokenizer::from_dir(from).map_err(|e| ModelError::Checkpoint {
+                path: from.join("spiece.model"),
+                message: e.to_string(),
+            })?;
+        tokenizer
+            .save(&staging)
+            .map_err(|e| ModelError::Checkpoint {
+                path: staging.clone(),
+                message: e.to_string(),
+            })?;
+        copied.push(staging.join("tokenizer.json"));
+    }
+    let saved = model.save_pretrained(to, &copied);
+    // Best effort: the staging folder is only a temporary copy.
+    let _ = std::fs::remove_dir_all(&staging);
+    saved?;
     let named = model.named_tensors();
     Ok(ConvertReport {
         source_weights,
