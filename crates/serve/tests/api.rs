@@ -668,7 +668,7 @@ async fn the_server_listens_on_loopback_and_shuts_down_gracefully() {
     let fixture = Fixture::new();
     let server = Server::bind(
         fixture.config(),
-        Arc::new(ReadOnlyRunner),
+        Arc::new(SandboxRunner),
         Arc::new(FixedGenerator::new()),
     )
     .await

@@ -45,7 +45,7 @@ fn start_server(fixture: &Fixture) -> (std::net::SocketAddr, tokio::sync::onesho
         runtime.block_on(async move {
             let server = Server::bind(
                 config,
-                Arc::new(ReadOnlyRunner),
+                Arc::new(SandboxRunner),
                 Arc::new(FixedGenerator::new()),
             )
             .await

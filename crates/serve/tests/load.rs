@@ -164,7 +164,7 @@ fn thirty_two_clients_for_thirty_seconds() {
     runtime.block_on(async move {
         let mut generator = FixedGenerator::new();
         generator.delay = Duration::from_millis(generate_ms);
-        let server = Server::bind(config, Arc::new(ReadOnlyRunner), Arc::new(generator))
+        let server = Server::bind(config, Arc::new(SandboxRunner), Arc::new(generator))
             .await
             .unwrap();
         let base = format!("http://{}", server.local_addr());

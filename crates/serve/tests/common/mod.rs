@@ -8,75 +8,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::{types::ValueRef, Connection, ErrorCode, OpenFlags};
+use rusqlite::Connection;
 use text2sql_data::schema::DatabaseSchema;
-use text2sql_serve::{
-    AppState, Candidate, Catalog, GenerateError, ResultSet, RunError, RunLimits, ServeConfig,
-    SqlGenerator, SqlRunner,
-};
+use text2sql_serve::{AppState, Candidate, Catalog, GenerateError, ServeConfig, SqlGenerator};
 
-/// A runner over a read-only rusqlite connection: refuses statements that
-/// would write and lists of statements, interrupts at the deadline, stops at
-/// the row cap.
-pub struct ReadOnlyRunner;
-
-impl SqlRunner for ReadOnlyRunner {
-    fn run(&self, database: &Path, sql: &str, limits: RunLimits) -> Result<ResultSet, RunError> {
-        let started = Instant::now();
-        let mut conn = Connection::open_with_flags(
-            database,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| RunError::Unavailable(e.to_string()))?;
-        let deadline = started + limits.timeout;
-        conn.progress_handler(1000, Some(move || Instant::now() > deadline))
-            .map_err(|e| RunError::Unavailable(e.to_string()))?;
-        let to_run_error = |error: rusqlite::Error| match error {
-            rusqlite::Error::SqliteFailure(failure, _)
-                if failure.code == ErrorCode::OperationInterrupted =>
-            {
-                RunError::TimedOut(limits.timeout)
-            }
-            rusqlite::Error::SqliteFailure(_, Some(message)) => RunError::Sql(message),
-            rusqlite::Error::MultipleStatement => {
-                RunError::Refused("it holds more than one statement".into())
-            }
-            other => RunError::Sql(other.to_string()),
-        };
-        let mut statement = conn.prepare(sql).map_err(to_run_error)?;
-        if !statement.readonly() {
-            return Err(RunError::Refused("it would change the database".into()));
-        }
-        let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
-        let mut rows = statement.query([]).map_err(to_run_error)?;
-        let mut out = Vec::new();
-        let mut truncated = false;
-        while let Some(row) = rows.next().map_err(to_run_error)? {
-            if out.len() == limits.max_rows {
-                truncated = true;
-                break;
-            }
-            let values = (0..columns.len())
-                .map(|i| match row.get_ref(i) {
-                    Ok(ValueRef::Null) | Err(_) => serde_json::Value::Null,
-                    Ok(ValueRef::Integer(v)) => v.into(),
-                    Ok(ValueRef::Real(v)) => v.into(),
-                    Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned().into(),
-                    Ok(ValueRef::Blob(b)) => format!("<{} bytes>", b.len()).into(),
-                })
-                .collect();
-            out.push(values);
-        }
-        Ok(ResultSet {
-            columns,
-            rows: out,
-            truncated,
-            elapsed: started.elapsed(),
-        })
-    }
-}
+/// The production runner: tests execute through the real sandbox.
+pub use text2sql_serve::SandboxRunner;
 
 /// A generator that knows a fixed list of candidates per question.
 pub struct FixedGenerator {
@@ -213,7 +152,7 @@ impl Fixture {
 
     pub fn state(&self, config: ServeConfig, generator: Arc<dyn SqlGenerator>) -> AppState {
         let catalog = Catalog::load(&config.databases).unwrap();
-        AppState::new(config, catalog, Arc::new(ReadOnlyRunner), generator)
+        AppState::new(config, catalog, Arc::new(SandboxRunner), generator)
     }
 }
 
