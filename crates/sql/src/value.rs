@@ -97,47 +97,9 @@ impl Serialize for Value {
     }
 }
 
-/// Python's `repr(float)`: the shortest digits that round-trip, in fixed
-/// notation for decimal exponents -4..16 and scientific (`1e+16`) outside.
-/// Rust's `{:e}` yields the same shortest digits; only the layout differs.
-fn python_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    let sci = format!("{f:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if !(-4..16).contains(&exponent) {
-        let (first, rest) = digits.split_at(1);
-        let fraction = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
-    }
-    if exponent < 0 {
-        let zeros = "0".repeat((-exponent - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let point = exponent as usize + 1;
-    if digits.len() <= point {
-        let zeros = "0".repeat(point - digits.len());
-        format!("{sign}{digits}{zeros}.0")
-    } else {
-        let (int_part, frac_part) = digits.split_at(point);
-        format!("{sign}{int_part}.{frac_part}")
-    }
-}
+/// Python's `repr(float)`; one implementation shared with the OmniSQL
+/// serializer, which prints example values the same way.
+use text2sql_data::serialize::python_float as python_float_repr;
 
 /// Python's `repr(bytes)`: `b'...'` with `\t \n \r \\` and `\xNN` escapes,
 /// double quotes when the bytes hold a `'` but no `"`.
