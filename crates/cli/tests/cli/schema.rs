@@ -1,28 +1,8 @@
 //! End-to-end tests of `text2sql schema` on Spider's real files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn shared(path: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(path);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var_os("CI").is_some() {
-        panic!("{} is missing under CI", p.display());
-    } else {
-        eprintln!("skipping: {} not present", p.display());
-        None
-    }
-}
-
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::common::{shared, text2sql};
 
 fn stdout(output: &Output) -> String {
     assert!(

@@ -1,14 +1,8 @@
 //! End to end: `text2sql tokenizer train` then `text2sql tokenizer encode`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .expect("running text2sql")
-}
+use crate::common::text2sql;
 
 fn write_corpus(path: &Path) {
     let mut lines = Vec::new();

@@ -3,14 +3,8 @@
 //! refuses to overwrite a non-empty folder without `--force`.
 
 use std::path::Path;
-use std::process::Command;
 
-fn text2sql(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .expect("the text2sql binary runs")
-}
+use crate::common::text2sql;
 
 #[test]
 fn sample_writes_a_synsql_corpus_and_guards_its_folder() {

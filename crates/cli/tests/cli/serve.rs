@@ -3,26 +3,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use text2sql_model::tokenizer::{train_unigram, TrainOptions};
-use text2sql_model::InputFormat;
-
-fn write_random_model(sample: &Path, model: &Path) {
-    let tables = std::fs::read_to_string(sample.join("tables.json")).unwrap();
-    let texts = tables.lines().map(str::to_string).collect::<Vec<_>>();
-    let options = TrainOptions {
-        vocab_size: 400,
-        ..TrainOptions::default()
-    };
-    let tokenizer = train_unigram(texts.into_iter(), &options).unwrap();
-    let format = InputFormat {
-        max_target_tokens: 16,
-        ..InputFormat::default()
-    };
-    text2sql_model::pipeline::write_random_checkpoint(model, &tokenizer, &format, 5).unwrap();
-}
+use crate::common::{random_model, sample_corpus};
 
 /// One HTTP/1.1 exchange; returns the status code and the JSON body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
@@ -48,21 +31,9 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde
 #[test]
 fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = dir.path().join("sample");
-    let out = Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args([
-            "sample",
-            "--out",
-            sample.to_str().unwrap(),
-            "--records",
-            "200",
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let sample = sample_corpus(dir.path(), 200);
     let model = dir.path().join("model");
-    write_random_model(&sample, &model);
+    random_model(&sample, &model, 16, 5);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_text2sql"))
         .args([

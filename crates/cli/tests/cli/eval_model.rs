@@ -4,42 +4,15 @@
 //! pins the report's shape and counts, not its accuracy.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::InputFormat;
 
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use crate::common::{ok, s, sample_corpus, text2sql};
 
 /// (databases dir, processed dir, model dir)
 fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let sample = root.join("sample");
-    ok(text2sql(&[
-        "-q",
-        "sample",
-        "--out",
-        s(&sample),
-        "--records",
-        "200",
-    ]));
+    let sample = sample_corpus(root, 200);
     let processed = root.join("processed");
     ok(text2sql(&[
         "-q",

@@ -3,35 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
 use text2sql_data::reader::Tier;
 
+use crate::common::{ok, shared, text2sql};
+
 const TIERS: [&str; 4] = ["Simple", "Moderate", "Complex", "Highly Complex"];
-
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else if std::env::var_os("CI").is_some() {
-        panic!("{} is missing under CI", p.display());
-    } else {
-        eprintln!("skipping: {} not present", p.display());
-        None
-    }
-}
 
 fn table_entry(db: &str) -> Value {
     json!({
@@ -89,14 +70,6 @@ fn run_prepare(data: &Path, tables: &Path, out: &Path, extra: &[&str]) -> Output
     ];
     args.extend_from_slice(extra);
     text2sql(&args)
-}
-
-fn ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn db_ids(dataset: &ProcessedDataset, split: Split) -> BTreeSet<String> {

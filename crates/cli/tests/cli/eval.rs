@@ -1,29 +1,11 @@
 //! `text2sql eval` end to end, on Spider dev's real gold file and databases.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use crate::common::{s, shared, text2sql};
 
 fn spider() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider");
-    if root.exists() {
-        Some(root)
-    } else if std::env::var_os("CI").is_some() {
-        panic!("{} is missing under CI", root.display());
-    } else {
-        eprintln!("skipping: {} not present", root.display());
-        None
-    }
-}
-
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
+    shared("spider")
 }
 
 fn gold_lines(root: &Path) -> Vec<String> {

@@ -3,43 +3,14 @@
 //! and report a failing query in one line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use text2sql_model::tokenizer::{train_unigram, TrainOptions};
-use text2sql_model::InputFormat;
-
-fn text2sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::common::{random_model, sample_corpus, text2sql};
 
 /// A sample corpus and a random model whose tokenizer was trained on it.
 fn fixture(root: &Path) -> (PathBuf, PathBuf) {
-    let sample = root.join("sample");
-    let out = text2sql(&[
-        "sample",
-        "--out",
-        sample.to_str().unwrap(),
-        "--records",
-        "50",
-        "-q",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let corpus = std::fs::read_to_string(sample.join("tables.json")).unwrap();
-    let texts = corpus.lines().map(str::to_string).collect::<Vec<_>>();
-    let options = TrainOptions {
-        vocab_size: 400,
-        ..TrainOptions::default()
-    };
-    let tokenizer = train_unigram(texts.into_iter(), &options).unwrap();
-    let format = InputFormat {
-        max_target_tokens: 16,
-        ..InputFormat::default()
-    };
+    let sample = sample_corpus(root, 50);
     let model = root.join("model");
-    text2sql_model::pipeline::write_random_checkpoint(&model, &tokenizer, &format, 11).unwrap();
+    random_model(&sample, &model, 16, 11);
     (sample, model)
 }
 

@@ -1,9 +1,11 @@
 //! `text2sql convert` end to end on the tiny transformers-made fixtures.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use text2sql_model::{generate, DType, Device, GenerationConfig, T5Model};
+
+use crate::common::text2sql;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,11 +14,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn convert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .arg("convert")
-        .args(args)
-        .output()
-        .unwrap()
+    text2sql(&[&["convert"], args].concat())
 }
 
 fn text(path: &Path) -> String {
