@@ -254,13 +254,31 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let (processed, tokenizer) = corpus(dir.path(), None);
     let databases = dir.path().join("sample/databases");
+    // A seeded random model writes long, input-dependent gibberish; a few
+    // steps of training from scratch would only write empty strings, and
+    // comparing those would prove nothing.
+    let init = dir.path().join("init");
+    text2sql_model::pipeline::write_random_checkpoint(
+        &init,
+        &text2sql_model::tokenizer::Tokenizer::from_dir(&tokenizer).unwrap(),
+        &text2sql_model::InputFormat::default(),
+        5,
+    )
+    .unwrap();
     let config = write_config(dir.path(), &processed, &tokenizer, "");
     let set_databases = format!("data.databases={}", databases.display());
+    let set_init = format!("model.init_from={}", init.display());
     // Not quiet: the eval lines and the summary are part of what is tested.
     let output = text2sql(&[
         "train",
         "--config",
         config.to_str().unwrap(),
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
         "--set",
         &set_databases,
         "--set",
@@ -270,7 +288,7 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
         // Short generations keep the test fast; eval.max_new_tokens
         // defaults to it, as `eval --model` does.
         "--set",
-        "data.max_target_tokens=24",
+        "data.max_target_tokens=16",
     ]);
     ok(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -327,6 +345,12 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     // accuracy is the one training logged.
     let trained = json_lines(&run.join(format!("eval/step-{best_step}.jsonl")));
     assert_eq!(trained.len(), 6);
+    let predictions: std::collections::BTreeSet<&str> = trained
+        .iter()
+        .map(|t| t["prediction"].as_str().unwrap())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(predictions.len() > 1, "{predictions:?}");
     let per_example = dir.path().join("per_example.jsonl");
     ok(&text2sql(&[
         "--json",
@@ -360,9 +384,9 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     let accuracy = correct as f64 / trained.len() as f64;
     assert!((accuracy - best_event["exec_accuracy"].as_f64().unwrap()).abs() < 1e-12);
     // The sample covers more than one tier.
-    let tiers: std::collections::BTreeSet<String> = trained
+    let tiers: std::collections::BTreeSet<&str> = trained
         .iter()
-        .map(|t| t["tier"].as_str().unwrap().to_string())
+        .map(|t| t["tier"].as_str().unwrap())
         .collect();
     assert!(tiers.len() > 1, "{tiers:?}");
 }
