@@ -11,6 +11,15 @@ use crate::output::{print_json, progress_bar, GlobalOpts};
 /// Arguments of `text2sql train`; the long help is on the subcommand in
 /// `main.rs`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  text2sql train --config configs/quickstart.yaml
+  text2sql train --config configs/quickstart.yaml --set training.max_steps=300 --set eval.exec_sample=200
+  text2sql train --config configs/quickstart.yaml --resume
+
+At each evaluation (eval.every_steps) it logs the validation loss and, with
+eval.exec_sample > 0 and data.databases, the execution accuracy (overall and
+per tier) of a fixed seeded validation sample, as `text2sql eval --model`
+would score it; the per-example outcomes go to runs/NAME/eval/step-N.jsonl.")]
 pub struct Args {
     /// Training config (YAML), e.g. configs/quickstart.yaml.
     #[arg(long, value_name = "FILE")]
