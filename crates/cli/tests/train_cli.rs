@@ -389,6 +389,72 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
         .map(|t| t["tier"].as_str().unwrap())
         .collect();
     assert!(tiers.len() > 1, "{tiers:?}");
+
+    // An interrupted run wrote a better best model after its last
+    // checkpoint (step 3): the resumed run must not replace it with a worse one.
+    std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
+    let better = serde_json::json!({
+        "metric": "exec_accuracy", "value": 1.0, "step": 5, "higher_is_better": true,
+        "exec_accuracy": 1.0
+    });
+    std::fs::write(run.join("best/best_metric.json"), better.to_string()).unwrap();
+    let weights = std::fs::read(run.join("best/model.safetensors")).unwrap();
+    let output = text2sql(&[
+        "--json",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
+        "--set",
+        &set_databases,
+        "--set",
+        "eval.exec_sample=6",
+        "--set",
+        "eval.batch_size=1",
+        "--set",
+        "data.max_target_tokens=16",
+    ]);
+    ok(&output);
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["best"]["value"], 1.0, "{summary}");
+    assert_eq!(summary["best"]["step"], 5, "{summary}");
+    assert_eq!(summary["exec_sample"], 6, "{summary}");
+    assert!(summary["last_exec_accuracy"].as_f64().unwrap() < 1.0);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best/best_metric.json")).unwrap())
+            .unwrap();
+    assert_eq!(record, better);
+    assert_eq!(
+        std::fs::read(run.join("best/model.safetensors")).unwrap(),
+        weights
+    );
+    // Resuming under another best metric would compare apples and oranges.
+    std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
+    let output = text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("eval.best_metric=exec_accuracy"),
+        "{stderr}"
+    );
 }
 
 #[test]

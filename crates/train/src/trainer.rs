@@ -351,7 +351,7 @@ impl Trainer {
         };
         trainer.val = trainer.load_val()?;
         trainer.exec_sample = trainer.load_exec_sample()?;
-        trainer.reconcile_best()?;
+        trainer.reconcile_best(latest.is_some())?;
         if latest.is_some() {
             // Redraw the interrupted window and skip what was trained on.
             let done = trainer.position.batches_done;
@@ -460,11 +460,17 @@ impl Trainer {
         Ok(Some(sample))
     }
 
-    /// On resume, checks the best metric against the config and takes the
-    /// run's `best/` record into account (see [`TrainState::reconcile_best`]).
-    fn reconcile_best(&mut self) -> Result<()> {
+    /// Checks the saved best metric against the config and, when
+    /// `resuming`, takes the run's `best/` record into account (see
+    /// [`TrainState::reconcile_best`]); a fresh run ignores a `best/` left by
+    /// an earlier one and replaces it at its first evaluation.
+    fn reconcile_best(&mut self, resuming: bool) -> Result<()> {
         let best_dir = self.run_dir.join(BEST_DIR);
-        let on_disk = BestRecord::load(&best_dir)?.map(|r| r.best);
+        let on_disk = if resuming {
+            BestRecord::load(&best_dir)?.map(|r| r.best)
+        } else {
+            None
+        };
         let metric = self.config.eval.resolved_best_metric().name();
         self.state
             .reconcile_best(metric, on_disk.as_ref())
