@@ -85,12 +85,18 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let result = trainer.train(|report| {
         bar.set_position(report.step);
         if report.val_loss.is_some() || report.exec_accuracy.is_some() {
-            let line = eval_line(report);
             // Printed above the bar: the bar's message is overwritten each step.
             if global.interactive() {
-                bar.suspend(|| eprintln!("{line}"));
+                bar.suspend(|| eprintln!("{}", eval_line(report)));
             }
-            last_eval = line;
+            let mut short = Vec::new();
+            if let Some(v) = report.val_loss {
+                short.push(format!("val {v:.4}"));
+            }
+            if let Some(acc) = report.exec_accuracy {
+                short.push(format!("acc {}", percent(acc)));
+            }
+            last_eval = short.join(" ");
         }
         bar.set_message(format!(
             "loss {:.4} lr {:.2e} {:.0} tok/s{}",
