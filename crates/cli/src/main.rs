@@ -55,8 +55,9 @@ enum Command {
     /// Starts from a converted checkpoint (model.init_from) or a random model
     /// (model.architecture + model.tokenizer); follows the curriculum phases,
     /// batches by token budget, and writes checkpoints, metrics.jsonl, plots
-    /// and the best model (by validation loss) to runs/NAME/best. --resume
-    /// continues exactly from the latest checkpoint.
+    /// and the best model (by execution accuracy or validation loss, see
+    /// eval.best_metric) to runs/NAME/best. --resume continues exactly from
+    /// the latest checkpoint.
     Train(commands::train::Args),
     /// Ask a trained model a question about a SQLite database; optionally run its SQL.
     Ask(commands::ask::Args),

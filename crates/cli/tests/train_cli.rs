@@ -240,3 +240,246 @@ fn a_tiny_model_overfits_four_examples() {
         .fold(f64::INFINITY, f64::min);
     assert!(best_late < 0.1 * first, "loss {first} -> {best_late}");
 }
+
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, tokenizer) = corpus(dir.path(), None);
+    let databases = dir.path().join("sample/databases");
+    // A seeded random model writes long, input-dependent gibberish; a few
+    // steps of training from scratch would only write empty strings, and
+    // comparing those would prove nothing.
+    let init = dir.path().join("init");
+    text2sql_model::pipeline::write_random_checkpoint(
+        &init,
+        &text2sql_model::tokenizer::Tokenizer::from_dir(&tokenizer).unwrap(),
+        &text2sql_model::InputFormat::default(),
+        5,
+    )
+    .unwrap();
+    let config = write_config(dir.path(), &processed, &tokenizer, "");
+    let set_databases = format!("data.databases={}", databases.display());
+    let set_init = format!("model.init_from={}", init.display());
+    // Not quiet: the eval lines and the summary are part of what is tested.
+    let output = text2sql(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
+        "--set",
+        &set_databases,
+        "--set",
+        "eval.exec_sample=6",
+        "--set",
+        "eval.batch_size=1",
+        // Short generations keep the test fast; eval.max_new_tokens
+        // defaults to it, as `eval --model` does.
+        "--set",
+        "data.max_target_tokens=16",
+    ]);
+    ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("step 3: val loss") && stderr.contains("exec accuracy"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("last execution accuracy:"), "{stdout}");
+    assert!(stdout.contains("on 6 validation examples"), "{stdout}");
+    assert!(stdout.contains("best execution accuracy"), "{stdout}");
+
+    let run = dir.path().join("runs/tiny");
+    let evals: Vec<Value> = json_lines(&run.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|e| e["event"] == "eval")
+        .collect();
+    assert_eq!(
+        evals
+            .iter()
+            .map(|e| e["step"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![3, 6]
+    );
+    for e in &evals {
+        let acc = e["exec_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{e}");
+        assert!(
+            !e["exec_accuracy_by_tier"].as_object().unwrap().is_empty(),
+            "{e}"
+        );
+        assert!(e["val_loss"].as_f64().is_some(), "{e}");
+    }
+    for plot in ["loss.png", "lr.png", "accuracy.png"] {
+        assert!(run.join(plot).is_file(), "{plot}");
+    }
+
+    // The best folder says which evaluation made it the best.
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best/best_metric.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["metric"], "exec_accuracy");
+    let best_step = record["step"].as_u64().unwrap();
+    let best_event = evals.iter().find(|e| e["step"] == best_step).unwrap();
+    assert_eq!(record["value"], best_event["exec_accuracy"]);
+    let max = evals
+        .iter()
+        .map(|e| e["exec_accuracy"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(record["value"].as_f64().unwrap(), max);
+
+    // `text2sql eval --model best` on the whole val split: on the sampled
+    // examples it writes the same SQL and gives the same verdicts, so the
+    // accuracy is the one training logged.
+    let trained = json_lines(&run.join(format!("eval/step-{best_step}.jsonl")));
+    assert_eq!(trained.len(), 6);
+    let predictions: std::collections::BTreeSet<&str> = trained
+        .iter()
+        .map(|t| t["prediction"].as_str().unwrap())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(predictions.len() > 1, "{predictions:?}");
+    let per_example = dir.path().join("per_example.jsonl");
+    ok(&text2sql(&[
+        "--json",
+        "eval",
+        "--model",
+        run.join("best").to_str().unwrap(),
+        "--data",
+        processed.to_str().unwrap(),
+        "--split",
+        "val",
+        "--db-dir",
+        databases.to_str().unwrap(),
+        "--batch-size",
+        "1",
+        "--per-example",
+        per_example.to_str().unwrap(),
+    ]));
+    let evaluated = json_lines(&per_example);
+    assert!(evaluated.len() > trained.len(), "the sample is a subset");
+    let mut correct = 0;
+    for t in &trained {
+        let e = evaluated
+            .iter()
+            .find(|e| e["id"] == t["id"])
+            .unwrap_or_else(|| panic!("example {} not in the val split", t["id"]));
+        for key in ["prediction", "verdict", "correct", "tier", "gold"] {
+            assert_eq!(t[key], e[key], "example {}: {key}", t["id"]);
+        }
+        correct += usize::from(e["correct"].as_bool().unwrap());
+    }
+    let accuracy = correct as f64 / trained.len() as f64;
+    assert!((accuracy - best_event["exec_accuracy"].as_f64().unwrap()).abs() < 1e-12);
+    // The sample covers more than one tier.
+    let tiers: std::collections::BTreeSet<&str> = trained
+        .iter()
+        .map(|t| t["tier"].as_str().unwrap())
+        .collect();
+    assert!(tiers.len() > 1, "{tiers:?}");
+
+    // An interrupted run wrote a better best model after its last
+    // checkpoint (step 3): the resumed run must not replace it with a worse one.
+    std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
+    let better = serde_json::json!({
+        "metric": "exec_accuracy", "value": 1.0, "step": 5, "higher_is_better": true,
+        "exec_accuracy": 1.0
+    });
+    std::fs::write(run.join("best/best_metric.json"), better.to_string()).unwrap();
+    let weights = std::fs::read(run.join("best/model.safetensors")).unwrap();
+    let output = text2sql(&[
+        "--json",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
+        "--set",
+        &set_databases,
+        "--set",
+        "eval.exec_sample=6",
+        "--set",
+        "eval.batch_size=1",
+        "--set",
+        "data.max_target_tokens=16",
+    ]);
+    ok(&output);
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["best"]["value"], 1.0, "{summary}");
+    assert_eq!(summary["best"]["step"], 5, "{summary}");
+    assert_eq!(summary["exec_sample"], 6, "{summary}");
+    assert!(summary["last_exec_accuracy"].as_f64().unwrap() < 1.0);
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("best/best_metric.json")).unwrap())
+            .unwrap();
+    assert_eq!(record, better);
+    assert_eq!(
+        std::fs::read(run.join("best/model.safetensors")).unwrap(),
+        weights
+    );
+    // Resuming under another best metric would compare apples and oranges.
+    std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
+    let output = text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--resume",
+        "--set",
+        "model.architecture=null",
+        "--set",
+        "model.tokenizer=null",
+        "--set",
+        &set_init,
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("eval.best_metric=exec_accuracy"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_database_folder_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &dir.path().join("processed"),
+        &dir.path().join("tok"),
+        "",
+    );
+    let output = text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "eval.exec_sample=10",
+        "--set",
+        "data.databases=/nonexistent/databases",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("data.databases") && stderr.contains("/nonexistent/databases"),
+        "{stderr}"
+    );
+}

@@ -60,14 +60,56 @@ impl RngState {
 /// The best validation result so far; its checkpoint is never rotated away.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestMetric {
-    /// e.g. `val_exec_acc` or `val_loss`.
+    /// e.g. `exec_accuracy` or `val_loss`.
     pub metric: String,
     pub value: f64,
     pub step: u64,
     pub higher_is_better: bool,
 }
 
+/// `best/best_metric.json`: why the best model is the best, written with
+/// it, so the folder says which metric and step it won with.
+pub const BEST_RECORD_FILE: &str = "best_metric.json";
+
+/// The content of [`BEST_RECORD_FILE`]: the winning metric and the whole
+/// evaluation it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestRecord {
+    #[serde(flatten)]
+    pub best: BestMetric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub exec_accuracy_by_tier: std::collections::BTreeMap<String, f64>,
+}
+
+impl BestRecord {
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(BEST_RECORD_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|source| TrainError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&path, json).map_err(|e| TrainError::io(&path, e))
+    }
+
+    /// The record of a best-model folder; `None` when there is none yet.
+    pub fn load(dir: &Path) -> Result<Option<BestRecord>> {
+        let path = dir.join(BEST_RECORD_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| TrainError::Json { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(TrainError::io(&path, e)),
+        }
+    }
+}
+
 impl BestMetric {
+    /// Strictly better: on a tie the earlier checkpoint stays the best.
     pub fn is_improved_by(&self, value: f64) -> bool {
         if self.higher_is_better {
             value > self.value
@@ -111,6 +153,38 @@ impl TrainState {
             tokens_seen: 0,
             elapsed_s: 0.0,
         }
+    }
+
+    /// On resume: the metric the run chose its best checkpoint by must be
+    /// the one the config asks for, or best values would be compared across
+    /// metrics. `best_on_disk` (the run's `best/` record) replaces the saved
+    /// best when it is better: an interrupted run may have written a better
+    /// best model after its last checkpoint, and resuming must not let a
+    /// worse one overwrite it.
+    pub fn reconcile_best(
+        &mut self,
+        metric: &str,
+        best_on_disk: Option<&BestMetric>,
+    ) -> std::result::Result<(), String> {
+        for best in self.best.iter().chain(best_on_disk) {
+            if best.metric != metric {
+                return Err(format!(
+                    "the run chose its best checkpoint by `{}` but the config asks for `{metric}`; \
+                     resume with --set eval.best_metric={} or start a new run.name",
+                    best.metric, best.metric
+                ));
+            }
+        }
+        if let Some(disk) = best_on_disk {
+            if self
+                .best
+                .as_ref()
+                .is_none_or(|b| b.is_improved_by(disk.value))
+            {
+                self.best = Some(disk.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Records an evaluation result; returns true when it is the new best.
@@ -322,7 +396,7 @@ mod tests {
         s.epoch = 2;
         s.data_position = serde_json::json!({"cursor": [1, 2, 3], "tier": "Complex"});
         s.rngs.insert("sampler".into(), RngState::capture(&rng));
-        s.record_eval("val_exec_acc", 0.4, true);
+        s.record_eval("exec_accuracy", 0.4, true);
         let path = save_checkpoint(dir.path(), &s, &opt, write_weights).unwrap();
         assert_eq!(path, dir.path().join("checkpoint-1"));
         assert!(path.join("model.safetensors").is_file() && path.join(OPTIMIZER_FILE).is_file());
@@ -340,13 +414,13 @@ mod tests {
     #[test]
     fn best_metric_tracks_improvement_and_patience() {
         let mut s = state(10);
-        assert!(s.record_eval("val_exec_acc", 0.3, true));
+        assert!(s.record_eval("exec_accuracy", 0.3, true));
         s.step = 20;
-        assert!(!s.record_eval("val_exec_acc", 0.2, true));
-        assert!(!s.record_eval("val_exec_acc", 0.3, true));
+        assert!(!s.record_eval("exec_accuracy", 0.2, true));
+        assert!(!s.record_eval("exec_accuracy", 0.3, true));
         assert_eq!(s.evals_without_improvement, 2);
         s.step = 30;
-        assert!(s.record_eval("val_exec_acc", 0.5, true));
+        assert!(s.record_eval("exec_accuracy", 0.5, true));
         assert_eq!(
             (s.best.as_ref().unwrap().step, s.evals_without_improvement),
             (30, 0)
@@ -354,6 +428,69 @@ mod tests {
         let mut loss = state(1);
         loss.record_eval("val_loss", 2.0, false);
         assert!(loss.record_eval("val_loss", 1.5, false));
+    }
+
+    #[test]
+    fn ties_keep_the_earlier_best() {
+        let mut s = state(10);
+        assert!(s.record_eval("exec_accuracy", 0.5, true));
+        s.step = 20;
+        assert!(!s.record_eval("exec_accuracy", 0.5, true));
+        assert_eq!(s.best.as_ref().unwrap().step, 10);
+        let mut loss = state(10);
+        loss.record_eval("val_loss", 1.0, false);
+        loss.step = 20;
+        assert!(!loss.record_eval("val_loss", 1.0, false));
+        assert_eq!(loss.best.as_ref().unwrap().step, 10);
+    }
+
+    #[test]
+    fn resuming_keeps_the_better_of_saved_and_on_disk_best() {
+        let best = |value: f64, step: u64| BestMetric {
+            metric: "exec_accuracy".into(),
+            value,
+            step,
+            higher_is_better: true,
+        };
+        // The checkpoint (step 100) knew 0.4; best/ was rewritten at step 150
+        // with 0.6 before the crash: 0.6 stays the bar to beat.
+        let mut s = state(100);
+        s.best = Some(best(0.4, 100));
+        s.reconcile_best("exec_accuracy", Some(&best(0.6, 150)))
+            .unwrap();
+        assert_eq!(s.best, Some(best(0.6, 150)));
+        assert!(!s.record_eval("exec_accuracy", 0.55, true));
+        // A worse (older) record on disk changes nothing.
+        let mut s = state(100);
+        s.best = Some(best(0.4, 100));
+        s.reconcile_best("exec_accuracy", Some(&best(0.3, 50)))
+            .unwrap();
+        assert_eq!(s.best, Some(best(0.4, 100)));
+        // Another metric than the config's is refused, naming both.
+        let err = s.reconcile_best("val_loss", None).unwrap_err();
+        assert!(
+            err.contains("exec_accuracy") && err.contains("val_loss"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn best_record_round_trips_and_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(BestRecord::load(dir.path()).unwrap(), None);
+        let record = BestRecord {
+            best: BestMetric {
+                metric: "exec_accuracy".into(),
+                value: 0.25,
+                step: 40,
+                higher_is_better: true,
+            },
+            val_loss: Some(1.5),
+            exec_accuracy: Some(0.25),
+            exec_accuracy_by_tier: [("Simple".to_string(), 0.5)].into(),
+        };
+        record.save(dir.path()).unwrap();
+        assert_eq!(BestRecord::load(dir.path()).unwrap(), Some(record));
     }
 
     #[test]

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
+use text2sql_data::schema::SAMPLE_VALUES_PER_COLUMN;
+use text2sql_data::serialize::{CompactOptions, ValuesShown};
+use text2sql_model::InputFormat;
+pub use text2sql_sql::Rule;
 
 use crate::error::{Result, TrainError};
 
@@ -116,8 +120,39 @@ pub struct DataConfig {
     pub processed_dir: PathBuf,
     pub max_source_tokens: usize,
     pub max_target_tokens: usize,
+    /// Folder of SQLite databases laid out as `<db_id>/<db_id>.sqlite` (what
+    /// `text2sql sample` writes and `text2sql eval --db-dir` takes); needed
+    /// for execution accuracy (`eval.exec_sample`).
+    #[serde(default)]
+    pub databases: Option<PathBuf>,
     #[serde(default)]
     pub schema: SchemaOptions,
+}
+
+impl DataConfig {
+    /// The model input contract this config trains with; it is saved into
+    /// every checkpoint as `text2sql_input.json`, so `ask`, `eval` and
+    /// `serve` rebuild the inputs exactly. Only meaningful for a config that
+    /// passed validation (which rejects options the format cannot express).
+    pub fn input_format(&self) -> InputFormat {
+        let values = match (
+            self.schema.sample_values,
+            self.schema.values_in_question_only,
+        ) {
+            (0, _) => ValuesShown::None,
+            (_, true) => ValuesShown::MatchingQuestion,
+            (_, false) => ValuesShown::All,
+        };
+        InputFormat {
+            max_source_tokens: self.max_source_tokens,
+            max_target_tokens: self.max_target_tokens,
+            schema: CompactOptions {
+                values,
+                foreign_keys: self.schema.foreign_keys,
+            },
+            external_knowledge: self.schema.external_knowledge,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,13 +169,22 @@ pub enum SchemaFormat {
 pub struct SchemaOptions {
     #[serde(default = "default_schema_format")]
     pub format: SchemaFormat,
-    /// Example values per column (OmniSQL uses 2).
+    /// Example values per column: 0 (none) or 2 (all that `text2sql prepare`
+    /// stored, which samples 2 per column as OmniSQL does).
     #[serde(default = "default_sample_values")]
     pub sample_values: usize,
-    /// Example strings are cut at this many characters (OmniSQL uses 40).
+    /// Example strings are cut at this many characters: 40, as `prepare`
+    /// (and OmniSQL) cut them when sampling.
     #[serde(default = "default_value_chars")]
     pub max_value_chars: usize,
-    /// Prefix the question with the SynSQL `external_knowledge` when present.
+    /// Show only the example values that occur in the question (as PICARD
+    /// does) instead of all of them.
+    #[serde(default)]
+    pub values_in_question_only: bool,
+    /// Append `| t.c = t2.c` foreign-key segments after the tables.
+    #[serde(default = "default_true")]
+    pub foreign_keys: bool,
+    /// Append the SynSQL/BIRD `external_knowledge` to the question when present.
     #[serde(default = "default_true")]
     pub external_knowledge: bool,
 }
@@ -149,11 +193,16 @@ fn default_schema_format() -> SchemaFormat {
     SchemaFormat::Compact
 }
 fn default_sample_values() -> usize {
-    2
+    SAMPLE_VALUES_PER_COLUMN
 }
 fn default_value_chars() -> usize {
-    40
+    PREPARED_VALUE_CHARS
 }
+
+/// `text2sql prepare` cuts example strings at 40 characters, as OmniSQL
+/// does (`SAMPLE_TEXT_MAX_CHARS` in the data crate's schema enrichment,
+/// which it does not export).
+pub const PREPARED_VALUE_CHARS: usize = 40;
 
 impl Default for SchemaOptions {
     fn default() -> Self {
@@ -161,6 +210,8 @@ impl Default for SchemaOptions {
             format: default_schema_format(),
             sample_values: default_sample_values(),
             max_value_chars: default_value_chars(),
+            values_in_question_only: false,
+            foreign_keys: true,
             external_knowledge: true,
         }
     }
@@ -355,13 +406,86 @@ impl TrainingConfig {
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     pub every_steps: u64,
-    /// Validation examples decoded for execution accuracy at each eval.
+    /// Validation examples whose teacher-forced loss is measured at each
+    /// eval (the first ones of the split; 0: no validation loss).
     pub val_sample_size: usize,
+    /// Validation examples decoded and executed for execution accuracy at
+    /// each eval: a fixed sample, seeded by `training.seed`, spread over the
+    /// tiers in proportion. 0 (the default) turns execution accuracy off.
+    #[serde(default)]
+    pub exec_sample: usize,
+    /// Beam width for the execution-accuracy sample; every beam is a
+    /// candidate and the first one is scored, as `text2sql eval --model`.
     #[serde(default = "default_one")]
     pub beams: usize,
-    /// Stop after this many evals without a better validation metric.
+    /// Longest generated SQL in tokens; default `data.max_target_tokens`,
+    /// which is what `ask` and `eval --model` use. Smaller is faster but
+    /// cuts long queries, so it can score below `eval --model`.
+    #[serde(default)]
+    pub max_new_tokens: Option<usize>,
+    /// Execution-accuracy rule: `spider` (test-suite) or `bird` (set of rows).
+    #[serde(default)]
+    pub rule: Rule,
+    /// Seconds each query may run; a prediction that runs longer is wrong.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    /// Questions generated together in one batch (bounds eval memory).
+    #[serde(default = "default_generation_batch")]
+    pub batch_size: usize,
+    /// Which metric picks the best checkpoint and drives early stopping;
+    /// default `exec_accuracy` when `exec_sample` > 0, else `val_loss`.
+    #[serde(default)]
+    pub best_metric: Option<BestMetricKind>,
+    /// Stop after this many evals without a better best metric.
     #[serde(default)]
     pub early_stopping_patience: Option<u32>,
+}
+
+fn default_timeout_s() -> f64 {
+    10.0
+}
+fn default_generation_batch() -> usize {
+    8
+}
+
+/// The metric that chooses the best checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetricKind {
+    /// Execution accuracy on the `exec_sample` (higher is better).
+    ExecAccuracy,
+    /// Validation loss on the `val_sample_size` examples (lower is better).
+    ValLoss,
+}
+
+impl BestMetricKind {
+    /// The name used in `metrics.jsonl` and the train state.
+    pub fn name(self) -> &'static str {
+        match self {
+            BestMetricKind::ExecAccuracy => "exec_accuracy",
+            BestMetricKind::ValLoss => "val_loss",
+        }
+    }
+
+    pub fn higher_is_better(self) -> bool {
+        self == BestMetricKind::ExecAccuracy
+    }
+}
+
+impl EvalConfig {
+    /// `best_metric`, or its default.
+    pub fn resolved_best_metric(&self) -> BestMetricKind {
+        self.best_metric.unwrap_or(if self.exec_sample > 0 {
+            BestMetricKind::ExecAccuracy
+        } else {
+            BestMetricKind::ValLoss
+        })
+    }
+
+    /// The generation length for the execution-accuracy sample.
+    pub fn resolved_max_new_tokens(&self, data: &DataConfig) -> usize {
+        self.max_new_tokens.unwrap_or(data.max_target_tokens)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -594,6 +718,108 @@ impl TrainConfig {
         if self.eval.beams == 0 {
             return Err(invalid("eval.beams", "must be at least 1".into()));
         }
+        self.validate_schema(&invalid)?;
+        self.validate_eval(&invalid)
+    }
+
+    /// The schema options the saved input format can express; anything
+    /// else is refused rather than silently trained differently.
+    fn validate_schema(&self, invalid: &dyn Fn(&str, String) -> TrainError) -> Result<()> {
+        let schema = &self.data.schema;
+        if schema.format != SchemaFormat::Compact {
+            return Err(invalid(
+                "data.schema.format",
+                "only `compact` can be trained: the model input format \
+                 (text2sql_input.json, read by ask, eval and serve) has no CREATE TABLE form"
+                    .into(),
+            ));
+        }
+        if schema.sample_values != 0 && schema.sample_values != SAMPLE_VALUES_PER_COLUMN {
+            return Err(invalid(
+                "data.schema.sample_values",
+                format!(
+                    "{} cannot be honoured: `text2sql prepare` stores {SAMPLE_VALUES_PER_COLUMN} \
+                     example values per column, so use 0 (none) or {SAMPLE_VALUES_PER_COLUMN} (all)",
+                    schema.sample_values
+                ),
+            ));
+        }
+        let chars = PREPARED_VALUE_CHARS;
+        if schema.max_value_chars != chars {
+            return Err(invalid(
+                "data.schema.max_value_chars",
+                format!(
+                    "{} cannot be honoured: `text2sql prepare` cuts example strings at {chars} \
+                     characters, so it must be {chars}",
+                    schema.max_value_chars
+                ),
+            ));
+        }
+        if schema.values_in_question_only && schema.sample_values == 0 {
+            return Err(invalid(
+                "data.schema.values_in_question_only",
+                "needs example values (sample_values: 2); with sample_values: 0 none are shown"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_eval(&self, invalid: &dyn Fn(&str, String) -> TrainError) -> Result<()> {
+        let eval = &self.eval;
+        if eval.exec_sample > 0 {
+            match &self.data.databases {
+                None => {
+                    return Err(invalid(
+                        "data.databases",
+                        format!(
+                            "required for execution accuracy (eval.exec_sample = {}): the folder \
+                             of <db_id>/<db_id>.sqlite databases",
+                            eval.exec_sample
+                        ),
+                    ))
+                }
+                Some(dir) if !dir.is_dir() => {
+                    return Err(invalid(
+                        "data.databases",
+                        format!(
+                            "{} is not a folder (needed for eval.exec_sample = {}; \
+                             set eval.exec_sample=0 to train without execution accuracy)",
+                            dir.display(),
+                            eval.exec_sample
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        match eval.best_metric {
+            Some(BestMetricKind::ExecAccuracy) if eval.exec_sample == 0 => {
+                return Err(invalid(
+                    "eval.best_metric",
+                    "exec_accuracy needs eval.exec_sample > 0".into(),
+                ))
+            }
+            Some(BestMetricKind::ValLoss) if eval.val_sample_size == 0 => {
+                return Err(invalid(
+                    "eval.best_metric",
+                    "val_loss needs eval.val_sample_size > 0".into(),
+                ))
+            }
+            _ => {}
+        }
+        if !(eval.timeout_s.is_finite() && eval.timeout_s > 0.0) {
+            return Err(invalid(
+                "eval.timeout_s",
+                format!("{} must be a positive number of seconds", eval.timeout_s),
+            ));
+        }
+        if eval.max_new_tokens == Some(0) {
+            return Err(invalid("eval.max_new_tokens", "must be at least 1".into()));
+        }
+        if eval.batch_size == 0 {
+            return Err(invalid("eval.batch_size", "must be at least 1".into()));
+        }
         Ok(())
     }
 }
@@ -694,9 +920,23 @@ checkpoint: {every_steps: 50, keep_last: 2}
 
     #[test]
     fn committed_configs_parse_and_validate() {
+        // Their database folders exist once the data is downloaded or sampled.
+        let databases = tempfile::tempdir().unwrap();
+        let set_databases = format!("data.databases={}", databases.path().display());
         for name in ["t5_finetune.yaml", "quickstart.yaml"] {
-            let config = TrainConfig::load(&configs_dir().join(name), &[])
+            let path = configs_dir().join(name);
+            let err = TrainConfig::load(&path, &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("data.databases") && err.contains("not a folder"),
+                "{name}: {err}"
+            );
+            let config = TrainConfig::load(&path, std::slice::from_ref(&set_databases))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(config.eval.exec_sample > 0, "{name}");
+            assert_eq!(
+                config.eval.resolved_best_metric(),
+                BestMetricKind::ExecAccuracy
+            );
             let scheduled: Vec<Tier> = config
                 .curriculum
                 .phases
@@ -801,6 +1041,141 @@ checkpoint: {every_steps: 50, keep_last: 2}
         ] {
             let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
             assert!(err.contains(key), "{set}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_schema_option_reaches_the_saved_input_format() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(
+            c.data.input_format(),
+            InputFormat {
+                max_source_tokens: 256,
+                max_target_tokens: 128,
+                schema: CompactOptions::default(),
+                external_knowledge: true,
+            }
+        );
+        let c = parse(
+            MINIMAL,
+            &[
+                "data.schema.sample_values=0",
+                "data.schema.foreign_keys=false",
+                "data.schema.external_knowledge=false",
+            ],
+        )
+        .unwrap();
+        let format = c.data.input_format();
+        assert_eq!(format.schema.values, ValuesShown::None);
+        assert!(!format.schema.foreign_keys && !format.external_knowledge);
+        let c = parse(MINIMAL, &["data.schema.values_in_question_only=true"]).unwrap();
+        assert_eq!(
+            c.data.input_format().schema.values,
+            ValuesShown::MatchingQuestion
+        );
+    }
+
+    #[test]
+    fn schema_options_that_cannot_be_honoured_are_refused() {
+        for (set, key, says) in [
+            (
+                "data.schema.format=create_table",
+                "data.schema.format",
+                "compact",
+            ),
+            (
+                "data.schema.sample_values=1",
+                "data.schema.sample_values",
+                "0 (none) or 2",
+            ),
+            (
+                "data.schema.sample_values=5",
+                "data.schema.sample_values",
+                "0 (none) or 2",
+            ),
+            (
+                "data.schema.max_value_chars=20",
+                "data.schema.max_value_chars",
+                "40",
+            ),
+        ] {
+            let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{set}: {err}");
+        }
+        let err = parse(
+            MINIMAL,
+            &[
+                "data.schema.sample_values=0",
+                "data.schema.values_in_question_only=true",
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("values_in_question_only"), "{err}");
+    }
+
+    #[test]
+    fn execution_accuracy_settings_are_checked_at_load() {
+        let dbs = tempfile::tempdir().unwrap();
+        let set_dbs = format!("data.databases={}", dbs.path().display());
+        // Off by default; the best metric is then the validation loss.
+        let c = parse(MINIMAL, &[]).unwrap();
+        assert_eq!(c.eval.exec_sample, 0);
+        assert_eq!(c.eval.resolved_best_metric(), BestMetricKind::ValLoss);
+        assert_eq!(c.eval.resolved_max_new_tokens(&c.data), 128);
+        let c = parse(
+            MINIMAL,
+            &[
+                &set_dbs,
+                "eval.exec_sample=50",
+                "eval.rule=bird",
+                "eval.max_new_tokens=64",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.eval.resolved_best_metric(), BestMetricKind::ExecAccuracy);
+        assert_eq!(c.eval.rule, Rule::Bird);
+        assert_eq!(c.eval.resolved_max_new_tokens(&c.data), 64);
+        let c = parse(
+            MINIMAL,
+            &[&set_dbs, "eval.exec_sample=50", "eval.best_metric=val_loss"],
+        )
+        .unwrap();
+        assert_eq!(c.eval.resolved_best_metric(), BestMetricKind::ValLoss);
+
+        for (sets, key, says) in [
+            (vec!["eval.exec_sample=5"], "data.databases", "required"),
+            (
+                vec!["eval.exec_sample=5", "data.databases=/nonexistent/dbs"],
+                "data.databases",
+                "/nonexistent/dbs is not a folder",
+            ),
+            (
+                vec!["eval.best_metric=exec_accuracy"],
+                "eval.best_metric",
+                "exec_sample",
+            ),
+            (
+                vec!["eval.best_metric=val_loss", "eval.val_sample_size=0"],
+                "eval.best_metric",
+                "val_sample_size",
+            ),
+            (
+                vec!["eval.best_metric=accuracy"],
+                "eval.best_metric",
+                "unknown variant",
+            ),
+            (vec!["eval.rule=strict"], "eval.rule", "unknown variant"),
+            (vec!["eval.timeout_s=0"], "eval.timeout_s", "positive"),
+            (
+                vec!["eval.max_new_tokens=0"],
+                "eval.max_new_tokens",
+                "at least 1",
+            ),
+            (vec!["eval.batch_size=0"], "eval.batch_size", "at least 1"),
+        ] {
+            let err = parse(MINIMAL, &sets).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{sets:?}: {err}");
         }
     }
 

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod exec_eval;
 pub mod guard;
 pub mod metrics;
 pub mod optim;
@@ -19,11 +20,12 @@ pub use batch::{pad_batch, plan_epoch, Batch, ExampleLen};
 pub use checkpoint::{
     latest_checkpoint, rotate_checkpoints, save_checkpoint, CheckpointInfo, TrainState,
 };
-pub use config::{Tier, TrainConfig};
+pub use config::{BestMetricKind, Tier, TrainConfig};
 pub use error::{Result, TrainError};
+pub use exec_eval::ExecSample;
 pub use guard::{check_finite, NonFiniteError, Quantity};
 pub use metrics::{EventKind, MetricsEvent, MetricsLog};
 pub use optim::{Optimizer, OptimizerSettings, StepStats};
 pub use plot::render_plots;
 pub use schedule::LrSchedule;
-pub use trainer::{StepReport, TrainSummary, Trainer};
+pub use trainer::{BestSummary, StepReport, TrainSummary, Trainer};

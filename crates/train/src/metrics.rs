@@ -42,12 +42,19 @@ pub struct MetricsEvent {
     pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_loss: Option<f64>,
-    /// Execution accuracy over the validation sample, 0..1.
+    /// Execution accuracy over the `eval.exec_sample` validation examples,
+    /// 0..1, as `text2sql eval --model` computes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_exec_acc: Option<f64>,
+    pub exec_accuracy: Option<f64>,
     /// Execution accuracy per tier name (`Simple`, ..., `Highly Complex`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub val_exec_acc_by_tier: BTreeMap<String, f64>,
+    pub exec_accuracy_by_tier: BTreeMap<String, f64>,
+    /// Share of the sample whose SQL SQLite rejected or the sandbox refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_error_rate: Option<f64>,
+    /// Seconds the evaluation took (validation loss and execution accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_s: Option<f64>,
 }
 
 impl MetricsEvent {
@@ -64,8 +71,10 @@ impl MetricsEvent {
             tokens_per_s: None,
             phase: None,
             val_loss: None,
-            val_exec_acc: None,
-            val_exec_acc_by_tier: BTreeMap::new(),
+            exec_accuracy: None,
+            exec_accuracy_by_tier: BTreeMap::new(),
+            exec_error_rate: None,
+            eval_s: None,
         }
     }
 }
@@ -167,8 +176,8 @@ mod tests {
         let mut log = MetricsLog::open(dir.path(), None).unwrap();
         log.append(&train_event(1, 2.5)).unwrap();
         let mut eval = MetricsEvent::new(EventKind::Eval, 1);
-        eval.val_exec_acc = Some(0.25);
-        eval.val_exec_acc_by_tier
+        eval.exec_accuracy = Some(0.25);
+        eval.exec_accuracy_by_tier
             .insert("Highly Complex".into(), 0.1);
         log.append(&eval).unwrap();
         let text = std::fs::read_to_string(log.path()).unwrap();

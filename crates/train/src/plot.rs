@@ -110,17 +110,17 @@ pub fn render_plots(run_dir: &Path, events: &[MetricsEvent]) -> Result<Vec<PathB
         legend: None,
     };
     let mut accuracy_series = vec![series_of(events, EventKind::Eval, "all tiers", true, |e| {
-        e.val_exec_acc
+        e.exec_accuracy
     })];
     let mut tiers: Vec<&String> = events
         .iter()
-        .flat_map(|e| e.val_exec_acc_by_tier.keys())
+        .flat_map(|e| e.exec_accuracy_by_tier.keys())
         .collect();
     tiers.sort_by_key(|t| tier_rank(t));
     tiers.dedup();
     for tier in tiers {
         accuracy_series.push(series_of(events, EventKind::Eval, tier, true, |e| {
-            e.val_exec_acc_by_tier.get(tier).copied()
+            e.exec_accuracy_by_tier.get(tier).copied()
         }));
     }
     let accuracy = Chart {
@@ -274,12 +274,12 @@ mod tests {
                 let mut e = MetricsEvent::new(EventKind::Eval, step);
                 e.val_loss = Some(6.0 * (-(step as f64) / 170.0).exp() + 0.6);
                 let acc = 1.0 - (-(step as f64) / 300.0).exp();
-                e.val_exec_acc = Some(acc * 0.7);
+                e.exec_accuracy = Some(acc * 0.7);
                 for (i, tier) in ["Simple", "Moderate", "Complex", "Highly Complex"]
                     .iter()
                     .enumerate()
                 {
-                    e.val_exec_acc_by_tier
+                    e.exec_accuracy_by_tier
                         .insert(tier.to_string(), acc * (0.95 - 0.22 * i as f64));
                 }
                 log.append(&e).unwrap();

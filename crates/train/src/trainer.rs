@@ -1,6 +1,7 @@
 //! The training loop: data from a prepared dataset through the curriculum,
 //! token-budget batches, accumulation, schedule, checkpoints and resume,
-//! validation loss and the best checkpoint.
+//! validation loss, execution accuracy ([`crate::exec_eval`]), the best
+//! checkpoint and early stopping.
 //!
 //! Exact resume: every random choice is a function of the seed and a
 //! counter. Each config phase has its own [`CurriculumSampler`]; examples are
@@ -10,7 +11,7 @@
 //! redraws the same window and skips to the same batch. Dropout is reseeded
 //! from the step for each micro-batch.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -23,17 +24,18 @@ use text2sql_data::loader::{ProcessedDataset, SplitReader};
 use text2sql_data::prepare::Split;
 use text2sql_data::sampler::{CurriculumSampler, Phase, SamplerPosition};
 use text2sql_data::schema::DatabaseSchema;
-use text2sql_data::serialize::CompactOptions;
 use text2sql_data::store::Example;
 use text2sql_model::tokenizer::Tokenizer;
-use text2sql_model::{loss, shift_right, InputFormat, T5Config, T5Model};
+use text2sql_model::{loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model};
+use text2sql_sql::{EvalOptions, EvalReport, SandboxLimits};
 
 use crate::batch::{pack_window, pad_batch, ExampleLen};
 use crate::checkpoint::{
-    latest_checkpoint, rotate_checkpoints, save_checkpoint, TrainState, OPTIMIZER_FILE,
+    latest_checkpoint, rotate_checkpoints, save_checkpoint, BestRecord, TrainState, OPTIMIZER_FILE,
 };
-use crate::config::{Tier, TrainConfig};
+use crate::config::{BestMetricKind, Tier, TrainConfig};
 use crate::error::{Result, TrainError};
+use crate::exec_eval::ExecSample;
 use crate::guard::{check_finite, Quantity};
 use crate::metrics::{EventKind, MetricsEvent, MetricsLog};
 use crate::optim::{Optimizer, OptimizerSettings};
@@ -45,6 +47,10 @@ pub const WINDOW_EXAMPLES: usize = 256;
 
 /// Folder of the best checkpoint inside the run directory.
 pub const BEST_DIR: &str = "best";
+
+/// Folder of the per-example outcomes of each evaluation
+/// (`eval/step-N.jsonl`, the lines `text2sql eval --per-example` writes).
+pub const EVAL_DIR: &str = "eval";
 
 /// Where the data stream stands, saved in [`TrainState::data_position`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,7 +81,21 @@ pub struct StepReport {
     pub lr: f64,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
+    /// Set on evaluation steps (when measured).
     pub val_loss: Option<f64>,
+    /// Set on evaluation steps when `eval.exec_sample` > 0.
+    pub exec_accuracy: Option<f64>,
+    pub exec_accuracy_by_tier: BTreeMap<String, f64>,
+}
+
+/// The best checkpoint of a run and the metric it won by.
+#[derive(Debug, Clone, Serialize)]
+pub struct BestSummary {
+    /// `exec_accuracy` or `val_loss`.
+    pub metric: String,
+    pub value: f64,
+    pub step: u64,
+    pub dir: PathBuf,
 }
 
 /// The end of a run.
@@ -83,9 +103,13 @@ pub struct StepReport {
 pub struct TrainSummary {
     pub steps: u64,
     pub final_loss: Option<f64>,
-    pub best_val_loss: Option<f64>,
-    pub best_step: Option<u64>,
-    pub best_dir: Option<PathBuf>,
+    /// Results of the last evaluation of this session.
+    pub last_val_loss: Option<f64>,
+    pub last_exec_accuracy: Option<f64>,
+    pub last_exec_accuracy_by_tier: BTreeMap<String, f64>,
+    /// Examples scored for execution accuracy at each evaluation.
+    pub exec_sample: usize,
+    pub best: Option<BestSummary>,
     pub last_checkpoint: Option<PathBuf>,
     pub stopped_early: bool,
     pub tokens_seen: u64,
@@ -107,18 +131,16 @@ pub struct Trainer {
     sampler: CurriculumSampler,
     queue: VecDeque<Vec<Encoded>>,
     val: Vec<Encoded>,
+    /// `None` when `eval.exec_sample` is 0.
+    exec_sample: Option<ExecSample>,
     metrics: MetricsLog,
     events: Vec<MetricsEvent>,
 }
 
-/// The input contract saved into every checkpoint.
+/// The input contract saved into every checkpoint (see
+/// [`crate::config::DataConfig::input_format`]).
 pub fn input_format(config: &TrainConfig) -> InputFormat {
-    InputFormat {
-        max_source_tokens: config.data.max_source_tokens,
-        max_target_tokens: config.data.max_target_tokens,
-        schema: CompactOptions::default(),
-        external_knowledge: config.data.schema.external_knowledge,
-    }
+    config.data.input_format()
 }
 
 /// Files of a tokenizer folder that a checkpoint carries.
@@ -323,10 +345,13 @@ impl Trainer {
             sampler,
             queue: VecDeque::new(),
             val: Vec::new(),
+            exec_sample: None,
             metrics,
             events: Vec::new(),
         };
         trainer.val = trainer.load_val()?;
+        trainer.exec_sample = trainer.load_exec_sample()?;
+        trainer.reconcile_best(latest.is_some())?;
         if latest.is_some() {
             // Redraw the interrupted window and skip what was trained on.
             let done = trainer.position.batches_done;
@@ -404,6 +429,161 @@ impl Trainer {
             out.push(self.encode(&example?)?);
         }
         Ok(out)
+    }
+
+    /// The execution-accuracy sample, when the config asks for one.
+    fn load_exec_sample(&self) -> Result<Option<ExecSample>> {
+        let eval = &self.config.eval;
+        let Some(databases) = self.config.data.databases.as_deref() else {
+            return Ok(None);
+        };
+        if eval.exec_sample == 0 {
+            return Ok(None);
+        }
+        let sample = ExecSample::load(
+            self.dataset.split(Split::Val),
+            &self.schemas,
+            databases,
+            eval.exec_sample,
+            mix_seed(self.config.training.seed, &[4]),
+            &self.input_format,
+            &self.tokenizer,
+        )?;
+        if sample.is_empty() {
+            return Err(TrainError::Dataset(format!(
+                "eval.exec_sample = {}, but the val split of {} has no example \
+                 (prepare with --val-ratio > 0, or set eval.exec_sample=0)",
+                eval.exec_sample,
+                self.dataset.dir().display()
+            )));
+        }
+        Ok(Some(sample))
+    }
+
+    /// Checks the saved best metric against the config and, when
+    /// `resuming`, takes the run's `best/` record into account (see
+    /// [`TrainState::reconcile_best`]); a fresh run ignores a `best/` left by
+    /// an earlier one and replaces it at its first evaluation.
+    fn reconcile_best(&mut self, resuming: bool) -> Result<()> {
+        let best_dir = self.run_dir.join(BEST_DIR);
+        let on_disk = if resuming {
+            BestRecord::load(&best_dir)?.map(|r| r.best)
+        } else {
+            None
+        };
+        let metric = self.config.eval.resolved_best_metric().name();
+        self.state
+            .reconcile_best(metric, on_disk.as_ref())
+            .map_err(|message| TrainError::Checkpoint {
+                path: best_dir,
+                message,
+            })
+    }
+
+    /// Number of examples scored for execution accuracy at each evaluation.
+    pub fn exec_sample_len(&self) -> usize {
+        self.exec_sample.as_ref().map_or(0, ExecSample::len)
+    }
+
+    /// Decodes the execution-accuracy sample with the current weights and
+    /// scores it; `None` without a sample.
+    pub fn execution_accuracy(&self) -> Result<Option<EvalReport>> {
+        let Some(sample) = &self.exec_sample else {
+            return Ok(None);
+        };
+        let eval = &self.config.eval;
+        let generation = GenerationConfig {
+            num_beams: eval.beams,
+            max_new_tokens: eval.resolved_max_new_tokens(&self.config.data),
+            ..GenerationConfig::for_model(self.model.config())
+        };
+        // The limits `text2sql eval` uses by default, with the config's timeout.
+        let options = EvalOptions {
+            rule: eval.rule,
+            limits: SandboxLimits::for_eval(std::time::Duration::from_secs_f64(eval.timeout_s)),
+            ..EvalOptions::default()
+        };
+        sample
+            .evaluate(
+                &self.model,
+                &self.tokenizer,
+                &generation,
+                eval.batch_size,
+                &options,
+            )
+            .map(Some)
+    }
+
+    /// One evaluation at `step`: validation loss, execution accuracy (with
+    /// its per-example outcomes in `eval/step-N.jsonl`), the metrics line,
+    /// the best model, the plots.
+    fn evaluate(&mut self, step: u64) -> Result<MetricsEvent> {
+        let started = Instant::now();
+        let mut event = MetricsEvent::new(EventKind::Eval, step);
+        event.val_loss = self.validation_loss()?;
+        if let Some(report) = self.execution_accuracy()? {
+            let summary = &report.summary;
+            event.exec_accuracy = Some(summary.accuracy);
+            event.exec_error_rate = Some(summary.error_rate);
+            event.exec_accuracy_by_tier = summary
+                .by_tier
+                .iter()
+                .map(|b| (b.name.clone(), b.accuracy))
+                .collect();
+            self.write_outcomes(step, &report)?;
+        }
+        event.eval_s = Some(started.elapsed().as_secs_f64());
+        event.elapsed_s = Some(self.state.elapsed_s);
+        if event.val_loss.is_none() && event.exec_accuracy.is_none() {
+            return Ok(event);
+        }
+        self.metrics.append(&event)?;
+        self.events.push(event.clone());
+        let metric = self.config.eval.resolved_best_metric();
+        let value = match metric {
+            BestMetricKind::ExecAccuracy => event.exec_accuracy,
+            BestMetricKind::ValLoss => event.val_loss,
+        };
+        if let Some(value) = value {
+            if self
+                .state
+                .record_eval(metric.name(), value, metric.higher_is_better())
+            {
+                let record = BestRecord {
+                    best: self
+                        .state
+                        .best
+                        .clone()
+                        .ok_or_else(|| TrainError::Checkpoint {
+                            path: self.run_dir.join(BEST_DIR),
+                            message: "a new best was recorded but is missing".into(),
+                        })?,
+                    val_loss: event.val_loss,
+                    exec_accuracy: event.exec_accuracy,
+                    exec_accuracy_by_tier: event.exec_accuracy_by_tier.clone(),
+                };
+                self.write_model_atomically(&self.run_dir.join(BEST_DIR), Some(&record))?;
+            }
+        }
+        render_plots(&self.run_dir, &self.events)?;
+        Ok(event)
+    }
+
+    /// `eval/step-N.jsonl`: one line per sampled example, as
+    /// `text2sql eval --per-example` writes them.
+    fn write_outcomes(&self, step: u64, report: &EvalReport) -> Result<()> {
+        let dir = self.run_dir.join(EVAL_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+        let path = dir.join(format!("step-{step}.jsonl"));
+        let mut text = Vec::new();
+        for outcome in &report.examples {
+            serde_json::to_writer(&mut text, outcome).map_err(|source| TrainError::Json {
+                path: path.clone(),
+                source,
+            })?;
+            text.push(b'\n');
+        }
+        crate::atomic::write_bytes(&path, &text)
     }
 
     /// Draws the next window of examples from the phase of the current step
@@ -547,6 +727,7 @@ impl Trainer {
         let mut last_loss = None;
         let mut last_checkpoint = latest_checkpoint(&self.run_dir)?.map(|c| c.path);
         let mut stopped_early = false;
+        let mut last_eval: Option<MetricsEvent> = None;
         let (mut window_tokens, mut window_start) = (0usize, Instant::now());
         while self.state.step < max_steps {
             let step = self.state.step + 1;
@@ -590,22 +771,14 @@ impl Trainer {
                 (window_tokens, window_start) = (0, Instant::now());
             }
 
-            let mut val_loss = None;
             let is_eval = eval_every > 0 && (step % eval_every == 0 || step == max_steps);
-            if is_eval {
-                val_loss = self.validation_loss()?;
-                if let Some(v) = val_loss {
-                    let mut event = MetricsEvent::new(EventKind::Eval, step);
-                    event.val_loss = Some(v);
-                    event.elapsed_s = Some(self.state.elapsed_s);
-                    self.metrics.append(&event)?;
-                    self.events.push(event);
-                    if self.state.record_eval("val_loss", v, false) {
-                        self.write_model_atomically(&self.run_dir.join(BEST_DIR))?;
-                    }
-                }
-                render_plots(&self.run_dir, &self.events)?;
-            }
+            let eval_event = if is_eval {
+                let event = self.evaluate(step)?;
+                last_eval = Some(event.clone());
+                Some(event)
+            } else {
+                None
+            };
             let patience_out = self
                 .config
                 .eval
@@ -621,20 +794,38 @@ impl Trainer {
                 lr,
                 grad_norm: stats.grad_norm,
                 tokens_per_s,
-                val_loss,
+                val_loss: eval_event.as_ref().and_then(|e| e.val_loss),
+                exec_accuracy: eval_event.as_ref().and_then(|e| e.exec_accuracy),
+                exec_accuracy_by_tier: eval_event
+                    .map(|e| e.exec_accuracy_by_tier)
+                    .unwrap_or_default(),
             });
             if patience_out {
                 stopped_early = true;
                 break;
             }
         }
-        let best = self.state.best.clone();
+        let best_dir = self.run_dir.join(BEST_DIR);
+        let best = self
+            .state
+            .best
+            .clone()
+            .filter(|_| best_dir.is_dir())
+            .map(|b| BestSummary {
+                metric: b.metric,
+                value: b.value,
+                step: b.step,
+                dir: best_dir,
+            });
+        let last_eval = last_eval.unwrap_or_else(|| MetricsEvent::new(EventKind::Eval, 0));
         Ok(TrainSummary {
             steps: self.state.step,
             final_loss: last_loss,
-            best_val_loss: best.as_ref().map(|b| b.value),
-            best_step: best.as_ref().map(|b| b.step),
-            best_dir: best.map(|_| self.run_dir.join(BEST_DIR)),
+            last_val_loss: last_eval.val_loss,
+            last_exec_accuracy: last_eval.exec_accuracy,
+            last_exec_accuracy_by_tier: last_eval.exec_accuracy_by_tier,
+            exec_sample: self.exec_sample_len(),
+            best,
             last_checkpoint,
             stopped_early,
             tokens_seen: self.state.tokens_seen,
@@ -649,9 +840,10 @@ impl Trainer {
             .unwrap_or_else(|| format!("phase {}", i + 1))
     }
 
-    /// Writes the model (weights, config, tokenizer, input format) to `dir`
-    /// through a temporary folder, replacing an older copy.
-    fn write_model_atomically(&self, dir: &Path) -> Result<()> {
+    /// Writes the model (weights, config, tokenizer, input format, and the
+    /// best-metric `record` when given) to `dir` through a temporary folder,
+    /// replacing an older copy.
+    fn write_model_atomically(&self, dir: &Path, record: Option<&BestRecord>) -> Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
         let tmp = tempfile::Builder::new()
@@ -660,6 +852,9 @@ impl Trainer {
             .map_err(|e| TrainError::io(parent, e))?;
         let staged = tmp.path().join("model");
         self.write_model(&staged)?;
+        if let Some(record) = record {
+            record.save(&staged)?;
+        }
         let old = tmp.path().join("old");
         if dir.exists() {
             std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -10,6 +11,15 @@ use crate::output::{print_json, progress_bar, GlobalOpts};
 /// Arguments of `text2sql train`; the long help is on the subcommand in
 /// `main.rs`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  text2sql train --config configs/quickstart.yaml
+  text2sql train --config configs/quickstart.yaml --set training.max_steps=300 --set eval.exec_sample=200
+  text2sql train --config configs/quickstart.yaml --resume
+
+At each evaluation (eval.every_steps) it logs the validation loss and, with
+eval.exec_sample > 0 and data.databases, the execution accuracy (overall and
+per tier) of a fixed seeded validation sample, as `text2sql eval --model`
+would score it; the per-example outcomes go to runs/NAME/eval/step-N.jsonl.")]
 pub struct Args {
     /// Training config (YAML), e.g. configs/quickstart.yaml.
     #[arg(long, value_name = "FILE")]
@@ -57,25 +67,47 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let device = open_device(config.training.device)?;
     let max_steps = config.training.max_steps;
     let mut trainer = Trainer::new(config, device, args.resume).context("setting up training")?;
-    if !global.quiet && !global.json {
+    if global.interactive() {
         eprintln!(
-            "training {} parameters in {} from step {}",
+            "training {} parameters in {} from step {}{}",
             trainer.num_parameters(),
             trainer.run_dir().display(),
-            trainer.step()
+            trainer.step(),
+            match trainer.exec_sample_len() {
+                0 => String::new(),
+                n => format!("; execution accuracy on {n} validation examples at each eval"),
+            }
         );
     }
     let bar = progress_bar(global, max_steps, "steps", false);
     bar.set_position(trainer.step());
+    let mut last_eval = String::new();
     let result = trainer.train(|report| {
         bar.set_position(report.step);
-        let val = report
-            .val_loss
-            .map(|v| format!(" val {v:.4}"))
-            .unwrap_or_default();
+        if report.val_loss.is_some() || report.exec_accuracy.is_some() {
+            // Printed above the bar: the bar's message is overwritten each step.
+            if global.interactive() {
+                bar.suspend(|| eprintln!("{}", eval_line(report)));
+            }
+            let mut short = Vec::new();
+            if let Some(v) = report.val_loss {
+                short.push(format!("val {v:.4}"));
+            }
+            if let Some(acc) = report.exec_accuracy {
+                short.push(format!("acc {}", percent(acc)));
+            }
+            last_eval = short.join(" ");
+        }
         bar.set_message(format!(
-            "loss {:.4}{val} lr {:.2e} {:.0} tok/s",
-            report.loss, report.lr, report.tokens_per_s
+            "loss {:.4} lr {:.2e} {:.0} tok/s{}",
+            report.loss,
+            report.lr,
+            report.tokens_per_s,
+            if last_eval.is_empty() {
+                String::new()
+            } else {
+                format!(" | {last_eval}")
+            }
         ));
     });
     bar.finish_and_clear();
@@ -94,26 +126,85 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     Ok(())
 }
 
+/// `step 300: val loss 1.2345, exec accuracy 12.0% (Simple 20.0%, ...)`.
+fn eval_line(report: &text2sql_train::StepReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = report.val_loss {
+        parts.push(format!("val loss {v:.4}"));
+    }
+    if let Some(acc) = report.exec_accuracy {
+        parts.push(format!(
+            "exec accuracy {}{}",
+            percent(acc),
+            by_tier(&report.exec_accuracy_by_tier)
+        ));
+    }
+    format!("step {}: {}", report.step, parts.join(", "))
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1}%", value * 100.0)
+}
+
+fn by_tier(tiers: &BTreeMap<String, f64>) -> String {
+    if tiers.is_empty() {
+        return String::new();
+    }
+    // Easiest tier first, as the plots and `text2sql eval` list them.
+    let mut tiers: Vec<(&String, &f64)> = tiers.iter().collect();
+    tiers.sort_by_key(|(name, _)| {
+        name.parse::<text2sql_train::Tier>()
+            .map_or(usize::MAX, |t| t as usize)
+    });
+    let parts: Vec<String> = tiers
+        .iter()
+        .map(|(name, acc)| format!("{name} {}", percent(**acc)))
+        .collect();
+    format!(" ({})", parts.join(", "))
+}
+
 fn print_summary(summary: &TrainSummary) {
+    let metric = summary.best.as_ref().map_or("validation", |b| {
+        if b.metric == "exec_accuracy" {
+            "execution accuracy"
+        } else {
+            "validation loss"
+        }
+    });
     println!(
         "trained {} steps ({} tokens){}",
         summary.steps,
         summary.tokens_seen,
         if summary.stopped_early {
-            ", stopped early: validation loss stopped improving"
+            format!(", stopped early: {metric} stopped improving")
         } else {
-            ""
+            String::new()
         }
     );
     if let Some(loss) = summary.final_loss {
         println!("final training loss: {loss:.4}");
     }
-    if let (Some(value), Some(step), Some(dir)) =
-        (summary.best_val_loss, summary.best_step, &summary.best_dir)
-    {
+    if let Some(loss) = summary.last_val_loss {
+        println!("last validation loss: {loss:.4}");
+    }
+    if let Some(acc) = summary.last_exec_accuracy {
         println!(
-            "best validation loss {value:.4} at step {step}: {}",
-            dir.display()
+            "last execution accuracy: {} on {} validation examples{}",
+            percent(acc),
+            summary.exec_sample,
+            by_tier(&summary.last_exec_accuracy_by_tier)
+        );
+    }
+    if let Some(best) = &summary.best {
+        let value = if best.metric == "exec_accuracy" {
+            percent(best.value)
+        } else {
+            format!("{:.4}", best.value)
+        };
+        println!(
+            "best {metric} {value} at step {}: {}",
+            best.step,
+            best.dir.display()
         );
     }
     if let Some(path) = &summary.last_checkpoint {
