@@ -71,7 +71,8 @@ pub struct TokenCacheOptions {
 /// What the cache reports while it is opened or built.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CacheEvent<'a> {
-    /// A build starts: `examples` rows of train and val will be encoded.
+    /// A build starts: `examples` rows of train and val will be encoded
+    /// into `dir`.
     Building { dir: &'a Path, examples: u64 },
     /// Examples encoded so far during a build.
     Encoded { done: u64, total: u64 },
@@ -552,6 +553,10 @@ impl TokenCache {
             ),
             None => None,
         };
+        on_event(CacheEvent::Building {
+            dir: &dir,
+            examples: dataset.split(Split::Train).len() + dataset.split(Split::Val).len(),
+        });
         let built = build_into(
             staging.path(),
             dataset,
@@ -715,10 +720,6 @@ fn build_into(
 ) -> Result<Built> {
     let width = TokenWidth::for_vocab(encoder.tokenizer().vocab_size());
     let total = dataset.split(Split::Train).len() + dataset.split(Split::Val).len();
-    on_event(CacheEvent::Building {
-        dir: dataset.dir(),
-        examples: total,
-    });
     let mut progress = Progress {
         done: 0,
         total,

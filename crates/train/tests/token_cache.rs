@@ -192,6 +192,30 @@ fn the_cache_holds_the_encoders_ids_for_every_row_and_is_reused() {
     let (reused, warnings) = setup.open(&TokenCacheOptions::default());
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(reused.origin(), CacheOrigin::Reused);
+
+    // A rebuild reports its start (where, how many) and counts up to the total.
+    let (mut starts, mut last_done) = (Vec::new(), 0);
+    let rebuild = TokenCacheOptions {
+        rebuild: true,
+        threads: None,
+    };
+    TokenCache::open_or_build(
+        &setup.dataset,
+        &setup.encoder(),
+        &setup.tokenizer_files,
+        &rebuild,
+        &mut |event| match event {
+            CacheEvent::Building { dir, examples } => starts.push((dir.to_path_buf(), examples)),
+            CacheEvent::Encoded { done, total: t } => {
+                assert!(done >= last_done && t == total);
+                last_done = done;
+            }
+            CacheEvent::Warning(w) => panic!("{w}"),
+        },
+    )
+    .unwrap();
+    assert_eq!(starts, vec![(built.dir().to_path_buf(), total)]);
+    assert_eq!(last_done, total);
     assert_eq!(reused.dir(), built.dir());
     setup.assert_matches_encoder(&reused);
     // Nothing half-written is left beside the cache.
