@@ -24,7 +24,6 @@ use text2sql_data::loader::{ProcessedDataset, SplitReader};
 use text2sql_data::prepare::Split;
 use text2sql_data::sampler::{CurriculumSampler, Phase, SamplerPosition};
 use text2sql_data::schema::DatabaseSchema;
-use text2sql_data::store::Example;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model};
 use text2sql_sql::{EvalOptions, EvalReport, SandboxLimits};
@@ -34,6 +33,7 @@ use crate::checkpoint::{
     latest_checkpoint, rotate_checkpoints, save_checkpoint, BestRecord, TrainState, OPTIMIZER_FILE,
 };
 use crate::config::{BestMetricKind, Tier, TrainConfig};
+use crate::encode::{Encoded, ExampleEncoder};
 use crate::error::{Result, TrainError};
 use crate::exec_eval::ExecSample;
 use crate::guard::{check_finite, Quantity};
@@ -41,6 +41,7 @@ use crate::metrics::{EventKind, MetricsEvent, MetricsLog};
 use crate::optim::{Optimizer, OptimizerSettings};
 use crate::plot::render_plots;
 use crate::schedule::LrSchedule;
+use crate::token_cache::{CacheEvent, TokenCache, TokenCacheOptions};
 
 /// Examples drawn and length-bucketed together.
 pub const WINDOW_EXAMPLES: usize = 256;
@@ -63,13 +64,6 @@ pub struct DataPosition {
     pub window_start: SamplerPosition,
     /// Batches of the current window already trained on.
     pub batches_done: usize,
-}
-
-/// One tokenized training example.
-#[derive(Debug, Clone)]
-struct Encoded {
-    source: Vec<u32>,
-    target: Vec<u32>,
 }
 
 /// What the loop reports after each optimizer step.
@@ -126,6 +120,7 @@ pub struct Trainer {
     input_format: InputFormat,
     dataset: ProcessedDataset,
     schemas: HashMap<String, DatabaseSchema>,
+    token_cache: TokenCache,
     state: TrainState,
     position: DataPosition,
     sampler: CurriculumSampler,
@@ -217,7 +212,26 @@ fn mix_seed(seed: u64, parts: &[u64]) -> u64 {
 impl Trainer {
     /// Prepares a run: a fresh model (from `model.init_from` or the
     /// architecture) or, with `resume`, the latest checkpoint of the run.
+    /// The dataset's token cache is reused, or built without reporting.
     pub fn new(config: TrainConfig, device: Device, resume: bool) -> Result<Trainer> {
+        Self::with_token_cache(
+            config,
+            device,
+            resume,
+            &TokenCacheOptions::default(),
+            &mut |_| {},
+        )
+    }
+
+    /// [`Self::new`], opening the token cache with `cache_options` and
+    /// passing its build progress and warnings to `on_cache`.
+    pub fn with_token_cache(
+        config: TrainConfig,
+        device: Device,
+        resume: bool,
+        cache_options: &TokenCacheOptions,
+        on_cache: &mut dyn FnMut(CacheEvent<'_>),
+    ) -> Result<Trainer> {
         let run_dir = config.run.run_dir();
         let dtype = config.training.resolved_dtype();
         let latest = if resume {
@@ -323,6 +337,13 @@ impl Trainer {
             .map(|(id, row)| (id, row.schema))
             .collect();
         let input_format = input_format(&config);
+        let token_cache = TokenCache::open_or_build(
+            &dataset,
+            &ExampleEncoder::new(&tokenizer, &input_format, &schemas, dataset.dir()),
+            &tokenizer_files,
+            cache_options,
+            on_cache,
+        )?;
         let sampler = Self::phase_sampler(&config, dataset.split(Split::Train), position.phase)?
             .with_position(position.window_start.clone());
         let resume_step = latest.as_ref().map(|c| c.step);
@@ -340,6 +361,7 @@ impl Trainer {
             input_format,
             dataset,
             schemas,
+            token_cache,
             state,
             position,
             sampler,
@@ -398,37 +420,47 @@ impl Trainer {
         )?)
     }
 
-    fn encode(&self, example: &Example) -> Result<Encoded> {
-        let schema = self.schemas.get(&example.db_id).ok_or_else(|| {
-            TrainError::Dataset(format!(
-                "example {} names database `{}`, which is not in {}",
-                example.id,
-                example.db_id,
-                self.dataset.dir().display()
-            ))
-        })?;
-        let text = self.input_format.source_text(
-            &example.question,
-            &example.external_knowledge,
-            schema,
-            Some(&example.sql),
-            &self.tokenizer,
-        );
-        let mut source = self.tokenizer.encode(&text.text, true)?;
-        truncate_keeping_eos(&mut source, self.config.data.max_source_tokens);
-        let mut target = self.tokenizer.encode(&example.sql, true)?;
-        truncate_keeping_eos(&mut target, self.config.data.max_target_tokens);
-        Ok(Encoded { source, target })
+    /// The tokenizer the run trains with (to decode generated ids).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
+    /// The dataset's database schemas by `db_id` (to build inputs for
+    /// generation; training examples come from the token cache).
+    pub fn schemas(&self) -> &HashMap<String, DatabaseSchema> {
+        &self.schemas
+    }
+
+    /// The token cache this run reads its examples from.
+    pub fn token_cache(&self) -> &TokenCache {
+        &self.token_cache
+    }
+
+    /// The cached ids of a train example drawn by the sampler.
+    fn cached_train(&self, id: u64) -> Result<Encoded> {
+        let cached = self.token_cache.split(Split::Train).by_id(id);
+        cached.map(|c| c.to_encoded()).ok_or_else(|| {
+            TrainError::Dataset(format!(
+                "train example {id} is not in the token cache {}",
+                self.token_cache.dir().display()
+            ))
+        })
+    }
+
+    /// The first `eval.val_sample_size` validation examples, in file order.
     fn load_val(&self) -> Result<Vec<Encoded>> {
-        let want = self.config.eval.val_sample_size;
-        let split = self.dataset.split(Split::Val);
-        let mut out = Vec::new();
-        for example in split.iter().take(want) {
-            out.push(self.encode(&example?)?);
-        }
-        Ok(out)
+        let want = self.config.eval.val_sample_size as u64;
+        let val = self.token_cache.split(Split::Val);
+        (0..val.len().min(want))
+            .map(|row| {
+                val.get(row).map(|c| c.to_encoded()).ok_or_else(|| {
+                    TrainError::Dataset(format!(
+                        "validation row {row} is not in the token cache {}",
+                        self.token_cache.dir().display()
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// The execution-accuracy sample, when the config asks for one.
@@ -606,7 +638,7 @@ impl Trainer {
         let mut encoded = Vec::with_capacity(WINDOW_EXAMPLES);
         while encoded.len() < WINDOW_EXAMPLES {
             match self.sampler.next_example()? {
-                Some(example) => encoded.push(self.encode(&example)?),
+                Some(example) => encoded.push(self.cached_train(example.id)?),
                 None => break,
             }
         }
@@ -630,9 +662,16 @@ impl Trainer {
             &[2, self.position.window],
         ));
         let batches = pack_window(&lens, &all, self.config.batch.max_tokens, &mut rng)?;
+        // Each example lands in exactly one batch: move it there.
+        let mut encoded: Vec<Option<Encoded>> = encoded.into_iter().map(Some).collect();
         self.queue = batches
             .into_iter()
-            .map(|b| b.indices.iter().map(|&i| encoded[i].clone()).collect())
+            .map(|b| {
+                b.indices
+                    .iter()
+                    .filter_map(|&i| encoded[i].take())
+                    .collect()
+            })
             .collect();
         self.position.batches_done = 0;
         Ok(())
@@ -869,13 +908,4 @@ impl Trainer {
 fn phase_seed(mix: &[(Tier, f64)]) -> u64 {
     mix.iter()
         .fold(0u64, |acc, (t, w)| mix_seed(acc, &[*t as u64, w.to_bits()]))
-}
-
-/// Cuts `ids` to `max` tokens, keeping the end-of-sequence token last.
-fn truncate_keeping_eos(ids: &mut Vec<u32>, max: usize) {
-    if ids.len() > max && max > 0 {
-        let eos = ids[ids.len() - 1];
-        ids.truncate(max);
-        ids[max - 1] = eos;
-    }
 }

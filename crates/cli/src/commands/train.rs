@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use text2sql_model::Device;
 use text2sql_train::config::DeviceChoice;
-use text2sql_train::{TrainConfig, TrainSummary, Trainer};
+use text2sql_train::{
+    CacheEvent, CacheOrigin, TokenCacheOptions, TrainConfig, TrainSummary, Trainer,
+};
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
@@ -33,6 +35,10 @@ pub struct Args {
     /// Device to train on (overrides training.device).
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
+    /// Tokenize the dataset again and replace its token cache
+    /// (<processed_dir>/token_cache/), even when a valid one exists.
+    #[arg(long)]
+    pub rebuild_token_cache: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -66,7 +72,46 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         .with_context(|| format!("reading the training config {}", args.config.display()))?;
     let device = open_device(config.training.device)?;
     let max_steps = config.training.max_steps;
-    let mut trainer = Trainer::new(config, device, args.resume).context("setting up training")?;
+    let cache_options = TokenCacheOptions {
+        rebuild: args.rebuild_token_cache,
+        threads: None,
+    };
+    let mut cache_bar = None;
+    let trainer =
+        Trainer::with_token_cache(config, device, args.resume, &cache_options, &mut |event| {
+            match event {
+                CacheEvent::Building { examples, .. } => {
+                    cache_bar = Some(progress_bar(global, examples, "tokenize", false));
+                }
+                CacheEvent::Encoded { done, .. } => {
+                    if let Some(bar) = &cache_bar {
+                        bar.set_position(done);
+                    }
+                }
+                CacheEvent::Warning(message) if !global.quiet => {
+                    let print = || eprintln!("warning: {message}");
+                    match &cache_bar {
+                        Some(bar) => bar.suspend(print),
+                        None => print(),
+                    }
+                }
+                CacheEvent::Warning(_) => {}
+            }
+        });
+    if let Some(bar) = cache_bar.take() {
+        bar.finish_and_clear();
+    }
+    let mut trainer = trainer.context("setting up training")?;
+    if global.interactive() {
+        let cache = trainer.token_cache();
+        match cache.origin() {
+            CacheOrigin::Built { examples, seconds } => eprintln!(
+                "token cache: built {examples} examples in {seconds:.1} s ({})",
+                cache.dir().display()
+            ),
+            CacheOrigin::Reused => eprintln!("token cache: reused {}", cache.dir().display()),
+        }
+    }
     if global.interactive() {
         eprintln!(
             "training {} parameters in {} from step {}{}",
