@@ -260,13 +260,15 @@ impl T5Model {
     /// A copy of the model whose parameters are plain tensors, not training
     /// variables: no gradient is tracked and inference takes candle's fused
     /// kernels (for evaluation during training, or decoding a model built
-    /// in memory). The weights are shared, not copied.
+    /// in memory). Large CPU weights are copied onto huge pages (see
+    /// `huge_pages.rs`), the others shared.
     pub fn detached(&self) -> Result<Self> {
         let tensors = self
             .named_tensors()
             .into_iter()
             .map(|(name, tensor)| (name, tensor.detach()))
             .collect();
+        let tensors = super::huge_pages::on_huge_pages(tensors)?;
         T5Model::new(
             VarBuilder::from_tensors(tensors, self.dtype, &self.device),
             &self.config,
