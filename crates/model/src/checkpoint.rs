@@ -295,6 +295,7 @@ impl T5Model {
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let config = T5Config::from_file(&dir.join(CONFIG_FILE))?;
         let tensors = load_tensors(dir, &config, dtype, device)?;
+        let tensors = crate::t5::huge_pages::on_huge_pages(tensors)?;
         T5Model::new(VarBuilder::from_tensors(tensors, dtype, device), &config)
     }
 

@@ -1,6 +1,7 @@
 //! T5 on candle: configuration, layers and the encoder-decoder model.
 
 pub mod config;
+pub(crate) mod huge_pages;
 pub mod layers;
 pub mod model;
 

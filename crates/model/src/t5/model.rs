@@ -133,11 +133,17 @@ impl Stack {
     }
 }
 
+/// Self-attention key/value buffers start with room for this many steps and
+/// double when full.
+const MIN_CACHE_STEPS: usize = 64;
+
 /// The per-generation decoder state: self-attention keys/values so far, and
 /// the encoder's keys/values for cross-attention, computed once.
 #[derive(Debug, Clone)]
 pub struct DecoderCache {
-    /// Per layer, `(batch, heads, steps, d_kv)`.
+    /// Per layer, `(batch, heads, capacity, d_kv)` buffers whose first
+    /// `steps` positions are filled: each step writes its keys/values in
+    /// place instead of concatenating (copying) the whole history.
     self_key_values: Vec<Option<(Tensor, Tensor)>>,
     cross_key_values: Vec<(Tensor, Tensor)>,
     /// `(batch, 1, 1, source_len)`, or none when nothing is padded.
@@ -149,6 +155,51 @@ impl DecoderCache {
     /// How many tokens the decoder has consumed.
     pub fn steps(&self) -> usize {
         self.steps
+    }
+
+    /// Writes this step's `keys`/`values` `(batch, heads, 1, d_kv)` of
+    /// `layer` at position `steps` and returns views of all positions so far.
+    fn append_self_key_values(
+        &mut self,
+        layer: usize,
+        keys: &Tensor,
+        values: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let position = self.steps;
+        let entry = &mut self.self_key_values[layer];
+        let capacity = match entry {
+            Some((buffer, _)) => buffer.dim(2)?,
+            None => 0,
+        };
+        if position >= capacity {
+            let grown = (position + 1).next_power_of_two().max(MIN_CACHE_STEPS);
+            let (batch, heads, _, d_kv) = keys.dims4()?;
+            let grow = |old: Option<&Tensor>, new: &Tensor| -> Result<Tensor> {
+                let room = Tensor::zeros(
+                    (batch, heads, grown - capacity, d_kv),
+                    new.dtype(),
+                    new.device(),
+                )?;
+                Ok(match old {
+                    Some(old) => Tensor::cat(&[old, &room], 2)?,
+                    None => room,
+                })
+            };
+            let old = entry.as_ref();
+            *entry = Some((
+                grow(old.map(|(k, _)| k), keys)?,
+                grow(old.map(|(_, v)| v), values)?,
+            ));
+        }
+        let Some((key_buffer, value_buffer)) = entry.as_ref() else {
+            unreachable!("the buffers were created above")
+        };
+        key_buffer.slice_set(keys, 2, position)?;
+        value_buffer.slice_set(values, 2, position)?;
+        Ok((
+            key_buffer.narrow(2, 0, position + 1)?,
+            value_buffer.narrow(2, 0, position + 1)?,
+        ))
     }
 
     /// Rearranges (and duplicates) batch rows: row `i` of the result is row
@@ -260,13 +311,15 @@ impl T5Model {
     /// A copy of the model whose parameters are plain tensors, not training
     /// variables: no gradient is tracked and inference takes candle's fused
     /// kernels (for evaluation during training, or decoding a model built
-    /// in memory). The weights are shared, not copied.
+    /// in memory). Large CPU weights are copied onto huge pages (see
+    /// `huge_pages.rs`), the others shared.
     pub fn detached(&self) -> Result<Self> {
         let tensors = self
             .named_tensors()
             .into_iter()
             .map(|(name, tensor)| (name, tensor.detach()))
             .collect();
+        let tensors = super::huge_pages::on_huge_pages(tensors)?;
         T5Model::new(
             VarBuilder::from_tensors(tensors, self.dtype, &self.device),
             &self.config,
@@ -477,17 +530,10 @@ impl T5Model {
             let hidden = block.self_attention_norm.forward(&xs)?;
             let attention = &block.self_attention;
             let (keys, values) = attention.key_values(&hidden)?;
-            let (keys, values) = match &cache.self_key_values[i] {
-                Some((past_keys, past_values)) => (
-                    Tensor::cat(&[past_keys, &keys], 2)?,
-                    Tensor::cat(&[past_values, &values], 2)?,
-                ),
-                None => (keys, values),
-            };
+            let (keys, values) = cache.append_self_key_values(i, &keys, &values)?;
             let query = attention.query(&hidden)?;
             let out =
                 attention.attend(&query, &keys, &values, Some(&bias), &self.dropout, false)?;
-            cache.self_key_values[i] = Some((keys, values));
             xs = (xs + out)?;
             xs = self.cross_attend(
                 block,
@@ -567,6 +613,75 @@ pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
+        let config = T5Config {
+            vocab_size: 40,
+            d_model: 16,
+            d_kv: 4,
+            d_ff: 32,
+            num_layers: 2,
+            num_heads: 4,
+            ..T5Config::t5_small()
+        };
+        let device = Device::Cpu;
+        let varmap = candle_nn::VarMap::new();
+        let model = T5Model::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &config,
+        )
+        .unwrap()
+        .detached()
+        .unwrap();
+        let steps = MIN_CACHE_STEPS + 6;
+        let source = Tensor::new(&[[3u32, 7, 9, 1], [5, 6, 2, 1]], &device).unwrap();
+        let targets: Vec<u32> = (0..2 * steps as u32).map(|i| (i * 7) % 40).collect();
+        let targets = Tensor::from_vec(targets, (2, steps), &device).unwrap();
+        let full = model
+            .forward_train(&source, None, &targets, None, false)
+            .unwrap();
+        let encoded = model.encode(&source, None, false).unwrap();
+        let mut cache = model.start_decoding(&encoded, None).unwrap();
+        let swap_at = MIN_CACHE_STEPS + 2;
+        for step in 0..steps {
+            // After `swap_at` the rows are swapped: row 0 continues input 1.
+            let order: &[u32] = if step < swap_at { &[0, 1] } else { &[1, 0] };
+            let order = Tensor::new(order, &device).unwrap();
+            if step == swap_at {
+                cache.reorder(&order).unwrap();
+            }
+            let tokens = targets
+                .narrow(1, step, 1)
+                .unwrap()
+                .squeeze(1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .index_select(&order, 0)
+                .unwrap();
+            let stepped = model.decode_step(&mut cache, &tokens).unwrap();
+            let reference = full
+                .narrow(1, step, 1)
+                .unwrap()
+                .squeeze(1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .index_select(&order, 0)
+                .unwrap();
+            let diff = (stepped - reference)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-4, "step {step}: {diff}");
+        }
+        assert_eq!(cache.steps(), steps);
+    }
 
     #[test]
     fn shift_right_starts_with_the_start_token_and_pads_ignored_labels() {

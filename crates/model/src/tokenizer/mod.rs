@@ -5,8 +5,13 @@
 //!
 //! Loading: `tokenizer.json` (any Hub T5, flan-t5 or codet5 checkpoint, or one
 //! trained here), else SentencePiece's `spiece.model` built into the same
-//! pipeline transformers builds. Training: [`train_unigram`].
+//! pipeline transformers builds, else CodeT5's `vocab.json` + `merges.txt`
+//! (byte-level BPE, see `bpe.rs`). Special tokens are added as the
+//! tokenizer's post-processor says, so that ids match transformers: T5
+//! appends `</s>`, CodeT5 (RoBERTa-style) wraps inputs as `<s> ... </s>`.
+//! Training: [`train_unigram`].
 
+mod bpe;
 mod spiece;
 mod train;
 
@@ -16,8 +21,9 @@ use std::path::{Path, PathBuf};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
-use tokenizers::PreTokenizerWrapper;
+use tokenizers::{PostProcessor, PreTokenizerWrapper, TruncationDirection};
 
+pub use bpe::{ADDED_TOKENS_FILE, MERGES_FILE, VOCAB_FILE};
 pub use spiece::{SentencePieceModel, T5_EXTRA_IDS};
 pub use train::{
     sample_texts, train_unigram, train_unigram_with_progress, TrainOptions, TrainStage,
@@ -41,7 +47,10 @@ pub enum TokenizerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: neither {TOKENIZER_FILE} nor {SPIECE_FILE} found", dir.display())]
+    #[error(
+        "{}: neither {TOKENIZER_FILE} nor {SPIECE_FILE} found, nor {VOCAB_FILE} + {MERGES_FILE}",
+        dir.display()
+    )]
     NotFound { dir: PathBuf },
     #[error("{}: cannot load the tokenizer: {message}", path.display())]
     Load { path: PathBuf, message: String },
@@ -66,7 +75,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TokenizerError + '_ {
     }
 }
 
-/// A T5-style tokenizer: Unigram pieces, `</s>` appended on request.
+/// A T5-family tokenizer: Unigram pieces (T5, flan-t5) or byte-level BPE
+/// (CodeT5), with the model's special tokens added on request.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -77,7 +87,7 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// Loads a Hugging Face model folder: `tokenizer.json` when present, else
-    /// `spiece.model`.
+    /// `spiece.model`, else `vocab.json` + `merges.txt`.
     pub fn from_dir(dir: &Path) -> Result<Self, TokenizerError> {
         let json = dir.join(TOKENIZER_FILE);
         if json.is_file() {
@@ -86,6 +96,9 @@ impl Tokenizer {
         let spiece = dir.join(SPIECE_FILE);
         if spiece.is_file() {
             return Self::from_spiece_file(&spiece);
+        }
+        if bpe::present(dir) {
+            return Self::from_tokenizers(bpe::load(dir)?);
         }
         Err(TokenizerError::NotFound {
             dir: dir.to_path_buf(),
@@ -110,8 +123,18 @@ impl Tokenizer {
         Self::from_tokenizers(inner)
     }
 
-    /// Wraps an already built `tokenizers` pipeline; it must know T5's special tokens.
-    pub fn from_tokenizers(inner: tokenizers::Tokenizer) -> Result<Self, TokenizerError> {
+    /// Wraps an already built `tokenizers` pipeline; it must know T5's special
+    /// tokens. Truncation and padding set in the pipeline are dropped: callers
+    /// ask for them per call (`encode_batch`, the model's batching), and the
+    /// pipeline's own would pad before the special tokens are added.
+    pub fn from_tokenizers(mut inner: tokenizers::Tokenizer) -> Result<Self, TokenizerError> {
+        inner
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::Load {
+                path: PathBuf::from(TOKENIZER_FILE),
+                message: e.to_string(),
+            })?
+            .with_padding(None);
         let id = |token: &'static str| {
             inner
                 .token_to_id(token)
@@ -125,7 +148,9 @@ impl Tokenizer {
         })
     }
 
-    /// The ids of `text`, with `</s>` appended when `add_eos` (encoder inputs and labels).
+    /// The ids of `text`. With `add_eos` (encoder inputs and labels) the
+    /// special tokens transformers adds come too: `</s>` appended for T5,
+    /// `<s> ... </s>` for CodeT5.
     pub fn encode(&self, text: &str, add_eos: bool) -> Result<Vec<u32>, TokenizerError> {
         let encoding = self
             .inner
@@ -134,8 +159,46 @@ impl Tokenizer {
                 text: text.to_string(),
                 message: e.to_string(),
             })?;
-        let mut ids = encoding.get_ids().to_vec();
-        if add_eos {
+        self.finish(encoding, add_eos, None)
+            .map_err(|message| TokenizerError::Encode {
+                text: text.to_string(),
+                message,
+            })
+    }
+
+    /// The ids of an encoding made without special tokens, cut so that at
+    /// most `max_len` ids remain once the special tokens are added (as
+    /// transformers' truncation does: content first, specials kept), then
+    /// the special tokens added when `add_special`: by the post-processor
+    /// when the tokenizer has one, else `</s>` appended.
+    fn finish(
+        &self,
+        mut encoding: tokenizers::Encoding,
+        add_special: bool,
+        max_len: Option<usize>,
+    ) -> Result<Vec<u32>, String> {
+        let post_processor = self.inner.get_post_processor().filter(|_| add_special);
+        let specials = match (add_special, post_processor) {
+            (false, _) => 0,
+            (true, Some(processor)) => processor.added_tokens(false),
+            (true, None) => 1,
+        };
+        if let Some(max) = max_len {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            encoding.truncate(max.saturating_sub(specials), 0, TruncationDirection::Right);
+        }
+        let mut ids = match post_processor {
+            Some(_) => self
+                .inner
+                .post_process(encoding, None, true)
+                .map_err(|e| e.to_string())?
+                .get_ids()
+                .to_vec(),
+            None => encoding.get_ids().to_vec(),
+        };
+        if add_special && post_processor.is_none() {
             ids.push(self.eos_id);
         }
         Ok(ids)
@@ -158,9 +221,10 @@ impl Tokenizer {
             .collect())
     }
 
-    /// Encodes many texts in parallel. With `max_len`, each sequence is cut to
-    /// at most `max_len` ids, keeping `</s>` last when `add_eos` (as
-    /// transformers' truncation does).
+    /// Encodes many texts in parallel, special tokens as [`Tokenizer::encode`]
+    /// adds them. With `max_len`, each sequence is cut to at most `max_len`
+    /// ids, keeping the special tokens (`</s>` last) when `add_eos`, as
+    /// transformers' truncation does.
     pub fn encode_batch<S: AsRef<str>>(
         &self,
         texts: &[S],
@@ -179,22 +243,17 @@ impl Tokenizer {
                 ),
                 message: e.to_string(),
             })?;
-        Ok(encodings
-            .iter()
-            .map(|encoding| {
-                let mut ids = encoding.get_ids().to_vec();
-                let room = match max_len {
-                    Some(max) if add_eos => max.saturating_sub(1),
-                    Some(max) => max,
-                    None => usize::MAX,
-                };
-                ids.truncate(room);
-                if add_eos && max_len != Some(0) {
-                    ids.push(self.eos_id);
-                }
-                ids
+        encodings
+            .into_iter()
+            .zip(&inputs)
+            .map(|(encoding, text)| {
+                self.finish(encoding, add_eos, max_len)
+                    .map_err(|message| TokenizerError::Encode {
+                        text: text.to_string(),
+                        message,
+                    })
             })
-            .collect())
+            .collect()
     }
 
     /// Text for `ids`; `skip_special` drops `<pad>`, `</s>` and other special tokens.

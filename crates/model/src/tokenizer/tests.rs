@@ -140,7 +140,7 @@ fn missing_files_and_garbage_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let err = Tokenizer::from_dir(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("neither tokenizer.json nor spiece.model"),
+        err.contains("neither tokenizer.json nor spiece.model found, nor vocab.json + merges.txt"),
         "{err}"
     );
     std::fs::write(dir.path().join(TOKENIZER_FILE), "{not json").unwrap();
@@ -149,4 +149,114 @@ fn missing_files_and_garbage_are_clear_errors() {
         err.contains("tokenizer.json") && err.contains("cannot load"),
         "{err}"
     );
+}
+
+#[derive(Deserialize)]
+struct Truncated {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct ExpectedCodeT5 {
+    #[serde(flatten)]
+    common: Expected,
+    bos_id: u32,
+    truncated_to_6: Truncated,
+}
+
+fn expected_codet5() -> ExpectedCodeT5 {
+    let text = std::fs::read_to_string(fixtures().join("codet5/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// CodeT5 (RoBERTa byte-level BPE): every input wrapped as `<s> ... </s>`,
+/// special tokens in the text matched (`<mask>` eating the space before it),
+/// sentinels from added_tokens.json, ids as transformers gives them.
+fn assert_matches_codet5(tokenizer: &Tokenizer) {
+    let expected = expected_codet5();
+    let common = &expected.common;
+    assert_eq!(tokenizer.vocab_size(), common.vocab_size);
+    assert_eq!(
+        (tokenizer.pad_id(), tokenizer.eos_id(), tokenizer.unk_id()),
+        (common.pad_id, common.eos_id, common.unk_id)
+    );
+    assert_eq!(tokenizer.token_to_id("<s>"), Some(expected.bos_id));
+    for case in &common.cases {
+        let ids = tokenizer.encode(&case.text, true).unwrap();
+        assert_eq!(ids, case.ids, "ids of {:?}", case.text);
+        assert_eq!(ids.first(), Some(&expected.bos_id), "{:?}", case.text);
+        let tokens: Vec<String> = ids
+            .iter()
+            .map(|&id| tokenizer.id_to_token(id).unwrap())
+            .collect();
+        assert_eq!(tokens, case.tokens, "tokens of {:?}", case.text);
+        assert_eq!(tokenizer.decode(&ids, true).unwrap(), case.decoded);
+        // Without special tokens: the same ids minus `<s>` and `</s>`.
+        let bare = tokenizer.encode(&case.text, false).unwrap();
+        assert_eq!(bare, case.ids[1..case.ids.len() - 1], "{:?}", case.text);
+    }
+    let truncated = &expected.truncated_to_6;
+    let cut = tokenizer
+        .encode_batch(&[truncated.text.as_str()], true, Some(6))
+        .unwrap();
+    assert_eq!(cut[0], truncated.ids);
+}
+
+#[test]
+fn codet5_vocab_and_merges_match_transformers_roberta_tokenizer() {
+    let tokenizer = Tokenizer::from_dir(&fixtures().join("codet5/bpe")).unwrap();
+    assert_matches_codet5(&tokenizer);
+    // Saved in our layout (tokenizer.json), it still gives the same ids.
+    let dir = tempfile::tempdir().unwrap();
+    tokenizer.save(dir.path()).unwrap();
+    assert_matches_codet5(&Tokenizer::from_dir(dir.path()).unwrap());
+}
+
+#[test]
+fn codet5_tokenizer_json_matches_transformers() {
+    let tokenizer = Tokenizer::from_dir(&fixtures().join("codet5/json")).unwrap();
+    assert_matches_codet5(&tokenizer);
+}
+
+#[test]
+fn codet5_files_with_problems_are_errors_naming_the_file() {
+    let source = fixtures().join("codet5/bpe");
+    let copy = |dir: &Path| {
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    copy(dir.path());
+    std::fs::write(
+        dir.path().join(MERGES_FILE),
+        "#version: 0.2\nO U\nthree pieces here\n",
+    )
+    .unwrap();
+    let err = Tokenizer::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("merges.txt") && err.contains("line 3"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    copy(dir.path());
+    std::fs::write(
+        dir.path().join(ADDED_TOKENS_FILE),
+        r#"{"<extra_id_0>": 999}"#,
+    )
+    .unwrap();
+    let err = Tokenizer::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("added_tokens.json") && err.contains("999"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    copy(dir.path());
+    std::fs::write(dir.path().join(VOCAB_FILE), "[1, 2]").unwrap();
+    let err = Tokenizer::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("vocab.json"), "{err}");
 }
