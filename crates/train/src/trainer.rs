@@ -165,33 +165,43 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     vars
 }
 
-/// Redraws every randomly initialised variable from a generator seeded by
-/// `seed` with the spread candle's initialiser gave it: candle's CPU random
-/// source cannot be seeded, and identical runs need identical starts.
-/// Constant tensors (layer-norm weights) are left as they are.
-fn reseed_init(vars: &[(String, Var)], seed: u64) -> Result<()> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for (_, var) in vars {
-        let t = var.as_tensor().to_dtype(DType::F32)?.flatten_all()?;
-        let values = t.to_vec1::<f32>()?;
-        let n = values.len().max(1) as f64;
-        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var_ = values
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        if var_ == 0.0 {
-            continue;
+/// The spread T5's initialisation gives the variable `name` (the values the
+/// model crate's layers pass to candle's `Init::Randn`, mean 0), or `None`
+/// for a constant one (layer-norm weights).
+fn init_std(config: &T5Config, name: &str) -> Option<f64> {
+    let d_model = config.d_model as f64;
+    let leaf = name.strip_suffix(".weight").unwrap_or(name);
+    let last = leaf.rsplit('.').next().unwrap_or(leaf);
+    match last {
+        "shared" => Some(1.0),
+        "q" => Some((d_model * config.d_kv as f64).powf(-0.5)),
+        "k" | "v" | "wi" | "wi_0" | "wi_1" | "lm_head" | "relative_attention_bias" => {
+            Some(d_model.powf(-0.5))
         }
-        let std = var_.sqrt();
+        "o" => Some(((config.num_heads * config.d_kv) as f64).powf(-0.5)),
+        "wo" => Some((config.d_ff as f64).powf(-0.5)),
+        _ => None,
+    }
+}
+
+/// Redraws every randomly initialised variable from a generator seeded by
+/// `seed`, with the spread its layer asked candle for: candle's CPU random
+/// source cannot be seeded, and identical runs need identical starts. The
+/// spread comes from the config, not from candle's draw, so nothing of the
+/// unseeded draw leaks into the run. Constant tensors are left as they are.
+fn reseed_init(vars: &[(String, Var)], config: &T5Config, seed: u64) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (name, var) in vars {
+        let Some(std) = init_std(config, name) else {
+            continue;
+        };
         // Box-Muller: rand 0.9 without rand_distr has no normal sampler.
-        let fresh: Vec<f32> = (0..values.len())
+        let fresh: Vec<f32> = (0..var.elem_count())
             .map(|_| {
                 let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
                 let u2: f64 = rng.random::<f64>();
                 let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                (mean + std * z) as f32
+                (std * z) as f32
             })
             .collect();
         let fresh = Tensor::from_vec(fresh, var.shape(), var.device())?.to_dtype(var.dtype())?;
@@ -304,7 +314,7 @@ impl Trainer {
             }
             let varmap = VarMap::new();
             let model = T5Model::new(VarBuilder::from_varmap(&varmap, dtype, &device), &t5)?;
-            reseed_init(&named_vars(&varmap), config.training.seed)?;
+            reseed_init(&named_vars(&varmap), &t5, config.training.seed)?;
             (model, varmap)
         };
         let mut optimizer = Optimizer::new(
@@ -908,4 +918,65 @@ impl Trainer {
 fn phase_seed(mix: &[(Tier, f64)]) -> u64 {
     mix.iter()
         .fold(0u64, |acc, (t, w)| mix_seed(acc, &[*t as u64, w.to_bits()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_vars(config: &T5Config) -> Vec<(String, Var)> {
+        let varmap = VarMap::new();
+        T5Model::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+            config,
+        )
+        .unwrap();
+        named_vars(&varmap)
+    }
+
+    fn values(var: &Var) -> Vec<f32> {
+        var.as_tensor().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn a_seeded_start_is_identical_and_keeps_each_layers_spread() {
+        for gated in [false, true] {
+            let config: T5Config = serde_json::from_str(&format!(
+                r#"{{"vocab_size": 300, "d_model": 64, "d_kv": 16, "d_ff": 128,
+                    "num_layers": 2, "num_heads": 4, "tie_word_embeddings": {},
+                    "feed_forward_proj": "{}"}}"#,
+                !gated,
+                if gated { "gated-gelu" } else { "relu" }
+            ))
+            .unwrap();
+            let first = model_vars(&config);
+            let second = model_vars(&config);
+            // What candle drew (unseeded) has the spread init_std names;
+            // layer norms are the constant 1 and have no spread.
+            for (name, var) in &first {
+                let v = values(var);
+                let n = v.len() as f64;
+                let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+                let std =
+                    (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt();
+                match init_std(&config, name) {
+                    Some(want) => assert!(
+                        (std / want - 1.0).abs() < 0.25,
+                        "{name}: candle drew std {std}, init_std says {want}"
+                    ),
+                    None => assert!(std == 0.0, "{name} is random but has no init_std"),
+                }
+            }
+            reseed_init(&first, &config, 7).unwrap();
+            reseed_init(&second, &config, 7).unwrap();
+            for ((name, a), (_, b)) in first.iter().zip(&second) {
+                assert_eq!(values(a), values(b), "{name} differs between seeded starts");
+            }
+            reseed_init(&second, &config, 8).unwrap();
+            let shared = |vars: &[(String, Var)]| {
+                values(&vars.iter().find(|(n, _)| n == "shared.weight").unwrap().1)
+            };
+            assert_ne!(shared(&first), shared(&second), "another seed, another start");
+        }
+    }
 }
