@@ -3,12 +3,13 @@
 
 Generates a SynSQL-format corpus of about --size-gb with `text2sql sample`
 (once, cached under --work), then runs each pipeline --runs times on it and
-prints wall time, throughput and peak RSS (from wait4, per child process) with
-medians and the ratio. Both run on the same machine in the same invocation,
+prints wall time, throughput, CPU time (user+sys) and peak RSS (from wait4,
+per child process) with medians and the ratio. Both run on the same machine in the same invocation,
 because this machine is noisy and only same-run ratios mean anything.
 
     cargo build --release
     python3 bench/prepare_bench.py --size-gb 1
+    python3 bench/prepare_bench.py --size-gb 1 --prepare-args=--compression=zstd
 """
 import argparse
 import json
@@ -28,7 +29,7 @@ def binary() -> str:
 
 
 def run_measured(cmd):
-    """Runs cmd, returns (wall seconds, peak RSS in MiB) of that child alone."""
+    """Runs cmd, returns (wall seconds, CPU seconds, peak RSS in MiB) of that child alone."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -36,7 +37,7 @@ def run_measured(cmd):
     stderr = proc.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{stderr}")
-    return wall, usage.ru_maxrss / 1024.0
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def ensure_corpus(work: str, size_gb: float, text2sql: str) -> str:
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default=os.path.join(ROOT, "bench", "out"))
     parser.add_argument("--skip-python", action="store_true", help="measure text2sql only (e.g. for the full 9 GB corpus)")
+    parser.add_argument("--prepare-args", default="", help="extra arguments for text2sql prepare, space-separated")
     args = parser.parse_args()
 
     text2sql = binary()
@@ -73,32 +75,45 @@ def main() -> None:
     size_mb = os.path.getsize(data) / 1e6
 
     pipelines = {
-        "text2sql prepare": lambda out: [text2sql, "--quiet", "prepare", "--data", data, "--tables", tables, "--out", out],
+        "text2sql prepare": lambda out: [text2sql, "--quiet", "prepare", "--data", data, "--tables", tables, "--out", out] + args.prepare_args.split(),
     }
     if not args.skip_python:
         pipelines["python baseline"] = lambda out: [sys.executable, os.path.join(ROOT, "bench", "prepare_baseline.py"), "--data", data, "--tables", tables, "--out", out]
 
     results = {}
     for name, make_cmd in pipelines.items():
-        walls, rss = [], []
+        walls, cpus, rss = [], [], []
         for _ in range(args.runs):
             out = os.path.join(args.work, "out-" + name.split()[0])
             shutil.rmtree(out, ignore_errors=True)
-            wall, peak = run_measured(make_cmd(out))
+            wall, cpu, peak = run_measured(make_cmd(out))
             shutil.rmtree(out, ignore_errors=True)
             walls.append(wall)
+            cpus.append(cpu)
             rss.append(peak)
-            print(f"  {name}: {wall:.2f} s, peak RSS {peak:.0f} MiB", flush=True)
-        results[name] = {"median_s": statistics.median(walls), "runs_s": walls, "peak_rss_mib": max(rss)}
+            print(f"  {name}: {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {peak:.0f} MiB", flush=True)
+        results[name] = {
+            "median_s": statistics.median(walls),
+            "runs_s": walls,
+            "median_cpu_s": statistics.median(cpus),
+            "runs_cpu_s": cpus,
+            "peak_rss_mib": max(rss),
+        }
 
     print(f"\ncorpus: {data} ({size_mb:.0f} MB), {os.cpu_count()} cores")
-    print(f"{'pipeline':<18} {'median s':>9} {'MB/s':>8} {'peak RSS MiB':>13}")
+    print(f"{'pipeline':<18} {'median s':>9} {'MB/s':>8} {'CPU s':>7} {'peak RSS MiB':>13}")
     for name, r in results.items():
-        print(f"{name:<18} {r['median_s']:>9.2f} {size_mb / r['median_s']:>8.1f} {r['peak_rss_mib']:>13.0f}")
+        print(
+            f"{name:<18} {r['median_s']:>9.2f} {size_mb / r['median_s']:>8.1f} "
+            f"{r['median_cpu_s']:>7.2f} {r['peak_rss_mib']:>13.0f}"
+        )
     if "python baseline" in results:
-        ratio = results["python baseline"]["median_s"] / results["text2sql prepare"]["median_s"]
-        print(f"speed-up of text2sql prepare over the Python baseline: {ratio:.1f}x")
+        python, rust = results["python baseline"], results["text2sql prepare"]
+        ratio = python["median_s"] / rust["median_s"]
+        cpu_ratio = python["median_cpu_s"] / rust["median_cpu_s"]
+        print(f"speed-up of text2sql prepare over the Python baseline: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU time")
         results["speedup"] = ratio
+        results["cpu_speedup"] = cpu_ratio
     results["corpus_mb"] = size_mb
     with open(os.path.join(args.work, "prepare_bench.json"), "w") as f:
         json.dump(results, f, indent=2)

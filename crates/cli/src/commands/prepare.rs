@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use text2sql_data::prepare::{prepare, PrepareOptions, PrepareReport, SplitBy, SplitInfo};
 use text2sql_data::reader::Format;
+use text2sql_data::store::PageCompression;
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
@@ -55,6 +56,11 @@ pub struct Args {
     /// Keep SynSQL's chain-of-thought (`cot`) column.
     #[arg(long)]
     pub keep_cot: bool,
+    /// Page compression of train.parquet and val.parquet: none is the fastest to write and to
+    /// read; zstd makes the files about 6x smaller for about 25% more CPU time; snappy is larger
+    /// than zstd at the same cost.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    pub compression: CompressionArg,
     /// Worker threads [default: every core]. The output is the same for any number.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -67,6 +73,13 @@ pub struct Args {
 pub enum SplitByArg {
     Database,
     Example,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CompressionArg {
+    None,
+    Snappy,
+    Zstd,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -93,6 +106,11 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         subset_size: args.subset_size,
         skip_invalid: args.skip_invalid,
         keep_cot: args.keep_cot,
+        compression: match args.compression {
+            CompressionArg::None => PageCompression::None,
+            CompressionArg::Snappy => PageCompression::Snappy,
+            CompressionArg::Zstd => PageCompression::Zstd,
+        },
         threads: args.threads,
         overwrite: args.overwrite,
         ..PrepareOptions::new(args.data, args.tables, args.out)

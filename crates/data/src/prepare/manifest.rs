@@ -43,10 +43,61 @@ pub struct Sources {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SourceFileOnDisk")]
 pub struct SourceFile {
     pub path: String,
     pub bytes: u64,
-    pub sha256: String,
+    pub checksum: Checksum,
+}
+
+/// A file's digest and the algorithm that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: ChecksumAlgorithm,
+    /// Lowercase hex, as `b3sum` / `sha256sum` print it.
+    pub hex: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    /// What `prepare` writes: several times faster than SHA-256 on one core
+    /// (SIMD over many chunks at once), still a cryptographic hash.
+    Blake3,
+    /// Written by builds before BLAKE3, as `"sha256": "<hex>"`; still read.
+    Sha256,
+}
+
+/// A source entry as stored, in the current form or the older
+/// `"sha256": "<hex>"` one, so stores prepared before still load.
+#[derive(Deserialize)]
+struct SourceFileOnDisk {
+    path: String,
+    bytes: u64,
+    #[serde(default)]
+    checksum: Option<Checksum>,
+    #[serde(default)]
+    sha256: Option<String>,
+}
+
+impl TryFrom<SourceFileOnDisk> for SourceFile {
+    type Error = String;
+
+    fn try_from(disk: SourceFileOnDisk) -> Result<Self, String> {
+        let checksum = match (disk.checksum, disk.sha256) {
+            (Some(checksum), _) => checksum,
+            (None, Some(hex)) => Checksum {
+                algorithm: ChecksumAlgorithm::Sha256,
+                hex,
+            },
+            (None, None) => return Err(format!("source `{}` has no checksum", disk.path)),
+        };
+        Ok(Self {
+            path: disk.path,
+            bytes: disk.bytes,
+            checksum,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -90,5 +141,38 @@ impl Manifest {
             column: e.column(),
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_checksums_round_trip_and_older_sha256_entries_still_read() {
+        let current = SourceFile {
+            path: "data.json".into(),
+            bytes: 3,
+            checksum: Checksum {
+                algorithm: ChecksumAlgorithm::Blake3,
+                hex: "ab".into(),
+            },
+        };
+        let text = serde_json::to_string(&current).unwrap();
+        assert_eq!(
+            text,
+            r#"{"path":"data.json","bytes":3,"checksum":{"algorithm":"blake3","hex":"ab"}}"#
+        );
+        assert_eq!(serde_json::from_str::<SourceFile>(&text).unwrap(), current);
+
+        let older: SourceFile =
+            serde_json::from_str(r#"{"path":"t.json","bytes":5,"sha256":"cd"}"#).unwrap();
+        assert_eq!(older.checksum.algorithm, ChecksumAlgorithm::Sha256);
+        assert_eq!(older.checksum.hex, "cd");
+
+        let error = serde_json::from_str::<SourceFile>(r#"{"path":"t.json","bytes":5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`t.json` has no checksum"), "{error}");
     }
 }

@@ -2,25 +2,28 @@
 //! tables file, split it, and write the processed store.
 //!
 //! Shape of the pipeline: one thread finds record boundaries in the
-//! memory-mapped file ([`ArrayScanner`]) and hands out batches; a rayon pool
-//! parses, validates and turns them into Arrow columns; one thread puts the
-//! results back in source order and writes Parquet row groups. A window on
-//! batches in flight bounds memory, and pages of the mapping already written
-//! are given back to the kernel, so memory does not grow with the input.
-//! Because results are written in source order, the output is the same for
-//! any thread count.
+//! memory-mapped file ([`ArrayScanner`]), hashes the bytes it passed and
+//! hands out batches; a rayon pool parses, validates and turns them into
+//! Arrow columns; one thread puts the results back in source order and cuts
+//! Parquet row groups, which the pool encodes and compresses and that thread
+//! appends in order. A window on batches in flight bounds memory, and pages
+//! of the mapping already written are given back to the kernel, so memory
+//! does not grow with the input. Because results are written in source
+//! order, the output is the same for any thread count.
 
 mod manifest;
 mod split;
 
-pub use manifest::{Manifest, RecordCounts, SourceFile, Sources, SplitInfo, Splits};
+pub use manifest::{
+    Checksum, ChecksumAlgorithm, Manifest, RecordCounts, SourceFile, Sources, SplitInfo, Splits,
+};
 pub(crate) use split::splitmix64;
 pub use split::{database_split, example_split, stratified_subset, Split, SplitBy};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -29,17 +32,16 @@ use arrow_schema::SchemaRef;
 use indicatif::ProgressBar;
 use memmap2::Mmap;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
 use crate::reader::{
-    parse_record, ArrayScanner, Format, InvalidCause, Record, RecordError, Span, StructureError,
-    Tier,
+    parse_scanned_record, ArrayScanner, Format, InvalidCause, Record, RecordError, Span,
+    StructureError, Tier,
 };
 use crate::schema::{enrich_from_sqlite, parse_tables_json, DatabaseSchema};
 use crate::store::{
-    examples_schema, write_schemas, ExampleBatchBuilder, RowGroupEntry, SchemaRow, SplitWriter,
-    FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VAL_FILE,
+    examples_schema, write_schemas, ExampleBatchBuilder, PageCompression, RowGroupEntry, SchemaRow,
+    SplitWriter, FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VAL_FILE,
 };
 
 /// The default share of validation for SynSQL; Spider and BIRD files are
@@ -68,6 +70,7 @@ pub struct PrepareOptions {
     pub subset_size: Option<u64>,
     pub skip_invalid: bool,
     pub keep_cot: bool,
+    pub compression: PageCompression,
     /// Worker threads; `None` uses every core.
     pub threads: Option<usize>,
     /// Replace `out` when it exists.
@@ -93,6 +96,7 @@ impl PrepareOptions {
             subset_size: None,
             skip_invalid: false,
             keep_cot: false,
+            compression: PageCompression::default(),
             threads: None,
             overwrite: false,
         }
@@ -237,6 +241,8 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
     let passes = if opts.subset_size.is_some() { 2 } else { 1 };
     progress.set_length(data_len * passes);
     let ctx = PassContext {
+        pool: &pool,
+        compression: opts.compression,
         bytes,
         mmap: mmap.as_ref(),
         file: opts.data.display().to_string(),
@@ -251,39 +257,25 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         progress,
     };
 
-    let hashed = Checksum::default();
-    let (data_sha, first, second) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| hashed.sha256(bytes, mmap.as_ref()));
-        let run = || -> Result<(PassOutcome, Option<PassOutcome>), DataError> {
-            match opts.subset_size {
-                None => {
-                    let out = pool
-                        .install(|| ctx.run(Sink::Write(partial.path.clone()), None, 0, &hashed))?;
-                    Ok((out, None))
-                }
-                Some(size) => {
-                    let index = pool.install(|| ctx.run(Sink::Index, None, 0, &hashed))?;
-                    let chosen = stratified_subset(&index.index, size, opts.seed);
-                    let out = pool.install(|| {
-                        ctx.run(
-                            Sink::Write(partial.path.clone()),
-                            Some(&chosen),
-                            data_len,
-                            &hashed,
-                        )
-                    })?;
-                    Ok((index, Some(out)))
-                }
-            }
-        };
-        let result = run();
-        if result.is_err() {
-            // Don't make the user wait for a checksum nobody will read.
-            hashed.abort.store(true, Ordering::Relaxed);
+    // The first pass also hashes the data file, as it scans it.
+    let (first, second) = match opts.subset_size {
+        None => {
+            let out = ctx.run(Sink::Write(partial.path.clone()), None, 0, true)?;
+            (out, None)
         }
-        let sha = hasher.join().unwrap_or_default();
-        result.map(|(a, b)| (sha, a, b))
-    })?;
+        Some(size) => {
+            let index = ctx.run(Sink::Index, None, 0, true)?;
+            let chosen = stratified_subset(&index.index, size, opts.seed);
+            let out = ctx.run(
+                Sink::Write(partial.path.clone()),
+                Some(&chosen),
+                data_len,
+                false,
+            )?;
+            (index, Some(out))
+        }
+    };
+    let data_hash = first.checksum.clone();
     // With a subset, validity counts come from the full first pass and
     // everything else from the pass that wrote.
     let (validated, written) = match second {
@@ -340,12 +332,18 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
             data: SourceFile {
                 path: opts.data.display().to_string(),
                 bytes: data_len,
-                sha256: data_sha,
+                checksum: Checksum {
+                    algorithm: ChecksumAlgorithm::Blake3,
+                    hex: data_hash,
+                },
             },
             tables: SourceFile {
                 path: opts.tables.display().to_string(),
                 bytes: tables_bytes.len() as u64,
-                sha256: hex::encode(Sha256::digest(&tables_bytes)),
+                checksum: Checksum {
+                    algorithm: ChecksumAlgorithm::Blake3,
+                    hex: blake3::hash(&tables_bytes).to_hex().to_string(),
+                },
             },
             databases: opts.databases.as_ref().map(|d| d.display().to_string()),
         },
@@ -390,41 +388,6 @@ pub fn database_path(dir: &Path, db_id: &str) -> PathBuf {
     dir.join(db_id).join(format!("{db_id}.sqlite"))
 }
 
-/// The data file's SHA-256, computed alongside the first pass. It follows
-/// the scanner instead of running ahead, so that the pages it touches are
-/// the ones the pipeline is using anyway and can be released together.
-#[derive(Default)]
-struct Checksum {
-    /// Bytes the scanner has passed (`usize::MAX` at the end of a pass).
-    scanned: AtomicUsize,
-    abort: AtomicBool,
-}
-
-impl Checksum {
-    /// Hashes `bytes` (the mapping's contents), releasing each chunk's pages
-    /// once hashed: if the pipeline still needs them they are read back from
-    /// the page cache, and resident memory stays bounded even when the hash
-    /// falls behind.
-    fn sha256(&self, bytes: &[u8], mmap: Option<&Mmap>) -> String {
-        const CHUNK: usize = 4 << 20;
-        let mut hasher = Sha256::new();
-        for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
-            let end = i * CHUNK + chunk.len();
-            while self.scanned.load(Ordering::Relaxed) < end {
-                if self.abort.load(Ordering::Relaxed) {
-                    return String::new();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            hasher.update(chunk);
-            if let Some(mmap) = mmap {
-                release_pages(mmap, i * CHUNK, end);
-            }
-        }
-        hex::encode(hasher.finalize())
-    }
-}
-
 /// Drops the pages of `start..end` from this process's mapping.
 fn release_pages(mmap: &Mmap, start: usize, end: usize) {
     if end > start {
@@ -437,6 +400,10 @@ fn release_pages(mmap: &Mmap, start: usize, end: usize) {
 }
 
 struct PassContext<'a> {
+    /// Parses batches and encodes row groups; the scanner and the writer
+    /// run on threads of their own, so that the pool's threads never wait.
+    pool: &'a rayon::ThreadPool,
+    compression: PageCompression,
     bytes: &'a [u8],
     mmap: Option<&'a Mmap>,
     file: String,
@@ -449,6 +416,15 @@ struct PassContext<'a> {
     keep_cot: bool,
     schema: SchemaRef,
     progress: &'a ProgressBar,
+}
+
+/// What one pass does with each batch.
+struct Job<'a> {
+    /// With a subset: the records to keep (sorted ids).
+    chosen: Option<&'a [u64]>,
+    index_only: bool,
+    /// Hash the data file while scanning it.
+    hash: bool,
 }
 
 enum Sink {
@@ -492,6 +468,8 @@ struct PassOutcome {
     tier_rows: BTreeMap<(Split, Option<Tier>), u64>,
     difficulties: BTreeMap<(Split, String), u64>,
     row_groups: Option<[Vec<RowGroupEntry>; 2]>,
+    /// BLAKE3 of the data file, in hex; empty when the pass did not hash.
+    checksum: String,
 }
 
 /// Back-pressure between the scanner and the writer: at most `window`
@@ -510,55 +488,58 @@ impl Flow {
     }
 }
 
-impl PassContext<'_> {
+impl<'a> PassContext<'a> {
     fn run(
         &self,
         sink: Sink,
         chosen: Option<&[u64]>,
         progress_base: u64,
-        hashed: &Checksum,
+        hash: bool,
     ) -> Result<PassOutcome, DataError> {
+        let threads = self.pool.current_num_threads();
         let flow = Flow {
             written: Mutex::new((0, 0)),
             changed: Condvar::new(),
             abort: AtomicBool::new(false),
-            window: 4 * rayon::current_num_threads() as u64 + 4,
+            window: 4 * threads as u64 + 4,
         };
-        let index_only = matches!(sink, Sink::Index);
-        let (batch_tx, batch_rx) = mpsc::sync_channel::<BatchIn>(rayon::current_num_threads() * 2);
+        let job = Job {
+            chosen,
+            index_only: matches!(sink, Sink::Index),
+            hash,
+        };
         let (out_tx, out_rx) = mpsc::channel::<BatchOut>();
         std::thread::scope(|scope| {
-            let scanner = scope.spawn(|| self.scan(batch_tx, &flow, hashed));
             let writer = scope.spawn(|| {
                 let result = self.collect(sink, out_rx, &flow, progress_base);
                 flow.stop();
                 result
             });
-            batch_rx
-                .into_iter()
-                .par_bridge()
-                .for_each_with(out_tx, |tx, batch| {
-                    if !flow.abort.load(Ordering::Relaxed) {
-                        // The writer has gone when this fails; it has the error.
-                        let _ = tx.send(self.process(batch, chosen, index_only));
-                    }
-                });
-            scanner
+            // This thread scans; the pool parses what it hands out.
+            let checksum = self
+                .pool
+                .in_place_scope(|workers| self.scan(workers, out_tx, &flow, &job));
+            let mut outcome = writer
                 .join()
-                .map_err(|_| DataError::Invalid("the record scanner panicked".into()))?;
-            writer
-                .join()
-                .map_err(|_| DataError::Invalid("the Parquet writer panicked".into()))?
+                .map_err(|_| DataError::Invalid("the Parquet writer panicked".into()))??;
+            outcome.checksum = checksum.unwrap_or_default();
+            Ok(outcome)
         })
     }
 
-    /// Cuts the file into batches of records, in order.
-    fn scan(&self, tx: mpsc::SyncSender<BatchIn>, flow: &Flow, hashed: &Checksum) {
-        self.scan_batches(tx, flow, hashed);
-        hashed.scanned.store(usize::MAX, Ordering::Relaxed);
-    }
-
-    fn scan_batches(&self, tx: mpsc::SyncSender<BatchIn>, flow: &Flow, hashed: &Checksum) {
+    /// Cuts the file into batches of records, in order, and spawns their
+    /// processing on the pool. With `job.hash`, also hashes each batch's
+    /// bytes while they are still in the CPU cache from scanning, and
+    /// returns the file's BLAKE3 once it reached the end.
+    fn scan<'s>(
+        &'s self,
+        workers: &rayon::Scope<'s>,
+        out: mpsc::Sender<BatchOut>,
+        flow: &'s Flow,
+        job: &'s Job<'s>,
+    ) -> Option<String> {
+        let mut hasher = job.hash.then(blake3::Hasher::new);
+        let mut hashed = 0usize;
         let mut scanner = ArrayScanner::new(self.bytes);
         let mut seq = 0u64;
         let mut released = 0usize;
@@ -585,8 +566,18 @@ impl PassContext<'_> {
                 structure,
             };
             seq += 1;
-            hashed.scanned.store(end, Ordering::Relaxed);
-            tx.send(batch).is_ok()
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&self.bytes[hashed..end]);
+                hashed = end;
+            }
+            let out = out.clone();
+            workers.spawn(move |_| {
+                if !flow.abort.load(Ordering::Relaxed) {
+                    // The writer has gone when this fails; it has the error.
+                    let _ = out.send(self.process(batch, job.chosen, job.index_only));
+                }
+            });
+            true
         };
         loop {
             match scanner.next() {
@@ -596,22 +587,27 @@ impl PassContext<'_> {
                     if batch_bytes >= BATCH_BYTES || spans.len() >= BATCH_RECORDS {
                         let end = span.end;
                         if !send(std::mem::take(&mut spans), end, None) {
-                            return;
+                            return None;
                         }
                         batch_bytes = 0;
                     }
                 }
                 Some(Err(error)) => {
                     let end = self.bytes.len();
-                    send(std::mem::take(&mut spans), end, Some(error));
-                    return;
+                    if !send(std::mem::take(&mut spans), end, Some(error)) {
+                        return None;
+                    }
+                    break;
                 }
                 None => {
-                    send(std::mem::take(&mut spans), self.bytes.len(), None);
-                    return;
+                    if !send(std::mem::take(&mut spans), self.bytes.len(), None) {
+                        return None;
+                    }
+                    break;
                 }
             }
         }
+        hasher.map(|h| h.finalize().to_hex().to_string())
     }
 
     /// Hands pages of the mapping below `upto` back to the kernel: they have
@@ -636,8 +632,9 @@ impl PassContext<'_> {
     }
 
     /// Parses and checks one record against the tables file.
-    fn check<'b>(&self, bytes: &'b [u8]) -> Result<(Record<'b>, &DbInfo), RecordError> {
-        let record = parse_record(bytes, self.format, self.keep_cot)?;
+    fn check(&self, span: &Span) -> Result<(Record<'a>, &DbInfo), RecordError> {
+        let bytes = &self.bytes[span.start..span.end];
+        let record = parse_scanned_record(bytes, self.format, self.keep_cot, span.strings_only)?;
         let Some(db) = self.dbs.get(record.db_id.as_ref()) else {
             return Err(RecordError::new(
                 InvalidCause::UnknownDbId,
@@ -668,7 +665,7 @@ impl PassContext<'_> {
                 continue;
             }
             out.counts.read += 1;
-            match self.check(&self.bytes[span.start..span.end]) {
+            match self.check(span) {
                 Ok((record, db)) => {
                     out.counts.valid += 1;
                     let split = match self.split_by {
@@ -743,8 +740,18 @@ impl PassContext<'_> {
         let mut writers = match &sink {
             Sink::Index => None,
             Sink::Write(dir) => Some([
-                SplitWriter::create(&dir.join(TRAIN_FILE), self.schema.clone())?,
-                SplitWriter::create(&dir.join(VAL_FILE), self.schema.clone())?,
+                SplitWriter::create(
+                    &dir.join(TRAIN_FILE),
+                    self.schema.clone(),
+                    self.compression,
+                    self.pool,
+                )?,
+                SplitWriter::create(
+                    &dir.join(VAL_FILE),
+                    self.schema.clone(),
+                    self.compression,
+                    self.pool,
+                )?,
             ]),
         };
         let mut outcome = PassOutcome {
@@ -754,6 +761,7 @@ impl PassContext<'_> {
             tier_rows: BTreeMap::new(),
             difficulties: BTreeMap::new(),
             row_groups: None,
+            checksum: String::new(),
         };
         let mut waiting: BTreeMap<u64, BatchOut> = BTreeMap::new();
         let mut next = 0u64;
@@ -809,5 +817,48 @@ impl PassContext<'_> {
             outcome.row_groups = Some([train.finish()?, val.finish()?]);
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_names_blake3_checksums_of_both_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.json");
+        let tables = dir.path().join("tables.json");
+        std::fs::write(
+            &data,
+            r#"[{"db_id":"shop","sql_complexity":"Simple","question_style":"Formal",
+                "question":"How many?","external_knowledge":"","cot":"a\nb","sql":"SELECT 1"}]"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &tables,
+            r#"[{"db_id":"shop","table_names":["t"],"table_names_original":["t"],
+                "column_names":[[-1,"*"],[0,"a"]],"column_names_original":[[-1,"*"],[0,"a"]],
+                "column_types":["text","text"],"primary_keys":[],"foreign_keys":[]}]"#,
+        )
+        .unwrap();
+        let opts = PrepareOptions::new(&data, &tables, dir.path().join("out"));
+        let report = prepare(&opts, &ProgressBar::hidden()).unwrap();
+        let sources = &report.manifest.sources;
+        for (source, path) in [(&sources.data, &data), (&sources.tables, &tables)] {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(
+                source.checksum,
+                Checksum {
+                    algorithm: ChecksumAlgorithm::Blake3,
+                    hex: blake3::hash(&bytes).to_hex().to_string(),
+                }
+            );
+        }
+        assert_eq!(report.manifest.records.kept, 1);
+        assert_eq!(
+            Manifest::read(&dir.path().join("out").join(MANIFEST_FILE)).unwrap(),
+            report.manifest
+        );
     }
 }

