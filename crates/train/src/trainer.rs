@@ -957,8 +957,12 @@ mod tests {
                 let v = values(var);
                 let n = v.len() as f64;
                 let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-                let std =
-                    (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let std = (v
+                    .iter()
+                    .map(|&x| (f64::from(x) - mean).powi(2))
+                    .sum::<f64>()
+                    / n)
+                    .sqrt();
                 match init_std(&config, name) {
                     Some(want) => assert!(
                         (std / want - 1.0).abs() < 0.25,
@@ -976,7 +980,11 @@ mod tests {
             let shared = |vars: &[(String, Var)]| {
                 values(&vars.iter().find(|(n, _)| n == "shared.weight").unwrap().1)
             };
-            assert_ne!(shared(&first), shared(&second), "another seed, another start");
+            assert_ne!(
+                shared(&first),
+                shared(&second),
+                "another seed, another start"
+            );
         }
     }
 }

@@ -28,6 +28,11 @@ pub fn ok<O: Borrow<Output>>(output: O) -> O {
     output
 }
 
+/// Fails the test unless the command succeeded; returns its stderr.
+pub fn ok_stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&ok(output).stderr).into_owned()
+}
+
 /// A path as a command-line argument.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

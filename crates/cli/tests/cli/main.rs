@@ -12,4 +12,6 @@ mod prepare;
 mod sample;
 mod schema;
 mod serve;
+mod token_cache;
 mod tokenizer;
+mod train;

@@ -2,38 +2,16 @@
 //! made by `text2sql sample`, `prepare` and `tokenizer train`.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
 
-fn text2sql(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(output: &Output) {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use crate::common::{ok, sample_corpus, text2sql};
 
 /// Writes a sample corpus, a prepared dataset of `subset` records (all of
 /// them when `None`) and a tokenizer under `dir`; returns (processed, tokenizer).
 fn corpus(dir: &Path, subset: Option<&str>) -> (PathBuf, PathBuf) {
-    let sample = dir.join("sample");
+    let sample = sample_corpus(dir, 100);
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    ok(&text2sql(&[
-        "-q",
-        "sample",
-        "--out",
-        &s(&sample),
-        "--records",
-        "100",
-    ]));
     let processed = dir.join("processed");
     let data = s(&sample.join("data.json"));
     let tables = s(&sample.join("tables.json"));

@@ -4,34 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn text2sql(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_text2sql"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{stderr}");
-    stderr
-}
+use crate::common::{ok_stderr, sample_corpus, text2sql};
 
 /// A prepared sample corpus, a tokenizer trained on it and a tiny config.
 fn setup(dir: &Path) -> PathBuf {
     let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let sample = s(dir.join("sample"));
+    let sample = s(sample_corpus(dir, 60));
     let processed = s(dir.join("processed"));
     let tok = s(dir.join("tok"));
-    ok(&text2sql(&[
-        "-q",
-        "sample",
-        "--out",
-        &sample,
-        "--records",
-        "60",
-    ]));
-    ok(&text2sql(&[
+    ok_stderr(&text2sql(&[
         "-q",
         "prepare",
         "--data",
@@ -47,7 +28,7 @@ fn setup(dir: &Path) -> PathBuf {
         "--val-ratio",
         "0.1",
     ]));
-    ok(&text2sql(&[
+    ok_stderr(&text2sql(&[
         "-q",
         "tokenizer",
         "train",
@@ -104,7 +85,7 @@ fn train_builds_the_cache_once_then_reuses_it_and_rebuilds_when_asked() {
     let config = setup(dir.path());
     let processed = dir.path().join("processed");
 
-    let first = ok(&train(&config, "a", &[]));
+    let first = ok_stderr(&train(&config, "a", &[]));
     assert!(
         first.contains("token cache: built 60 examples in"),
         "{first}"
@@ -115,11 +96,11 @@ fn train_builds_the_cache_once_then_reuses_it_and_rebuilds_when_asked() {
         assert!(caches[0].join(file).is_file(), "{file} missing");
     }
 
-    let second = ok(&train(&config, "b", &[]));
+    let second = ok_stderr(&train(&config, "b", &[]));
     let reused = format!("token cache: reused {}", caches[0].display());
     assert!(second.contains(&reused), "{second}");
 
-    let rebuilt = ok(&train(&config, "c", &["--rebuild-token-cache"]));
+    let rebuilt = ok_stderr(&train(&config, "c", &["--rebuild-token-cache"]));
     assert!(
         rebuilt.contains("token cache: built 60 examples"),
         "{rebuilt}"
@@ -127,10 +108,10 @@ fn train_builds_the_cache_once_then_reuses_it_and_rebuilds_when_asked() {
     assert_eq!(cache_dirs(&processed), caches, "the rebuild replaced it");
 
     // --quiet and --json say nothing about the cache; --json's stdout stays JSON.
-    let quiet = ok(&train(&config, "d", &["-q"]));
+    let quiet = ok_stderr(&train(&config, "d", &["-q"]));
     assert!(!quiet.contains("token cache"), "{quiet}");
     let output = train(&config, "e", &["--json"]);
-    let stderr = ok(&output);
+    let stderr = ok_stderr(&output);
     assert!(!stderr.contains("token cache"), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["steps"], 2);
@@ -139,7 +120,7 @@ fn train_builds_the_cache_once_then_reuses_it_and_rebuilds_when_asked() {
     let train_file = caches[0].join("train.tokens");
     let bytes = std::fs::read(&train_file).unwrap();
     std::fs::write(&train_file, &bytes[..bytes.len() / 2]).unwrap();
-    let repaired = ok(&train(&config, "f", &[]));
+    let repaired = ok_stderr(&train(&config, "f", &[]));
     assert!(
         repaired.contains("warning: token cache") && repaired.contains("rebuilding it"),
         "{repaired}"
