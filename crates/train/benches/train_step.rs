@@ -73,6 +73,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
     text2sql_model::pin_cpu_threads();
+    // As `Trainer::train` does.
+    text2sql_train::alloc::keep_freed_memory();
     let steps = arg("--steps", 5);
     let warmup = arg("--warmup", 1);
     let device = Device::Cpu;

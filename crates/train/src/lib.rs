@@ -3,6 +3,7 @@
 //! metrics and plots, the non-finite guard, and the training loop
 //! ([`Trainer`]) that drives the T5 model with them.
 
+pub mod alloc;
 pub mod atomic;
 pub mod batch;
 pub mod checkpoint;
