@@ -280,10 +280,9 @@ impl Dropout {
     fn apply(&self, xs: &[f32]) -> Vec<f32> {
         let scale = self.scale;
         let mut out = vec![0f32; xs.len()];
-        const CHUNK: usize = 1 << 14;
-        out.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .zip(self.keep.par_chunks(CHUNK))
+        out.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+            .zip(self.keep.par_chunks(ELEMENTS_PER_TASK))
             .for_each(|((out, xs), keep)| {
                 for ((o, &x), &k) in out.iter_mut().zip(xs).zip(keep) {
                     *o = if k { x * scale } else { 0.0 };
@@ -334,6 +333,137 @@ impl CustomOp1 for Dropout {
 pub fn dropout(xs: &Tensor, keep: Vec<bool>, scale: f32) -> candle_core::Result<Tensor> {
     xs.contiguous()?.apply_op1(Dropout {
         keep: Arc::new(keep),
+        scale,
+    })
+}
+
+/// `relu(x)`, then inverted dropout when a mask is given, as one node. The
+/// gradient passes where `x >= 0` (candle's own relu convention) and the
+/// element was kept.
+struct ReluDropout {
+    keep: Option<Arc<Vec<bool>>>,
+    scale: f32,
+}
+
+const ELEMENTS_PER_TASK: usize = 1 << 14;
+
+impl CustomOp1 for ReluDropout {
+    fn name(&self) -> &'static str {
+        "fused-relu-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let xs = f32_slice(storage, layout, self.name())?;
+        let mut out = vec![0f32; xs.len()];
+        match &self.keep {
+            Some(keep) => {
+                if keep.len() != xs.len() {
+                    return Err(candle_core::Error::Msg(format!(
+                        "dropout mask has {} elements, the tensor {}",
+                        keep.len(),
+                        xs.len()
+                    )));
+                }
+                let scale = self.scale;
+                out.par_chunks_mut(ELEMENTS_PER_TASK)
+                    .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+                    .zip(keep.par_chunks(ELEMENTS_PER_TASK))
+                    .for_each(|((out, xs), keep)| {
+                        for ((o, &x), &k) in out.iter_mut().zip(xs).zip(keep) {
+                            *o = if k { x.max(0.0) * scale } else { 0.0 };
+                        }
+                    });
+            }
+            None => out
+                .par_chunks_mut(ELEMENTS_PER_TASK)
+                .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+                .for_each(|(out, xs)| {
+                    for (o, &x) in out.iter_mut().zip(xs) {
+                        *o = x.max(0.0);
+                    }
+                }),
+        }
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let backward = ReluDropoutBackward {
+            keep: self.keep.clone(),
+            scale: self.scale,
+        };
+        Ok(Some(
+            arg.apply_op2_no_bwd(&grad_res.contiguous()?, &backward)?,
+        ))
+    }
+}
+
+/// `(x, dy)` to `dx` for [`ReluDropout`].
+struct ReluDropoutBackward {
+    keep: Option<Arc<Vec<bool>>>,
+    scale: f32,
+}
+
+impl CustomOp2 for ReluDropoutBackward {
+    fn name(&self) -> &'static str {
+        "fused-relu-dropout-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_storage: &CpuStorage,
+        x_layout: &Layout,
+        dy_storage: &CpuStorage,
+        dy_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let xs = f32_slice(x_storage, x_layout, self.name())?;
+        let dys = f32_slice(dy_storage, dy_layout, self.name())?;
+        let mut out = vec![0f32; xs.len()];
+        match &self.keep {
+            Some(keep) => {
+                let scale = self.scale;
+                out.par_chunks_mut(ELEMENTS_PER_TASK)
+                    .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+                    .zip(dys.par_chunks(ELEMENTS_PER_TASK))
+                    .zip(keep.par_chunks(ELEMENTS_PER_TASK))
+                    .for_each(|(((out, xs), dys), keep)| {
+                        for (((o, &x), &dy), &k) in out.iter_mut().zip(xs).zip(dys).zip(keep) {
+                            *o = if k && x >= 0.0 { dy * scale } else { 0.0 };
+                        }
+                    });
+            }
+            None => out
+                .par_chunks_mut(ELEMENTS_PER_TASK)
+                .zip(xs.par_chunks(ELEMENTS_PER_TASK))
+                .zip(dys.par_chunks(ELEMENTS_PER_TASK))
+                .for_each(|((out, xs), dys)| {
+                    for ((o, &x), &dy) in out.iter_mut().zip(xs).zip(dys) {
+                        *o = if x >= 0.0 { dy } else { 0.0 };
+                    }
+                }),
+        }
+        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
+    }
+}
+
+/// `relu(xs)`, followed by inverted dropout with mask `keep` and factor
+/// `scale` when a mask is given, as one differentiable node (the
+/// feed-forward block's activation). Callers check [`is_cpu_f32`] first.
+pub fn relu_dropout(
+    xs: &Tensor,
+    keep: Option<Vec<bool>>,
+    scale: f32,
+) -> candle_core::Result<Tensor> {
+    xs.contiguous()?.apply_op1(ReluDropout {
+        keep: keep.map(Arc::new),
         scale,
     })
 }

@@ -147,22 +147,38 @@ impl DropoutRng {
         *rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    fn keep_scale(&self) -> f32 {
+        (1.0 / (1.0 - self.rate)) as f32
+    }
+
+    /// Which of `count` elements survive: the generator's next `count` draws.
+    fn keep_mask(&self, count: usize) -> Vec<bool> {
+        let rate = self.rate as f32;
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (0..count).map(|_| rng.random::<f32>() >= rate).collect()
+    }
+
+    /// `relu(xs)` followed by [`DropoutRng::apply`], drawing the same mask,
+    /// as one fused node when a gradient may flow on the CPU in f32.
+    pub fn relu_then_apply(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !ops::is_cpu_f32(xs) || !xs.track_op() {
+            return self.apply(&xs.relu()?, train);
+        }
+        let keep = (train && self.rate != 0.0).then(|| self.keep_mask(xs.elem_count()));
+        Ok(ops::relu_dropout(xs, keep, self.keep_scale())?)
+    }
+
     /// `xs` with each element zeroed with probability `rate` and the rest
     /// scaled by `1 / (1 - rate)`; `xs` unchanged when not training.
     pub fn apply(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.rate == 0.0 {
             return Ok(xs.clone());
         }
-        let keep_scale = (1.0 / (1.0 - self.rate)) as f32;
-        let rate = self.rate as f32;
-        let count = xs.elem_count();
-        let keep: Vec<bool> = {
-            let mut rng = self
-                .rng
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            (0..count).map(|_| rng.random::<f32>() >= rate).collect()
-        };
+        let keep_scale = self.keep_scale();
+        let keep = self.keep_mask(xs.elem_count());
         if ops::is_cpu_f32(xs) {
             return Ok(ops::dropout(xs, keep, keep_scale)?);
         }
@@ -230,6 +246,11 @@ impl FeedForward {
 
     pub fn forward(&self, xs: &Tensor, dropout: &DropoutRng, train: bool) -> Result<Tensor> {
         let hidden = match (&self.wi, &self.wi_0, &self.wi_1) {
+            (Some(wi), _, _) if self.activation == Activation::Relu => {
+                return self
+                    .wo
+                    .forward(&dropout.relu_then_apply(&wi.forward(xs)?, train)?);
+            }
             (Some(wi), _, _) => self.activate(&wi.forward(xs)?)?,
             (None, Some(wi_0), Some(wi_1)) => {
                 self.activate(&wi_0.forward(xs)?)?.mul(&wi_1.forward(xs)?)?
@@ -568,6 +589,31 @@ mod tests {
         let (_, fused_grads) = weighted_sum_grads(&out, &[&x]);
         let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
         assert!(max_abs_diff(&fused_grads[0], &composed_grads[0]) < 1e-6);
+    }
+
+    #[test]
+    fn fused_relu_dropout_equals_relu_then_dropout_with_its_gradient() {
+        let x = candle_core::Var::randn(0f32, 1.0, (3, 500), &Device::Cpu).unwrap();
+        for rate in [0.0, 0.25] {
+            let fused_rng = DropoutRng::new(rate, 5);
+            let composed_rng = DropoutRng::new(rate, 5);
+            let fused = fused_rng.relu_then_apply(x.as_tensor(), true).unwrap();
+            // The composed version: candle's relu, then the dropout mask
+            // drawn from an identical generator, as a multiplication.
+            let relu = x.as_tensor().relu().unwrap();
+            let keep = composed_rng.keep_mask(relu.elem_count());
+            let mask: Vec<f32> = keep
+                .iter()
+                .map(|&k| if k { composed_rng.keep_scale() } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, relu.shape(), &Device::Cpu).unwrap();
+            let composed = relu.mul(&mask).unwrap();
+            assert!(max_abs_diff(&fused, &composed) < 1e-6, "rate {rate}");
+            let (_, fused_grads) = weighted_sum_grads(&fused, &[&x]);
+            let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+            let diff = max_abs_diff(&fused_grads[0], &composed_grads[0]);
+            assert!(diff < 1e-6, "rate {rate}: gradients differ by {diff}");
+        }
     }
 
     #[test]
