@@ -17,9 +17,11 @@ cargo bench -q -p text2sql-train --bench train_step --no-run 2>/dev/null
 rows=()
 for threads in $THREADS; do
   # Alternate the sides so that a burst of load elsewhere hits both.
-  rust=$(cargo bench -q -p text2sql-train --bench train_step -- --threads "$threads" "$@" | tee /dev/stderr | grep '^RESULT')
-  torch=$(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$PYTHON" bench/t5_train_step.py --threads "$threads" "$@" | tee /dev/stderr | grep '^RESULT')
-  rows+=("$threads $rust" "$threads $torch")
+  rust=$(cargo bench -q -p text2sql-train --bench train_step -- --threads "$threads" "$@")
+  echo "$rust" >&2
+  torch=$(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$PYTHON" bench/t5_train_step.py --threads "$threads" "$@")
+  echo "$torch" >&2
+  rows+=("$threads $(grep '^RESULT' <<<"$rust")" "$threads $(grep '^RESULT' <<<"$torch")")
 done
 
 printf '%s\n' "${rows[@]}" | awk '
