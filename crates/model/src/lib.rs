@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod generate;
 pub mod input;
+pub mod ops;
 pub mod pipeline;
 pub mod t5;
 mod threads;

@@ -4,6 +4,7 @@
 //! ([`TokenCache`]: every example tokenized once), and the training loop
 //! ([`Trainer`]) that drives the T5 model with them.
 
+pub mod alloc;
 pub mod atomic;
 pub mod batch;
 pub mod checkpoint;

@@ -766,6 +766,7 @@ impl Trainer {
     /// Trains until `training.max_steps` (or early stopping), calling
     /// `on_step` after every optimizer step.
     pub fn train(&mut self, mut on_step: impl FnMut(&StepReport)) -> Result<TrainSummary> {
+        crate::alloc::keep_freed_memory();
         let max_steps = self.config.training.max_steps;
         let accum = self.config.batch.grad_accum.max(1);
         let eval_every = self.config.eval.every_steps;

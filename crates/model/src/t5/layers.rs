@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{Activation, T5Config};
 use crate::error::Result;
+use crate::ops;
 
 /// A bias-free linear layer with the Hugging Face weight layout `(out, in)`.
 #[derive(Debug, Clone)]
@@ -68,6 +69,14 @@ impl RmsNorm {
         if !xs.track_op() && !self.weight.track_op() && xs.is_contiguous() {
             return Ok(candle_nn::ops::rms_norm(xs, &self.weight, self.eps as f32)?);
         }
+        if ops::is_cpu_f32(xs) && ops::is_cpu_f32(&self.weight) {
+            return Ok(ops::rms_norm(xs, &self.weight, self.eps as f32)?);
+        }
+        self.forward_composed(xs)
+    }
+
+    /// The norm from basic differentiable ops: any device and dtype.
+    pub(crate) fn forward_composed(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
         let internal = match dtype {
             DType::F16 | DType::BF16 => DType::F32,
@@ -87,6 +96,14 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     if !xs.track_op() && xs.is_contiguous() {
         return Ok(candle_nn::ops::softmax_last_dim(xs)?);
     }
+    if ops::is_cpu_f32(xs) {
+        return Ok(ops::softmax_last_dim(xs)?);
+    }
+    softmax_last_dim_composed(xs)
+}
+
+/// [`softmax_last_dim`] from basic differentiable ops: any device and dtype.
+pub(crate) fn softmax_last_dim_composed(xs: &Tensor) -> Result<Tensor> {
     let max = xs.max_keepdim(D::Minus1)?.detach();
     let exp = xs.broadcast_sub(&max)?.exp()?;
     let sum = exp.sum_keepdim(D::Minus1)?;
@@ -130,30 +147,45 @@ impl DropoutRng {
         *rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    fn keep_scale(&self) -> f32 {
+        (1.0 / (1.0 - self.rate)) as f32
+    }
+
+    /// Which of `count` elements survive: the generator's next `count` draws.
+    fn keep_mask(&self, count: usize) -> Vec<bool> {
+        let rate = self.rate as f32;
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (0..count).map(|_| rng.random::<f32>() >= rate).collect()
+    }
+
+    /// `relu(xs)` followed by [`DropoutRng::apply`], drawing the same mask,
+    /// as one fused node when a gradient may flow on the CPU in f32.
+    pub fn relu_then_apply(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        if !ops::is_cpu_f32(xs) || !xs.track_op() {
+            return self.apply(&xs.relu()?, train);
+        }
+        let keep = (train && self.rate != 0.0).then(|| self.keep_mask(xs.elem_count()));
+        Ok(ops::relu_dropout(xs, keep, self.keep_scale())?)
+    }
+
     /// `xs` with each element zeroed with probability `rate` and the rest
     /// scaled by `1 / (1 - rate)`; `xs` unchanged when not training.
     pub fn apply(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.rate == 0.0 {
             return Ok(xs.clone());
         }
-        let keep_scale = (1.0 / (1.0 - self.rate)) as f32;
-        let rate = self.rate as f32;
-        let count = xs.elem_count();
-        let mask: Vec<f32> = {
-            let mut rng = self
-                .rng
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            (0..count)
-                .map(|_| {
-                    if rng.random::<f32>() < rate {
-                        0.0
-                    } else {
-                        keep_scale
-                    }
-                })
-                .collect()
-        };
+        let keep_scale = self.keep_scale();
+        let keep = self.keep_mask(xs.elem_count());
+        if ops::is_cpu_f32(xs) {
+            return Ok(ops::dropout(xs, keep, keep_scale)?);
+        }
+        let mask: Vec<f32> = keep
+            .iter()
+            .map(|&k| if k { keep_scale } else { 0.0 })
+            .collect();
         let mask = Tensor::from_vec(mask, xs.shape(), &Device::Cpu)?
             .to_device(xs.device())?
             .to_dtype(xs.dtype())?;
@@ -214,6 +246,11 @@ impl FeedForward {
 
     pub fn forward(&self, xs: &Tensor, dropout: &DropoutRng, train: bool) -> Result<Tensor> {
         let hidden = match (&self.wi, &self.wi_0, &self.wi_1) {
+            (Some(wi), _, _) if self.activation == Activation::Relu => {
+                return self
+                    .wo
+                    .forward(&dropout.relu_then_apply(&wi.forward(xs)?, train)?);
+            }
             (Some(wi), _, _) => self.activate(&wi.forward(xs)?)?,
             (None, Some(wi_0), Some(wi_1)) => {
                 self.activate(&wi_0.forward(xs)?)?.mul(&wi_1.forward(xs)?)?
@@ -468,6 +505,115 @@ mod tests {
         let slow = norm.forward(var.as_tensor()).unwrap();
         let diff = (fused - slow).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+
+    /// `sum(out * sin(0, 1, 2, ...))` and its gradients with respect to
+    /// `inputs`.
+    fn weighted_sum_grads(out: &Tensor, inputs: &[&candle_core::Var]) -> (f32, Vec<Tensor>) {
+        // The same weights on both sides: derived from the output's shape only.
+        let weights = Tensor::arange(0f32, out.elem_count() as f32, out.device())
+            .unwrap()
+            .reshape(out.shape())
+            .unwrap()
+            .sin()
+            .unwrap();
+        let total = (out * weights).unwrap().sum_all().unwrap();
+        let grads = total.backward().unwrap();
+        (
+            total.to_scalar::<f32>().unwrap(),
+            inputs
+                .iter()
+                .map(|v| grads.get(v.as_tensor()).unwrap().clone())
+                .collect(),
+        )
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_softmax_gradient_equals_the_composed_ops_gradient() {
+        let x = candle_core::Var::randn(0f32, 3.0, (2, 3, 5, 40), &Device::Cpu).unwrap();
+        let fused = softmax_last_dim(x.as_tensor()).unwrap();
+        let composed = softmax_last_dim_composed(x.as_tensor()).unwrap();
+        assert!(max_abs_diff(&fused, &composed) < 1e-6);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&x]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+        let diff = max_abs_diff(&fused_grads[0], &composed_grads[0]);
+        assert!(diff < 1e-5, "softmax gradients differ by {diff}");
+    }
+
+    #[test]
+    fn fused_rms_norm_gradients_equal_the_composed_ops_gradients() {
+        let x = candle_core::Var::randn(0f32, 2.0, (3, 7, 64), &Device::Cpu).unwrap();
+        let w = candle_core::Var::randn(1f32, 0.3, 64, &Device::Cpu).unwrap();
+        let norm = RmsNorm {
+            weight: w.as_tensor().clone(),
+            eps: 1e-6,
+        };
+        let fused = norm.forward(x.as_tensor()).unwrap();
+        let composed = norm.forward_composed(x.as_tensor()).unwrap();
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&x, &w]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x, &w]);
+        for (name, (f, c)) in ["x", "weight"]
+            .iter()
+            .zip(fused_grads.iter().zip(&composed_grads))
+        {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "rms-norm gradient of {name} differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn fused_dropout_gradient_is_the_mask() {
+        let x = candle_core::Var::randn(0f32, 1.0, (4, 300), &Device::Cpu).unwrap();
+        let dropout = DropoutRng::new(0.3, 11);
+        let out = dropout.apply(x.as_tensor(), true).unwrap();
+        // The composed version: multiply by the mask the output reveals.
+        let kept = out.ne(0f32).unwrap().to_dtype(DType::F32).unwrap();
+        let mask = (kept * (1.0 / 0.7)).unwrap();
+        let composed = x.as_tensor().mul(&mask).unwrap();
+        assert!(max_abs_diff(&out, &composed) < 1e-6);
+        let (_, fused_grads) = weighted_sum_grads(&out, &[&x]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+        assert!(max_abs_diff(&fused_grads[0], &composed_grads[0]) < 1e-6);
+    }
+
+    #[test]
+    fn fused_relu_dropout_equals_relu_then_dropout_with_its_gradient() {
+        let x = candle_core::Var::randn(0f32, 1.0, (3, 500), &Device::Cpu).unwrap();
+        for rate in [0.0, 0.25] {
+            let fused_rng = DropoutRng::new(rate, 5);
+            let composed_rng = DropoutRng::new(rate, 5);
+            let fused = fused_rng.relu_then_apply(x.as_tensor(), true).unwrap();
+            // The composed version: candle's relu, then the dropout mask
+            // drawn from an identical generator, as a multiplication.
+            let relu = x.as_tensor().relu().unwrap();
+            let keep = composed_rng.keep_mask(relu.elem_count());
+            let mask: Vec<f32> = keep
+                .iter()
+                .map(|&k| if k { composed_rng.keep_scale() } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, relu.shape(), &Device::Cpu).unwrap();
+            let composed = relu.mul(&mask).unwrap();
+            assert!(max_abs_diff(&fused, &composed) < 1e-6, "rate {rate}");
+            let (_, fused_grads) = weighted_sum_grads(&fused, &[&x]);
+            let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+            let diff = max_abs_diff(&fused_grads[0], &composed_grads[0]);
+            assert!(diff < 1e-6, "rate {rate}: gradients differ by {diff}");
+        }
     }
 
     #[test]

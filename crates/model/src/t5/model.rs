@@ -11,6 +11,7 @@ use super::layers::{
     RmsNorm,
 };
 use crate::error::{ModelError, Result};
+use crate::ops;
 
 /// What masked positions add to attention scores. Not the dtype's minimum:
 /// a fully masked row (a padding query) must stay finite, not NaN.
@@ -576,6 +577,25 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
             "every label is ignored: nothing to learn from".into(),
         ));
     }
+    let logits = logits.to_dtype(DType::F32)?;
+    if ops::is_cpu_f32(&logits) {
+        let labels = label_values
+            .iter()
+            .map(|&l| u32::try_from(l).ok())
+            .collect();
+        return Ok(ops::cross_entropy(&logits, labels, counted)?);
+    }
+    loss_composed(&logits, &label_values, counted)
+}
+
+/// [`loss`] from basic differentiable ops on f32 `logits` for labels already
+/// checked: any device.
+pub(crate) fn loss_composed(
+    logits: &Tensor,
+    label_values: &[i64],
+    counted: usize,
+) -> Result<Tensor> {
+    let (batch, len, vocab) = logits.dims3()?;
     let keep: Vec<f32> = label_values
         .iter()
         .map(|&l| if l >= 0 { 1.0 } else { 0.0 })
@@ -584,7 +604,7 @@ pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let device = logits.device();
     let keep = Tensor::from_vec(keep, batch * len, device)?;
     let safe = Tensor::from_vec(safe, (batch * len, 1), device)?;
-    let logits = logits.reshape((batch * len, vocab))?.to_dtype(DType::F32)?;
+    let logits = logits.reshape((batch * len, vocab))?;
     let log_probs = log_softmax_last_dim(&logits)?;
     let picked = log_probs.gather(&safe, 1)?.squeeze(1)?;
     Ok(((picked * keep)?.sum_all()? * (-1.0 / counted as f64))?)
@@ -690,6 +710,34 @@ mod tests {
             shift_right(&labels, 0, 0),
             vec![vec![0, 5, 6, 1], vec![0, 7, 1, 0]]
         );
+    }
+
+    #[test]
+    fn fused_loss_and_gradient_equal_the_composed_ops_version() {
+        let logits = candle_core::Var::randn(0f32, 2.0, (2, 5, 33), &Device::Cpu).unwrap();
+        let label_values: Vec<i64> = vec![3, 0, 32, -100, 7, 1, -100, -100, 20, 5];
+        let labels = Tensor::from_vec(label_values.clone(), (2, 5), &Device::Cpu).unwrap();
+        let fused = loss(logits.as_tensor(), &labels).unwrap();
+        let composed = loss_composed(logits.as_tensor(), &label_values, 7).unwrap();
+        let (f, c) = (
+            fused.to_scalar::<f32>().unwrap(),
+            composed.to_scalar::<f32>().unwrap(),
+        );
+        assert!((f - c).abs() < 1e-5, "loss {f} vs {c}");
+        let fused_grad = (fused * 3.0).unwrap().backward().unwrap();
+        let composed_grad = (composed * 3.0).unwrap().backward().unwrap();
+        let diff = (fused_grad.get(logits.as_tensor()).unwrap()
+            - composed_grad.get(logits.as_tensor()).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+        assert!(diff < 1e-6, "gradients differ by {diff}");
     }
 
     #[test]

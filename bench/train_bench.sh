@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One training step, t5-small shape, batch 8, source 256, target 128, f32,
+# random weights, dropout 0.1: this project's candle T5 (forward, loss,
+# backward, AdamW with clipping) against PyTorch + transformers doing the
+# same, each in its own process (so peak RSS is each side's own), at 1 and 2
+# threads on both sides. Prints a side-by-side table and the ratio.
+#
+#   bench/train_bench.sh [--steps N] [--warmup N]
+#   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# A Python with torch and transformers (pip install torch transformers).
+PYTHON="${PYTHON:-python3}"
+THREADS="${THREADS:-1 2}"
+
+cargo bench -q -p text2sql-train --bench train_step --no-run 2>/dev/null
+rows=()
+for threads in $THREADS; do
+  # Alternate the sides so that a burst of load elsewhere hits both.
+  rust=$(cargo bench -q -p text2sql-train --bench train_step -- --threads "$threads" "$@")
+  echo "$rust" >&2
+  torch=$(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$PYTHON" bench/t5_train_step.py --threads "$threads" "$@")
+  echo "$torch" >&2
+  rows+=("$threads $(grep '^RESULT' <<<"$rust")" "$threads $(grep '^RESULT' <<<"$torch")")
+done
+
+printf '%s\n' "${rows[@]}" | awk '
+  function field(name,   i, kv) {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == name) return kv[2] }
+    return ""
+  }
+  {
+    t = $1; side = field("side")
+    med[t, side] = field("median_s"); tps[t, side] = field("tokens_per_s")
+    cpu[t, side] = field("cpu_s"); rss[t, side] = field("peak_rss_mib")
+    if (!(t in seen)) { seen[t] = 1; order[++n] = t }
+  }
+  END {
+    printf "\n%-8s %-7s %12s %10s %12s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "peak RSS MiB"
+    for (i = 1; i <= n; i++) {
+      t = order[i]
+      split("candle torch", sides, " ")
+      for (j = 1; j <= 2; j++) {
+        s = sides[j]
+        printf "%-8s %-7s %12.3f %10.0f %12.2f %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], rss[t, s]
+      }
+      printf "%-8s candle is %.2fx the speed of torch (torch s/step / candle s/step), peak RSS %.2fx\n", t, med[t, "torch"] / med[t, "candle"], rss[t, "candle"] / rss[t, "torch"]
+    }
+  }'
