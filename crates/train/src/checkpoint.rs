@@ -65,6 +65,12 @@ pub struct BestMetric {
     pub value: f64,
     pub step: u64,
     pub higher_is_better: bool,
+    /// Validation loss of the best step when the metric is execution
+    /// accuracy: an equal accuracy with a lower loss is better, so a run
+    /// whose accuracy has not moved yet (all 0% early on) keeps its latest
+    /// better-fitting model rather than its first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_val_loss: Option<f64>,
 }
 
 /// `best/best_metric.json`: why the best model is the best, written with
@@ -109,8 +115,12 @@ impl BestRecord {
 }
 
 impl BestMetric {
-    /// Strictly better: on a tie the earlier checkpoint stays the best.
-    pub fn is_improved_by(&self, value: f64) -> bool {
+    /// Strictly better: on a tie a lower `tie_val_loss` wins when both are
+    /// known; otherwise the earlier checkpoint stays the best.
+    pub fn is_improved_by(&self, value: f64, tie_val_loss: Option<f64>) -> bool {
+        if value == self.value {
+            return matches!((self.tie_val_loss, tie_val_loss), (Some(old), Some(new)) if new < old);
+        }
         if self.higher_is_better {
             value > self.value
         } else {
@@ -179,7 +189,7 @@ impl TrainState {
             if self
                 .best
                 .as_ref()
-                .is_none_or(|b| b.is_improved_by(disk.value))
+                .is_none_or(|b| b.is_improved_by(disk.value, disk.tie_val_loss))
             {
                 self.best = Some(disk.clone());
             }
@@ -187,15 +197,27 @@ impl TrainState {
         Ok(())
     }
 
-    /// Records an evaluation result; returns true when it is the new best.
-    pub fn record_eval(&mut self, metric: &str, value: f64, higher_is_better: bool) -> bool {
-        let improved = self.best.as_ref().is_none_or(|b| b.is_improved_by(value));
+    /// Records an evaluation result (`tie_val_loss`: the validation loss
+    /// that breaks a tie, see [`BestMetric::tie_val_loss`]); returns true
+    /// when it is the new best.
+    pub fn record_eval(
+        &mut self,
+        metric: &str,
+        value: f64,
+        higher_is_better: bool,
+        tie_val_loss: Option<f64>,
+    ) -> bool {
+        let improved = self
+            .best
+            .as_ref()
+            .is_none_or(|b| b.is_improved_by(value, tie_val_loss));
         if improved {
             self.best = Some(BestMetric {
                 metric: metric.to_string(),
                 value,
                 step: self.step,
                 higher_is_better,
+                tie_val_loss,
             });
             self.evals_without_improvement = 0;
         } else {
@@ -396,7 +418,7 @@ mod tests {
         s.epoch = 2;
         s.data_position = serde_json::json!({"cursor": [1, 2, 3], "tier": "Complex"});
         s.rngs.insert("sampler".into(), RngState::capture(&rng));
-        s.record_eval("exec_accuracy", 0.4, true);
+        s.record_eval("exec_accuracy", 0.4, true, None);
         let path = save_checkpoint(dir.path(), &s, &opt, write_weights).unwrap();
         assert_eq!(path, dir.path().join("checkpoint-1"));
         assert!(path.join("model.safetensors").is_file() && path.join(OPTIMIZER_FILE).is_file());
@@ -414,34 +436,49 @@ mod tests {
     #[test]
     fn best_metric_tracks_improvement_and_patience() {
         let mut s = state(10);
-        assert!(s.record_eval("exec_accuracy", 0.3, true));
+        assert!(s.record_eval("exec_accuracy", 0.3, true, None));
         s.step = 20;
-        assert!(!s.record_eval("exec_accuracy", 0.2, true));
-        assert!(!s.record_eval("exec_accuracy", 0.3, true));
+        assert!(!s.record_eval("exec_accuracy", 0.2, true, None));
+        assert!(!s.record_eval("exec_accuracy", 0.3, true, None));
         assert_eq!(s.evals_without_improvement, 2);
         s.step = 30;
-        assert!(s.record_eval("exec_accuracy", 0.5, true));
+        assert!(s.record_eval("exec_accuracy", 0.5, true, None));
         assert_eq!(
             (s.best.as_ref().unwrap().step, s.evals_without_improvement),
             (30, 0)
         );
         let mut loss = state(1);
-        loss.record_eval("val_loss", 2.0, false);
-        assert!(loss.record_eval("val_loss", 1.5, false));
+        loss.record_eval("val_loss", 2.0, false, None);
+        assert!(loss.record_eval("val_loss", 1.5, false, None));
     }
 
     #[test]
     fn ties_keep_the_earlier_best() {
         let mut s = state(10);
-        assert!(s.record_eval("exec_accuracy", 0.5, true));
+        assert!(s.record_eval("exec_accuracy", 0.5, true, None));
         s.step = 20;
-        assert!(!s.record_eval("exec_accuracy", 0.5, true));
+        assert!(!s.record_eval("exec_accuracy", 0.5, true, None));
         assert_eq!(s.best.as_ref().unwrap().step, 10);
         let mut loss = state(10);
-        loss.record_eval("val_loss", 1.0, false);
+        loss.record_eval("val_loss", 1.0, false, None);
         loss.step = 20;
-        assert!(!loss.record_eval("val_loss", 1.0, false));
+        assert!(!loss.record_eval("val_loss", 1.0, false, None));
         assert_eq!(loss.best.as_ref().unwrap().step, 10);
+    }
+
+    #[test]
+    fn an_accuracy_tie_goes_to_the_lower_validation_loss() {
+        let mut s = state(10);
+        assert!(s.record_eval("exec_accuracy", 0.0, true, Some(2.0)));
+        s.step = 20;
+        assert!(s.record_eval("exec_accuracy", 0.0, true, Some(1.5)));
+        s.step = 30;
+        assert!(!s.record_eval("exec_accuracy", 0.0, true, Some(1.7)));
+        assert!(!s.record_eval("exec_accuracy", 0.0, true, None));
+        assert_eq!(s.best.as_ref().unwrap().step, 20);
+        s.step = 40;
+        assert!(s.record_eval("exec_accuracy", 0.1, true, Some(9.0)));
+        assert_eq!(s.best.as_ref().unwrap().step, 40);
     }
 
     #[test]
@@ -451,6 +488,7 @@ mod tests {
             value,
             step,
             higher_is_better: true,
+            tie_val_loss: None,
         };
         // The checkpoint (step 100) knew 0.4; best/ was rewritten at step 150
         // with 0.6 before the crash: 0.6 stays the bar to beat.
@@ -459,7 +497,7 @@ mod tests {
         s.reconcile_best("exec_accuracy", Some(&best(0.6, 150)))
             .unwrap();
         assert_eq!(s.best, Some(best(0.6, 150)));
-        assert!(!s.record_eval("exec_accuracy", 0.55, true));
+        assert!(!s.record_eval("exec_accuracy", 0.55, true, None));
         // A worse (older) record on disk changes nothing.
         let mut s = state(100);
         s.best = Some(best(0.4, 100));
@@ -484,6 +522,7 @@ mod tests {
                 value: 0.25,
                 step: 40,
                 higher_is_better: true,
+                tie_val_loss: Some(1.5),
             },
             val_loss: Some(1.5),
             exec_accuracy: Some(0.25),

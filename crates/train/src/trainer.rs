@@ -587,10 +587,15 @@ impl Trainer {
             BestMetricKind::ValLoss => event.val_loss,
         };
         if let Some(value) = value {
-            if self
-                .state
-                .record_eval(metric.name(), value, metric.higher_is_better())
-            {
+            if self.state.record_eval(
+                metric.name(),
+                value,
+                metric.higher_is_better(),
+                match metric {
+                    BestMetricKind::ExecAccuracy => event.val_loss,
+                    BestMetricKind::ValLoss => None,
+                },
+            ) {
                 let record = BestRecord {
                     best: self
                         .state
