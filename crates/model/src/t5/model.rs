@@ -671,25 +671,17 @@ mod tests {
             if step == swap_at {
                 cache.reorder(&order).unwrap();
             }
-            let tokens = targets
-                .narrow(1, step, 1)
-                .unwrap()
-                .squeeze(1)
-                .unwrap()
-                .contiguous()
-                .unwrap()
-                .index_select(&order, 0)
-                .unwrap();
+            // Column `step` of `t`, rows in the cache's current order.
+            let at_step = |t: &Tensor| {
+                t.narrow(1, step, 1)
+                    .and_then(|c| c.squeeze(1))
+                    .and_then(|c| c.contiguous())
+                    .and_then(|c| c.index_select(&order, 0))
+                    .unwrap()
+            };
+            let tokens = at_step(&targets);
             let stepped = model.decode_step(&mut cache, &tokens).unwrap();
-            let reference = full
-                .narrow(1, step, 1)
-                .unwrap()
-                .squeeze(1)
-                .unwrap()
-                .contiguous()
-                .unwrap()
-                .index_select(&order, 0)
-                .unwrap();
+            let reference = at_step(&full);
             let diff = (stepped - reference)
                 .unwrap()
                 .abs()
