@@ -8,6 +8,11 @@
 //! - SQL operators (`<=`, `>=`, `!=`, `<>`, `||`) and keywords are always
 //!   single tokens (see [`SQL_OPERATORS`], [`SQL_KEYWORDS`]);
 //! - normalisation is NFKC only (it keeps all of ASCII), `\r\n` becomes `\n`;
+//! - every digit is its own token (a leading space stays on the first one:
+//!   ` 6500` is `▁6 5 0 0`), so a number in the question is copied digit by
+//!   digit into the SQL instead of being a rare whole-number piece that a
+//!   model has to learn one by one (a third of a 3,072 vocabulary went to
+//!   numbers before);
 //! - newlines are kept as their own token instead of being folded into spaces
 //!   (a `--` comment ends at a newline: folding it would comment out the rest
 //!   of the query), and runs of spaces are kept, so `decode(encode(s)) == s`
@@ -23,7 +28,7 @@ use tokenizers::models::unigram::{Unigram, UnigramTrainer};
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence, NFKC};
 use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
-use tokenizers::pre_tokenizers::split::Split;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{
     AddedToken, NormalizedString, Normalizer, NormalizerWrapper, OffsetReferential, OffsetType,
     PreTokenizedString, PreTokenizer, PreTokenizerWrapper, SplitDelimiterBehavior,
@@ -178,6 +183,10 @@ pub fn train_unigram_with_progress(
     Ok(tokenizer)
 }
 
+/// One digit, with the space before it when there is one: each digit is a
+/// word of its own.
+const DIGIT_PATTERN: &str = "▁?[0-9]";
+
 /// The pipeline around the model, described in the module documentation.
 fn empty_pipeline() -> Result<tokenizers::Tokenizer, TokenizerError> {
     let build = |what: &str, e: tokenizers::Error| TokenizerError::Train(format!("{what}: {e}"));
@@ -195,9 +204,16 @@ fn empty_pipeline() -> Result<tokenizers::Tokenizer, TokenizerError> {
         .map_err(|e| build("normalizer", e))?;
     let newline = Split::new("\n", SplitDelimiterBehavior::Isolated, false)
         .map_err(|e| build("pre-tokenizer", e))?;
+    let digits = Split::new(
+        SplitPattern::Regex(DIGIT_PATTERN.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| build("pre-tokenizer", e))?;
     tokenizer.with_pre_tokenizer(Some(PreTokenizerSequence::new(vec![
         PreTokenizerWrapper::Split(newline),
         PreTokenizerWrapper::Metaspace(Metaspace::new('▁', PrependScheme::Never, true)),
+        PreTokenizerWrapper::Split(digits),
     ])));
     // Turns "▁" back into spaces and drops the one the normaliser prepended.
     tokenizer.with_decoder(Some(Metaspace::new('▁', PrependScheme::First, true)));
@@ -311,13 +327,27 @@ pub const SQL_KEYWORDS: [&str; 42] = [
 
 /// The pieces [`finish_vocabulary`] guarantees, bare operators before the
 /// spaced forms that must beat them.
+///
+/// A space before a punctuation mark or a digit is also always one piece
+/// with it (`▁,`, `▁|`, `▁(`, `▁6`). The trainer seeds its candidates from
+/// substrings repeated across the *distinct* words, scored by how many
+/// distinct words hold them, so a short word that is never inside another
+/// (`▁,` in a schema's ` , `) is never a candidate however often it occurs:
+/// every separator cost two tokens.
 fn forced_pieces() -> Vec<String> {
     let operators = SQL_OPERATORS.iter().map(|op| op.to_string());
     let spaced_operators = SQL_OPERATORS.iter().map(|op| format!("▁{op}"));
     let keywords = SQL_KEYWORDS
         .iter()
         .flat_map(|kw| [format!("▁{kw}"), format!("▁{}", kw.to_lowercase())]);
-    operators.chain(spaced_operators).chain(keywords).collect()
+    let spaced_marks = ('!'..='~')
+        .filter(|c| !c.is_ascii_alphabetic())
+        .map(|c| format!("▁{c}"));
+    operators
+        .chain(spaced_operators)
+        .chain(keywords)
+        .chain(spaced_marks)
+        .collect()
 }
 
 /// The trained vocabulary with [`SQL_OPERATORS`] and [`SQL_KEYWORDS`]
@@ -338,22 +368,18 @@ fn finish_vocabulary(
     let mut rest = pieces.split_off(specials.min(pieces.len()));
     let mut scores: HashMap<String, f64> = rest.iter().cloned().collect();
     let forced = forced_pieces();
-    for piece in &forced {
-        let parts = model
-            .encode(piece)
-            .map_err(|e| TokenizerError::Train(format!("segmenting {piece:?}: {e}")))?;
-        if parts.len() == 1 && parts[0] == *piece {
+    // Shorter pieces first: a forced piece must beat every segmentation,
+    // including those through forced pieces inside it (`▁OR` in `▁ORDER`).
+    let mut by_length: Vec<&String> = forced.iter().collect();
+    by_length.sort_by_key(|piece| piece.chars().count());
+    for piece in by_length {
+        let best_other = best_split_score(piece, &scores);
+        if scores.get(piece).is_some_and(|&own| own > best_other) {
             continue; // already learnt, and Viterbi already picks it
         }
         // A score above the best other segmentation's makes Viterbi pick it
         // (log-probabilities: the sum over the parts).
-        let mut best: f64 = parts.iter().filter_map(|p| scores.get(p)).sum();
-        if let Some(bare) = piece.strip_prefix('▁') {
-            if let (Some(space), Some(bare)) = (scores.get("▁"), scores.get(bare)) {
-                best = best.max(space + bare);
-            }
-        }
-        let score = best + 1.0;
+        let score = best_other + 1.0;
         match scores.insert(piece.clone(), score) {
             Some(_) => {
                 if let Some(entry) = rest.iter_mut().find(|(p, _)| p == piece) {
@@ -378,6 +404,31 @@ fn finish_vocabulary(
     }
     pieces.extend(rest);
     rebuild(pieces)
+}
+
+/// The highest score of a segmentation of `piece` into two or more pieces
+/// of `scores` (Viterbi's objective: the sum of their log-probabilities).
+fn best_split_score(piece: &str, scores: &HashMap<String, f64>) -> f64 {
+    let bounds: Vec<usize> = piece
+        .char_indices()
+        .map(|(at, _)| at)
+        .chain([piece.len()])
+        .collect();
+    let last = bounds.len() - 1;
+    // best[i]: the best score of the text before bounds[i].
+    let mut best = vec![f64::NEG_INFINITY; bounds.len()];
+    best[0] = 0.0;
+    for end in 1..=last {
+        for start in 0..end {
+            if (start, end) == (0, last) || best[start] == f64::NEG_INFINITY {
+                continue;
+            }
+            if let Some(score) = scores.get(&piece[bounds[start]..bounds[end]]) {
+                best[end] = best[end].max(best[start] + score);
+            }
+        }
+    }
+    best[last]
 }
 
 /// Keeps an evenly spread `fraction` of `texts` (all of them when the
@@ -516,6 +567,61 @@ mod tests {
                 .unwrap(),
             query
         );
+    }
+
+    fn pieces(tokenizer: &Tokenizer, text: &str) -> Vec<String> {
+        tokenizer
+            .tokens(text)
+            .unwrap()
+            .into_iter()
+            .map(|(piece, _)| piece)
+            .collect()
+    }
+
+    #[test]
+    fn numbers_are_split_into_digits_the_same_way_in_question_and_sql() {
+        // The corpus repeats 6500 often enough to be a whole-number piece.
+        let mut corpus = sql_corpus(400);
+        corpus.extend((0..200).map(|_| "peak demand 6500 ? | regions : peak_demand_mw".into()));
+        let tokenizer = train_unigram(corpus.into_iter(), &small_options()).unwrap();
+        assert_eq!(
+            pieces(&tokenizer, "capacity 6500?"),
+            ["▁capacity", "▁6", "5", "0", "0", "?"].map(String::from)
+        );
+        // The same digits follow a quote or an operator in SQL.
+        let sql = pieces(&tokenizer, "WHERE d >= 6500 AND t < '2023-11-07';");
+        let digits: Vec<&str> = sql
+            .iter()
+            .map(String::as_str)
+            .filter(|p| p.trim_start_matches('▁').parse::<u8>().is_ok())
+            .collect();
+        assert_eq!(digits, ["▁6", "5", "0", "0", "2", "0", "2", "3", "1", "1", "0", "7"]);
+        let text = "WHERE d >= 6500 AND t < '2023-11-07';";
+        let ids = tokenizer.encode(text, true).unwrap();
+        assert_eq!(tokenizer.decode(&ids, true).unwrap(), text);
+    }
+
+    #[test]
+    fn a_space_and_a_punctuation_mark_are_one_token() {
+        // ` , ` and ` | ` separate schema items: one token each, not two.
+        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
+        assert_eq!(
+            pieces(&tokenizer, "singer : name , age | stadium ( 1 )"),
+            ["▁singer", "▁:", "▁name", "▁,", "▁age", "▁|", "▁stadium", "▁(", "▁1", "▁)"]
+                .map(String::from)
+        );
+    }
+
+    #[test]
+    fn every_spaced_forced_piece_is_one_token_even_when_it_starts_with_another() {
+        // `ORDER` starts with the forced `OR`, `<=` with `<`.
+        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
+        for piece in forced_pieces() {
+            let Some(bare) = piece.strip_prefix('▁') else {
+                continue;
+            };
+            assert_eq!(pieces(&tokenizer, bare), [piece.clone()]);
+        }
     }
 
     #[test]
