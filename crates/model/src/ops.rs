@@ -589,3 +589,85 @@ pub fn cross_entropy(
         log_sum_exp: Mutex::new(Vec::new()),
     })
 }
+
+/// A bias-free linear layer `x W^T` (`x`: `(..., in)`, `W`: `(out, in)`) as
+/// one graph node. Composed from `reshape`, `t` and `matmul`, its backward
+/// runs through four extra nodes, and candle's backward allocates a zero
+/// tensor and adds each node's gradient into it: two activation-sized copies
+/// and one weight-sized strided copy per layer, on one thread. Here
+/// `dx = dy W` and `dW = dy^T x` are written directly by the matrix
+/// products.
+struct Linear;
+
+impl Linear {
+    /// `(rows, in, out)` of `x` and `w`, checked.
+    fn dims(x: &Shape, w: &Shape) -> candle_core::Result<(usize, usize, usize)> {
+        let (out, in_dim) = w.dims2()?;
+        let x_in = last_dim(x);
+        if x_in != in_dim || x.rank() == 0 {
+            return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                lhs: x.clone(),
+                rhs: w.clone(),
+                op: "fused-linear",
+            });
+        }
+        Ok((x.elem_count() / in_dim, in_dim, out))
+    }
+
+    fn out_shape(x: &Shape, out: usize) -> Shape {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = out;
+        }
+        Shape::from(dims)
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_storage: &CpuStorage,
+        x_layout: &Layout,
+        w_storage: &CpuStorage,
+        w_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, in_dim, out) = Self::dims(x_layout.shape(), w_layout.shape())?;
+        if !x_layout.is_contiguous() {
+            return Err(candle_core::Error::RequiresContiguous { op: self.name() });
+        }
+        let x_2d = Layout::contiguous_with_offset((rows, in_dim), x_layout.start_offset());
+        // `W^T` read in place through its strides, as `Tensor::t` would.
+        let w_t = w_layout.transpose(0, 1)?;
+        let product = x_storage.matmul(w_storage, (1, rows, out, in_dim), &x_2d, &w_t)?;
+        Ok((product, Self::out_shape(x_layout.shape(), out)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (rows, in_dim, out) = Self::dims(x.shape(), w.shape())?;
+        let dy = grad_res.reshape((rows, out))?;
+        // Detached: the products must not keep their inputs alive through
+        // a graph nobody differentiates.
+        let dx = dy.matmul(&w.detach())?.reshape(x.shape())?.detach();
+        let dw = dy
+            .t()?
+            .matmul(&x.detach().reshape((rows, in_dim))?)?
+            .detach();
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `x W^T` for CPU f32 `x` `(..., in)` and `W` `(out, in)` as one
+/// differentiable node. Callers check [`is_cpu_f32`] for both first.
+pub fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2(&weight.contiguous()?, Linear)
+}

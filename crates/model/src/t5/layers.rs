@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::config::{Activation, T5Config};
 use crate::error::Result;
@@ -38,6 +39,17 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if (xs.track_op() || self.weight.track_op())
+            && ops::is_cpu_f32(xs)
+            && ops::is_cpu_f32(&self.weight)
+        {
+            return Ok(ops::linear(xs, &self.weight)?);
+        }
+        self.forward_composed(xs)
+    }
+
+    /// The projection from candle's differentiable ops: any device and dtype.
+    pub(crate) fn forward_composed(&self, xs: &Tensor) -> Result<Tensor> {
         // Fold leading dimensions into one 2-D matmul: one gemm call instead of
         // a batched one, and the transposed weight is read in place.
         let dims = xs.dims();
@@ -152,13 +164,32 @@ impl DropoutRng {
     }
 
     /// Which of `count` elements survive: the generator's next `count` draws.
+    ///
+    /// Drawn in parallel yet bit for bit the sequential stream (so a mask
+    /// does not depend on the thread count): a uniform f32 consumes exactly
+    /// one 32-bit word of ChaCha's output, whose position can be set, so
+    /// each chunk starts its own copy of the generator at its first element.
     fn keep_mask(&self, count: usize) -> Vec<bool> {
+        /// Draws per rayon task: far more than the cost of a task.
+        const DRAWS_PER_TASK: usize = 1 << 16;
         let rate = self.rate as f32;
         let mut rng = self
             .rng
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (0..count).map(|_| rng.random::<f32>() >= rate).collect()
+        let start = rng.get_word_pos();
+        let mut keep = vec![false; count];
+        keep.par_chunks_mut(DRAWS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, keep)| {
+                let mut rng = rng.clone();
+                rng.set_word_pos(start + (task * DRAWS_PER_TASK) as u128);
+                for k in keep {
+                    *k = rng.random::<f32>() >= rate;
+                }
+            });
+        rng.set_word_pos(start + count as u128);
+        keep
     }
 
     /// `relu(xs)` followed by [`DropoutRng::apply`], drawing the same mask,
@@ -592,6 +623,37 @@ mod tests {
     }
 
     #[test]
+    fn fused_linear_gradients_equal_the_composed_ops_gradients() {
+        let device = Device::Cpu;
+        // Three leading dimensions folded into rows, as the attention and
+        // feed-forward inputs are.
+        let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 5, 24), &device).unwrap();
+        let w = candle_core::Var::randn(0f32, 0.2, (17, 24), &device).unwrap();
+        let linear = Linear {
+            weight: w.as_tensor().clone(),
+        };
+        let fused = linear.forward(x.as_tensor()).unwrap();
+        let composed = linear.forward_composed(x.as_tensor()).unwrap();
+        assert_eq!(fused.dims(), &[2, 3, 5, 17]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&x, &w]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x, &w]);
+        for (name, (f, c)) in ["x", "weight"]
+            .iter()
+            .zip(fused_grads.iter().zip(&composed_grads))
+        {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "linear gradient of {name} differs by {diff}");
+        }
+        // A non-contiguous input (the attention context is a transposed view).
+        let t = x.as_tensor().transpose(1, 2).unwrap();
+        let fused = linear.forward(&t).unwrap();
+        let composed = linear.forward_composed(&t).unwrap();
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+    }
+
+    #[test]
     fn fused_relu_dropout_equals_relu_then_dropout_with_its_gradient() {
         let x = candle_core::Var::randn(0f32, 1.0, (3, 500), &Device::Cpu).unwrap();
         for rate in [0.0, 0.25] {
@@ -614,6 +676,19 @@ mod tests {
             let diff = max_abs_diff(&fused_grads[0], &composed_grads[0]);
             assert!(diff < 1e-6, "rate {rate}: gradients differ by {diff}");
         }
+    }
+
+    #[test]
+    fn parallel_dropout_masks_are_the_sequential_draws() {
+        // Sizes off the task boundary, twice in a row: the second mask must
+        // continue the stream where the first stopped.
+        let dropout = DropoutRng::new(0.1, 42);
+        let first = dropout.keep_mask(200_003);
+        let second = dropout.keep_mask(70_001);
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let sequential: Vec<bool> = (0..270_004).map(|_| rng.random::<f32>() >= 0.1).collect();
+        assert_eq!(first, sequential[..200_003]);
+        assert_eq!(second, sequential[200_003..]);
     }
 
     #[test]
