@@ -671,3 +671,181 @@ impl CustomOp2 for Linear {
 pub fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op2(&weight.contiguous()?, Linear)
 }
+
+/// `(batch, A, B, d)` to `(batch, B, A, d)` in parallel (rows of `d`).
+fn swap_middle_axes(src: &[f32], batch: usize, a: usize, b: usize, d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; batch * a * b * d];
+    if out.is_empty() {
+        return out;
+    }
+    // One task per output block `(batch index, j)`: `a` rows of `d`.
+    out.par_chunks_mut(a * d)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (bi, j) = (block / b, block % b);
+            for (i, row) in out.chunks_mut(d).enumerate() {
+                let from = ((bi * a + i) * b + j) * d;
+                row.copy_from_slice(&src[from..from + d]);
+            }
+        });
+    out
+}
+
+/// Splitting `(batch, len, heads * d)` into heads `(batch, heads, len, d)`
+/// (`split`), or merging them back (`!split`), as one graph node whose
+/// gradient is the opposite move. Composed, each way is `reshape`,
+/// `transpose` and a copy: three nodes whose gradients candle zero-fills and
+/// adds on one thread, and a single-threaded strided copy.
+struct MoveHeads {
+    heads: usize,
+    split: bool,
+}
+
+impl MoveHeads {
+    /// `(batch, A, B, d)` of the input, where the op swaps A and B, and the
+    /// output shape.
+    fn plan(&self, shape: &Shape) -> candle_core::Result<((usize, usize, usize, usize), Shape)> {
+        if self.split {
+            let (batch, len, width) = shape.dims3()?;
+            let d = width / self.heads.max(1);
+            if d * self.heads != width {
+                return Err(candle_core::Error::Msg(format!(
+                    "cannot split width {width} into {} heads",
+                    self.heads
+                )));
+            }
+            Ok((
+                (batch, len, self.heads, d),
+                Shape::from((batch, self.heads, len, d)),
+            ))
+        } else {
+            let (batch, heads, len, d) = shape.dims4()?;
+            Ok(((batch, heads, len, d), Shape::from((batch, len, heads * d))))
+        }
+    }
+}
+
+impl CustomOp1 for MoveHeads {
+    fn name(&self) -> &'static str {
+        "fused-move-heads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let xs = f32_slice(storage, layout, self.name())?;
+        let ((batch, a, b, d), out_shape) = self.plan(layout.shape())?;
+        Ok((
+            CpuStorage::F32(swap_middle_axes(xs, batch, a, b, d)),
+            out_shape,
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let back = MoveHeads {
+            heads: self.heads,
+            split: !self.split,
+        };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&back)?))
+    }
+}
+
+/// `(batch, len, heads * d)` to `(batch, heads, len, d)` for a CPU f32
+/// tensor, one differentiable node. Callers check [`is_cpu_f32`] first.
+pub fn split_heads(xs: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    xs.contiguous()?.apply_op1(MoveHeads { heads, split: true })
+}
+
+/// `(batch, heads, len, d)` to `(batch, len, heads * d)` for a CPU f32
+/// tensor, one differentiable node. Callers check [`is_cpu_f32`] first.
+pub fn merge_heads(xs: &Tensor) -> candle_core::Result<Tensor> {
+    let heads = xs.dims().get(1).copied().unwrap_or(1);
+    xs.contiguous()?.apply_op1(MoveHeads {
+        heads,
+        split: false,
+    })
+}
+
+/// `a b^T` over the last two dimensions (`a`: `(..., m, d)`, `b`:
+/// `(..., n, d)`, the same leading dimensions): attention scores from
+/// queries and keys as one node. Composed as `a.matmul(&b.t())`, the
+/// gradient of `b` comes back as a transposed view that candle adds into a
+/// zero-filled tensor element by element on one thread; here
+/// `db = g^T a` is written contiguously by the matrix product.
+struct MatmulTransposed;
+
+impl MatmulTransposed {
+    /// `(batch, m, n, d)` and the output shape, checked.
+    fn plan(a: &Shape, b: &Shape) -> candle_core::Result<((usize, usize, usize, usize), Shape)> {
+        let rank = a.rank();
+        let mismatch = || candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: a.clone(),
+            rhs: b.clone(),
+            op: "fused-matmul-transposed",
+        };
+        if rank < 2 || b.rank() != rank || a.dims()[..rank - 2] != b.dims()[..rank - 2] {
+            return Err(mismatch());
+        }
+        let (m, d) = (a.dims()[rank - 2], a.dims()[rank - 1]);
+        let (n, b_d) = (b.dims()[rank - 2], b.dims()[rank - 1]);
+        if d != b_d {
+            return Err(mismatch());
+        }
+        let batch = a.dims()[..rank - 2].iter().product();
+        let mut out = a.dims().to_vec();
+        out[rank - 1] = n;
+        Ok(((batch, m, n, d), Shape::from(out)))
+    }
+}
+
+impl CustomOp2 for MatmulTransposed {
+    fn name(&self) -> &'static str {
+        "fused-matmul-transposed"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a_storage: &CpuStorage,
+        a_layout: &Layout,
+        b_storage: &CpuStorage,
+        b_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (bmnk, out_shape) = Self::plan(a_layout.shape(), b_layout.shape())?;
+        if !a_layout.is_contiguous() || !b_layout.is_contiguous() {
+            return Err(candle_core::Error::RequiresContiguous { op: self.name() });
+        }
+        let rank = b_layout.shape().rank();
+        // `b^T` read in place through its strides, as `Tensor::t` would.
+        let b_t = b_layout.transpose(rank - 2, rank - 1)?;
+        let product = a_storage.matmul(b_storage, bmnk, a_layout, &b_t)?;
+        Ok((product, out_shape))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad_res.contiguous()?;
+        // Detached, as in [`Linear`].
+        let da = g.matmul(&b.detach())?.detach();
+        let db = g.t()?.matmul(&a.detach())?.detach();
+        Ok((Some(da), Some(db)))
+    }
+}
+
+/// `a b^T` over the last two dimensions of CPU f32 tensors as one
+/// differentiable node. Callers check [`is_cpu_f32`] for both first.
+pub fn matmul_transposed(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    a.contiguous()?
+        .apply_op2(&b.contiguous()?, MatmulTransposed)
+}

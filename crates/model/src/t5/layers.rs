@@ -357,6 +357,9 @@ impl Attention {
 
     /// `(batch, len, heads * d_kv)` to `(batch, heads, len, d_kv)`.
     fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        if xs.track_op() && ops::is_cpu_f32(xs) {
+            return Ok(ops::split_heads(xs, self.num_heads)?);
+        }
         let (batch, len, _) = xs.dims3()?;
         Ok(xs
             .reshape((batch, len, self.num_heads, self.d_kv))?
@@ -390,7 +393,14 @@ impl Attention {
         train: bool,
     ) -> Result<Tensor> {
         let (batch, _, q_len, _) = query.dims4()?;
-        let mut scores = query.matmul(&keys.t()?)?;
+        let mut scores = if (query.track_op() || keys.track_op())
+            && ops::is_cpu_f32(query)
+            && ops::is_cpu_f32(keys)
+        {
+            ops::matmul_transposed(query, keys)?
+        } else {
+            query.matmul(&keys.t()?)?
+        };
         if let Some(bias) = bias {
             scores = scores.broadcast_add(bias)?;
         }
@@ -403,10 +413,13 @@ impl Attention {
         };
         let weights = dropout.apply(&weights, train)?;
         let context = weights.matmul(values)?;
-        let context =
+        let context = if context.track_op() && ops::is_cpu_f32(&context) {
+            ops::merge_heads(&context)?
+        } else {
             context
                 .transpose(1, 2)?
-                .reshape((batch, q_len, self.num_heads * self.d_kv))?;
+                .reshape((batch, q_len, self.num_heads * self.d_kv))?
+        };
         self.o.forward(&context)
     }
 
@@ -651,6 +664,65 @@ mod tests {
         let fused = linear.forward(&t).unwrap();
         let composed = linear.forward_composed(&t).unwrap();
         assert!(max_abs_diff(&fused, &composed) < 1e-5);
+    }
+
+    #[test]
+    fn fused_head_moves_and_their_gradients_equal_the_composed_ops() {
+        let (batch, len, heads, d) = (2, 5, 3, 4);
+        let x = candle_core::Var::randn(0f32, 1.0, (batch, len, heads * d), &Device::Cpu).unwrap();
+        let split = crate::ops::split_heads(x.as_tensor(), heads).unwrap();
+        let composed = x
+            .as_tensor()
+            .reshape((batch, len, heads, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        assert_eq!(split.dims(), &[batch, heads, len, d]);
+        assert_eq!(max_abs_diff(&split, &composed), 0.0);
+        let (_, fused_grads) = weighted_sum_grads(&split, &[&x]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+        assert_eq!(max_abs_diff(&fused_grads[0], &composed_grads[0]), 0.0);
+
+        let h = candle_core::Var::randn(0f32, 1.0, (batch, heads, len, d), &Device::Cpu).unwrap();
+        let merged = crate::ops::merge_heads(h.as_tensor()).unwrap();
+        let composed = h
+            .as_tensor()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((batch, len, heads * d))
+            .unwrap();
+        assert_eq!(merged.dims(), &[batch, len, heads * d]);
+        assert_eq!(max_abs_diff(&merged, &composed), 0.0);
+        let (_, fused_grads) = weighted_sum_grads(&merged, &[&h]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&h]);
+        assert_eq!(max_abs_diff(&fused_grads[0], &composed_grads[0]), 0.0);
+        // A width that does not divide into the heads is an error.
+        assert!(crate::ops::split_heads(x.as_tensor(), 5).is_err());
+    }
+
+    #[test]
+    fn fused_scores_gradients_equal_the_composed_ops_gradients() {
+        let q = candle_core::Var::randn(0f32, 1.0, (2, 3, 6, 8), &Device::Cpu).unwrap();
+        let k = candle_core::Var::randn(0f32, 1.0, (2, 3, 9, 8), &Device::Cpu).unwrap();
+        let fused = crate::ops::matmul_transposed(q.as_tensor(), k.as_tensor()).unwrap();
+        let composed = q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap();
+        assert_eq!(fused.dims(), &[2, 3, 6, 9]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&q, &k]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&q, &k]);
+        for (name, (f, c)) in ["queries", "keys"]
+            .iter()
+            .zip(fused_grads.iter().zip(&composed_grads))
+        {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "score gradient of {name} differs by {diff}");
+        }
+        // Mismatched head sizes are an error, not a wrong product.
+        let short = Tensor::zeros((2, 3, 9, 7), DType::F32, &Device::Cpu).unwrap();
+        assert!(crate::ops::matmul_transposed(q.as_tensor(), &short).is_err());
     }
 
     #[test]
