@@ -44,6 +44,15 @@ fn f32_slice<'a>(
     }
 }
 
+/// `len` zeros written by the rayon pool. The kernels' outputs are mostly
+/// reused memory, which `vec![0.0; len]` would clear with a memset on the
+/// calling thread while the pool waits.
+fn zeros(len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.par_extend(rayon::iter::repeat_n(0f32, len));
+    out
+}
+
 fn last_dim(shape: &Shape) -> usize {
     shape.dims().last().copied().unwrap_or(1).max(1)
 }
@@ -64,7 +73,7 @@ impl CustomOp1 for Softmax {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(storage, layout, self.name())?;
         let dim = last_dim(layout.shape());
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(xs.par_chunks(dim * ROWS_PER_TASK))
             .for_each(|(out, xs)| {
@@ -111,7 +120,7 @@ impl CustomOp2 for SoftmaxBackward {
         let ys = f32_slice(y_storage, y_layout, self.name())?;
         let dys = f32_slice(dy_storage, dy_layout, self.name())?;
         let dim = last_dim(y_layout.shape());
-        let mut out = vec![0f32; ys.len()];
+        let mut out = zeros(ys.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(ys.par_chunks(dim * ROWS_PER_TASK))
             .zip(dys.par_chunks(dim * ROWS_PER_TASK))
@@ -163,7 +172,7 @@ impl CustomOp2 for RmsNorm {
             });
         }
         let eps = self.eps;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(xs.par_chunks(dim * ROWS_PER_TASK))
             .for_each(|(out, xs)| {
@@ -223,7 +232,7 @@ impl CustomOp3 for RmsNormBackward {
         let dim = w.len().max(1);
         let rows = xs.len() / dim;
         let eps = self.eps;
-        let mut out = vec![0f32; xs.len() + dim];
+        let mut out = zeros(xs.len() + dim);
         let (dx, dw) = out.split_at_mut(xs.len());
         let mut scales = vec![0f32; rows];
         dx.par_chunks_mut(dim * ROWS_PER_TASK)
@@ -253,9 +262,27 @@ impl CustomOp3 for RmsNormBackward {
                     *scale = r;
                 }
             });
-        for ((xs, dys), &r) in xs.chunks(dim).zip(dys.chunks(dim)).zip(&scales) {
-            for ((d, &x), &dy) in dw.iter_mut().zip(xs).zip(dys) {
-                *d += dy * x * r;
+        // dw sums over every row: partial sums over fixed groups of rows in
+        // parallel, added in group order, so the result does not depend on
+        // the thread count.
+        const ROWS_PER_PARTIAL_SUM: usize = 256;
+        let partials: Vec<Vec<f32>> = xs
+            .par_chunks(dim * ROWS_PER_PARTIAL_SUM)
+            .zip(dys.par_chunks(dim * ROWS_PER_PARTIAL_SUM))
+            .zip(scales.par_chunks(ROWS_PER_PARTIAL_SUM))
+            .map(|((xs, dys), scales)| {
+                let mut partial = vec![0f32; dim];
+                for ((xs, dys), &r) in xs.chunks(dim).zip(dys.chunks(dim)).zip(scales) {
+                    for ((d, &x), &dy) in partial.iter_mut().zip(xs).zip(dys) {
+                        *d += dy * x * r;
+                    }
+                }
+                partial
+            })
+            .collect();
+        for partial in &partials {
+            for (d, p) in dw.iter_mut().zip(partial) {
+                *d += p;
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, dim))))
@@ -279,7 +306,7 @@ struct Dropout {
 impl Dropout {
     fn apply(&self, xs: &[f32]) -> Vec<f32> {
         let scale = self.scale;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(ELEMENTS_PER_TASK)
             .zip(xs.par_chunks(ELEMENTS_PER_TASK))
             .zip(self.keep.par_chunks(ELEMENTS_PER_TASK))
@@ -358,7 +385,7 @@ impl CustomOp1 for ReluDropout {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(storage, layout, self.name())?;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         match &self.keep {
             Some(keep) => {
                 if keep.len() != xs.len() {
@@ -426,7 +453,7 @@ impl CustomOp2 for ReluDropoutBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(x_storage, x_layout, self.name())?;
         let dys = f32_slice(dy_storage, dy_layout, self.name())?;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         match &self.keep {
             Some(keep) => {
                 let scale = self.scale;
@@ -557,7 +584,7 @@ impl CustomOp1 for CrossEntropyBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let logits = f32_slice(storage, layout, self.name())?;
         let vocab = last_dim(layout.shape());
-        let mut out = vec![0f32; logits.len()];
+        let mut out = zeros(logits.len());
         let scale = self.scale;
         out.par_chunks_mut(vocab)
             .zip(logits.par_chunks(vocab))
@@ -674,7 +701,7 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
 
 /// `(batch, A, B, d)` to `(batch, B, A, d)` in parallel (rows of `d`).
 fn swap_middle_axes(src: &[f32], batch: usize, a: usize, b: usize, d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; batch * a * b * d];
+    let mut out = zeros(batch * a * b * d);
     if out.is_empty() {
         return out;
     }
