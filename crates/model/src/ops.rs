@@ -6,7 +6,14 @@
 //! allocates a zero tensor and adds into it for every node input: for the
 //! `(batch, heads, q, k)` attention weights and the `(tokens, vocab)` logits
 //! that is most of the training step's time and memory. One op per function
-//! with its derivative written out keeps a single node each.
+//! with its derivative written out keeps a single node each. The same holds,
+//! on a smaller scale, for the reshapes and transposes around the linear
+//! layers and the attention heads, which are fused here too.
+//!
+//! Threads: the kernels run on rayon's global pool, the one candle's matrix
+//! products use, so that the two never compete for cores (candle's own
+//! element-wise pool is switched off, see [`crate::pin_cpu_threads`]); every
+//! kernel gives the same result for any thread count.
 //!
 //! The kernels run for contiguous f32 tensors on the CPU only; every caller
 //! keeps the composed-op version for any other device or dtype (CUDA, Metal,
