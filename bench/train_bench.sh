@@ -4,8 +4,8 @@
 # backward, AdamW with clipping) against PyTorch + transformers doing the
 # same, each in its own process (so peak RSS is each side's own), at 1 and 2
 # threads on both sides. Prints a side-by-side table and the ratio; for
-# candle also the main thread's CPU time, the step's serial part (the
-# parallel kernels run on rayon's workers while it waits).
+# candle also the main thread's CPU time: at 2+ threads the step's serial
+# part (the parallel kernels run on rayon's workers while it waits).
 #
 #   bench/train_bench.sh [--steps N] [--warmup N]
 #   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh

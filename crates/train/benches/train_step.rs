@@ -40,8 +40,9 @@ fn cpu_and_faults() -> (f64, u64) {
 }
 
 /// User + sys CPU seconds of the calling thread so far. Called on the main
-/// thread, which waits while rayon's workers run the parallel kernels: its
-/// CPU time is the step's serial part.
+/// thread, which waits while rayon's workers run the parallel kernels: at
+/// two or more threads its CPU time is the step's serial part (at one
+/// thread it also runs the matrix products, which then skip rayon).
 fn thread_cpu() -> f64 {
     stat_cpu_and_faults("/proc/thread-self/stat").0
 }
@@ -168,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "candle train step: median {med:.3} s over {steps} steps (batch {BATCH}, source \
          {SOURCE_LEN}, target {TARGET_LEN}, f32, {threads} threads) = {:.0} tokens/s; \
          forward+loss {:.3} s, backward {:.3} s, optimizer {:.3} s; CPU {:.2} s/step, \
-         of it {:.2} s on the main thread (the serial part); {:.0} minor faults/step; \
+         of it {:.2} s on the main thread (all but rayon's work); {:.0} minor faults/step; \
          last loss {last_loss:.4}; all steps {:?}",
         tokens / med,
         median(&phases[0]),
