@@ -3,7 +3,9 @@
 # random weights, dropout 0.1: this project's candle T5 (forward, loss,
 # backward, AdamW with clipping) against PyTorch + transformers doing the
 # same, each in its own process (so peak RSS is each side's own), at 1 and 2
-# threads on both sides. Prints a side-by-side table and the ratio.
+# threads on both sides. Prints a side-by-side table and the ratio; for
+# candle also the main thread's CPU time: at 2+ threads the step's serial
+# part (the parallel kernels run on rayon's workers while it waits).
 #
 #   bench/train_bench.sh [--steps N] [--warmup N]
 #   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh
@@ -33,16 +35,18 @@ printf '%s\n' "${rows[@]}" | awk '
     t = $1; side = field("side")
     med[t, side] = field("median_s"); tps[t, side] = field("tokens_per_s")
     cpu[t, side] = field("cpu_s"); rss[t, side] = field("peak_rss_mib")
+    main_cpu[t, side] = field("main_cpu_s")
     if (!(t in seen)) { seen[t] = 1; order[++n] = t }
   }
   END {
-    printf "\n%-8s %-7s %12s %10s %12s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "peak RSS MiB"
+    printf "\n%-8s %-7s %12s %10s %12s %14s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "main-thread CPU", "peak RSS MiB"
     for (i = 1; i <= n; i++) {
       t = order[i]
       split("candle torch", sides, " ")
       for (j = 1; j <= 2; j++) {
         s = sides[j]
-        printf "%-8s %-7s %12.3f %10.0f %12.2f %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], rss[t, s]
+        serial = main_cpu[t, s] == "" ? "-" : sprintf("%.2f", main_cpu[t, s])
+        printf "%-8s %-7s %12.3f %10.0f %12.2f %14s %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], serial, rss[t, s]
       }
       printf "%-8s candle is %.2fx the speed of torch (torch s/step / candle s/step), peak RSS %.2fx\n", t, med[t, "torch"] / med[t, "candle"], rss[t, "candle"] / rss[t, "torch"]
     }

@@ -6,7 +6,14 @@
 //! allocates a zero tensor and adds into it for every node input: for the
 //! `(batch, heads, q, k)` attention weights and the `(tokens, vocab)` logits
 //! that is most of the training step's time and memory. One op per function
-//! with its derivative written out keeps a single node each.
+//! with its derivative written out keeps a single node each. The same holds,
+//! on a smaller scale, for the reshapes and transposes around the linear
+//! layers and the attention heads, which are fused here too.
+//!
+//! Threads: the kernels run on rayon's global pool, the one candle's matrix
+//! products use, so that the two never compete for cores (candle's own
+//! element-wise pool is switched off, see [`crate::pin_cpu_threads`]); every
+//! kernel gives the same result for any thread count.
 //!
 //! The kernels run for contiguous f32 tensors on the CPU only; every caller
 //! keeps the composed-op version for any other device or dtype (CUDA, Metal,
@@ -44,6 +51,15 @@ fn f32_slice<'a>(
     }
 }
 
+/// `len` zeros written by the rayon pool. The kernels' outputs are mostly
+/// reused memory, which `vec![0.0; len]` would clear with a memset on the
+/// calling thread while the pool waits.
+fn zeros(len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.par_extend(rayon::iter::repeat_n(0f32, len));
+    out
+}
+
 fn last_dim(shape: &Shape) -> usize {
     shape.dims().last().copied().unwrap_or(1).max(1)
 }
@@ -64,7 +80,7 @@ impl CustomOp1 for Softmax {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(storage, layout, self.name())?;
         let dim = last_dim(layout.shape());
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(xs.par_chunks(dim * ROWS_PER_TASK))
             .for_each(|(out, xs)| {
@@ -111,7 +127,7 @@ impl CustomOp2 for SoftmaxBackward {
         let ys = f32_slice(y_storage, y_layout, self.name())?;
         let dys = f32_slice(dy_storage, dy_layout, self.name())?;
         let dim = last_dim(y_layout.shape());
-        let mut out = vec![0f32; ys.len()];
+        let mut out = zeros(ys.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(ys.par_chunks(dim * ROWS_PER_TASK))
             .zip(dys.par_chunks(dim * ROWS_PER_TASK))
@@ -163,7 +179,7 @@ impl CustomOp2 for RmsNorm {
             });
         }
         let eps = self.eps;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(dim * ROWS_PER_TASK)
             .zip(xs.par_chunks(dim * ROWS_PER_TASK))
             .for_each(|(out, xs)| {
@@ -223,7 +239,7 @@ impl CustomOp3 for RmsNormBackward {
         let dim = w.len().max(1);
         let rows = xs.len() / dim;
         let eps = self.eps;
-        let mut out = vec![0f32; xs.len() + dim];
+        let mut out = zeros(xs.len() + dim);
         let (dx, dw) = out.split_at_mut(xs.len());
         let mut scales = vec![0f32; rows];
         dx.par_chunks_mut(dim * ROWS_PER_TASK)
@@ -253,9 +269,27 @@ impl CustomOp3 for RmsNormBackward {
                     *scale = r;
                 }
             });
-        for ((xs, dys), &r) in xs.chunks(dim).zip(dys.chunks(dim)).zip(&scales) {
-            for ((d, &x), &dy) in dw.iter_mut().zip(xs).zip(dys) {
-                *d += dy * x * r;
+        // dw sums over every row: partial sums over fixed groups of rows in
+        // parallel, added in group order, so the result does not depend on
+        // the thread count.
+        const ROWS_PER_PARTIAL_SUM: usize = 256;
+        let partials: Vec<Vec<f32>> = xs
+            .par_chunks(dim * ROWS_PER_PARTIAL_SUM)
+            .zip(dys.par_chunks(dim * ROWS_PER_PARTIAL_SUM))
+            .zip(scales.par_chunks(ROWS_PER_PARTIAL_SUM))
+            .map(|((xs, dys), scales)| {
+                let mut partial = vec![0f32; dim];
+                for ((xs, dys), &r) in xs.chunks(dim).zip(dys.chunks(dim)).zip(scales) {
+                    for ((d, &x), &dy) in partial.iter_mut().zip(xs).zip(dys) {
+                        *d += dy * x * r;
+                    }
+                }
+                partial
+            })
+            .collect();
+        for partial in &partials {
+            for (d, p) in dw.iter_mut().zip(partial) {
+                *d += p;
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, dim))))
@@ -279,7 +313,7 @@ struct Dropout {
 impl Dropout {
     fn apply(&self, xs: &[f32]) -> Vec<f32> {
         let scale = self.scale;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         out.par_chunks_mut(ELEMENTS_PER_TASK)
             .zip(xs.par_chunks(ELEMENTS_PER_TASK))
             .zip(self.keep.par_chunks(ELEMENTS_PER_TASK))
@@ -358,7 +392,7 @@ impl CustomOp1 for ReluDropout {
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(storage, layout, self.name())?;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         match &self.keep {
             Some(keep) => {
                 if keep.len() != xs.len() {
@@ -426,7 +460,7 @@ impl CustomOp2 for ReluDropoutBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xs = f32_slice(x_storage, x_layout, self.name())?;
         let dys = f32_slice(dy_storage, dy_layout, self.name())?;
-        let mut out = vec![0f32; xs.len()];
+        let mut out = zeros(xs.len());
         match &self.keep {
             Some(keep) => {
                 let scale = self.scale;
@@ -557,7 +591,7 @@ impl CustomOp1 for CrossEntropyBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let logits = f32_slice(storage, layout, self.name())?;
         let vocab = last_dim(layout.shape());
-        let mut out = vec![0f32; logits.len()];
+        let mut out = zeros(logits.len());
         let scale = self.scale;
         out.par_chunks_mut(vocab)
             .zip(logits.par_chunks(vocab))
@@ -588,4 +622,264 @@ pub fn cross_entropy(
         counted,
         log_sum_exp: Mutex::new(Vec::new()),
     })
+}
+
+/// A bias-free linear layer `x W^T` (`x`: `(..., in)`, `W`: `(out, in)`) as
+/// one graph node. Composed from `reshape`, `t` and `matmul`, its backward
+/// runs through four extra nodes, and candle's backward allocates a zero
+/// tensor and adds each node's gradient into it: two activation-sized copies
+/// and one weight-sized strided copy per layer, on one thread. Here
+/// `dx = dy W` and `dW = dy^T x` are written directly by the matrix
+/// products.
+struct Linear;
+
+impl Linear {
+    /// `(rows, in, out)` of `x` and `w`, checked.
+    fn dims(x: &Shape, w: &Shape) -> candle_core::Result<(usize, usize, usize)> {
+        let (out, in_dim) = w.dims2()?;
+        let x_in = last_dim(x);
+        if x_in != in_dim || x.rank() == 0 {
+            return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                lhs: x.clone(),
+                rhs: w.clone(),
+                op: "fused-linear",
+            });
+        }
+        Ok((x.elem_count() / in_dim, in_dim, out))
+    }
+
+    fn out_shape(x: &Shape, out: usize) -> Shape {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = out;
+        }
+        Shape::from(dims)
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x_storage: &CpuStorage,
+        x_layout: &Layout,
+        w_storage: &CpuStorage,
+        w_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, in_dim, out) = Self::dims(x_layout.shape(), w_layout.shape())?;
+        if !x_layout.is_contiguous() {
+            return Err(candle_core::Error::RequiresContiguous { op: self.name() });
+        }
+        let x_2d = Layout::contiguous_with_offset((rows, in_dim), x_layout.start_offset());
+        // `W^T` read in place through its strides, as `Tensor::t` would.
+        let w_t = w_layout.transpose(0, 1)?;
+        let product = x_storage.matmul(w_storage, (1, rows, out, in_dim), &x_2d, &w_t)?;
+        Ok((product, Self::out_shape(x_layout.shape(), out)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (rows, in_dim, out) = Self::dims(x.shape(), w.shape())?;
+        let dy = grad_res.reshape((rows, out))?;
+        // Detached: the products must not keep their inputs alive through
+        // a graph nobody differentiates.
+        let dx = dy.matmul(&w.detach())?.reshape(x.shape())?.detach();
+        let dw = dy
+            .t()?
+            .matmul(&x.detach().reshape((rows, in_dim))?)?
+            .detach();
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `x W^T` for CPU f32 `x` `(..., in)` and `W` `(out, in)` as one
+/// differentiable node. Callers check [`is_cpu_f32`] for both first.
+pub fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2(&weight.contiguous()?, Linear)
+}
+
+/// `(batch, A, B, d)` to `(batch, B, A, d)` in parallel (rows of `d`).
+fn swap_middle_axes(src: &[f32], batch: usize, a: usize, b: usize, d: usize) -> Vec<f32> {
+    let mut out = zeros(batch * a * b * d);
+    if out.is_empty() {
+        return out;
+    }
+    // One task per output block `(batch index, j)`: `a` rows of `d`.
+    out.par_chunks_mut(a * d)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let (bi, j) = (block / b, block % b);
+            for (i, row) in out.chunks_mut(d).enumerate() {
+                let from = ((bi * a + i) * b + j) * d;
+                row.copy_from_slice(&src[from..from + d]);
+            }
+        });
+    out
+}
+
+/// Splitting `(batch, len, heads * d)` into heads `(batch, heads, len, d)`
+/// (`split`), or merging them back (`!split`), as one graph node whose
+/// gradient is the opposite move. Composed, each way is `reshape`,
+/// `transpose` and a copy: three nodes whose gradients candle zero-fills and
+/// adds on one thread, and a single-threaded strided copy.
+struct MoveHeads {
+    heads: usize,
+    split: bool,
+}
+
+impl MoveHeads {
+    /// `(batch, A, B, d)` of the input, where the op swaps A and B, and the
+    /// output shape.
+    fn plan(&self, shape: &Shape) -> candle_core::Result<((usize, usize, usize, usize), Shape)> {
+        if self.split {
+            let (batch, len, width) = shape.dims3()?;
+            let d = width / self.heads.max(1);
+            if d * self.heads != width {
+                return Err(candle_core::Error::Msg(format!(
+                    "cannot split width {width} into {} heads",
+                    self.heads
+                )));
+            }
+            Ok((
+                (batch, len, self.heads, d),
+                Shape::from((batch, self.heads, len, d)),
+            ))
+        } else {
+            let (batch, heads, len, d) = shape.dims4()?;
+            Ok(((batch, heads, len, d), Shape::from((batch, len, heads * d))))
+        }
+    }
+}
+
+impl CustomOp1 for MoveHeads {
+    fn name(&self) -> &'static str {
+        "fused-move-heads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let xs = f32_slice(storage, layout, self.name())?;
+        let ((batch, a, b, d), out_shape) = self.plan(layout.shape())?;
+        Ok((
+            CpuStorage::F32(swap_middle_axes(xs, batch, a, b, d)),
+            out_shape,
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let back = MoveHeads {
+            heads: self.heads,
+            split: !self.split,
+        };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&back)?))
+    }
+}
+
+/// `(batch, len, heads * d)` to `(batch, heads, len, d)` for a CPU f32
+/// tensor, one differentiable node. Callers check [`is_cpu_f32`] first.
+pub fn split_heads(xs: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    xs.contiguous()?.apply_op1(MoveHeads { heads, split: true })
+}
+
+/// `(batch, heads, len, d)` to `(batch, len, heads * d)` for a CPU f32
+/// tensor, one differentiable node. Callers check [`is_cpu_f32`] first.
+pub fn merge_heads(xs: &Tensor) -> candle_core::Result<Tensor> {
+    let heads = xs.dims().get(1).copied().unwrap_or(1);
+    xs.contiguous()?.apply_op1(MoveHeads {
+        heads,
+        split: false,
+    })
+}
+
+/// `a b^T` over the last two dimensions (`a`: `(..., m, d)`, `b`:
+/// `(..., n, d)`, the same leading dimensions): attention scores from
+/// queries and keys as one node. Composed as `a.matmul(&b.t())`, the
+/// gradient of `b` comes back as a transposed view that candle adds into a
+/// zero-filled tensor element by element on one thread; here
+/// `db = g^T a` is written contiguously by the matrix product.
+struct MatmulTransposed;
+
+impl MatmulTransposed {
+    /// `(batch, m, n, d)` and the output shape, checked.
+    fn plan(a: &Shape, b: &Shape) -> candle_core::Result<((usize, usize, usize, usize), Shape)> {
+        let rank = a.rank();
+        let mismatch = || candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: a.clone(),
+            rhs: b.clone(),
+            op: "fused-matmul-transposed",
+        };
+        if rank < 2 || b.rank() != rank || a.dims()[..rank - 2] != b.dims()[..rank - 2] {
+            return Err(mismatch());
+        }
+        let (m, d) = (a.dims()[rank - 2], a.dims()[rank - 1]);
+        let (n, b_d) = (b.dims()[rank - 2], b.dims()[rank - 1]);
+        if d != b_d {
+            return Err(mismatch());
+        }
+        let batch = a.dims()[..rank - 2].iter().product();
+        let mut out = a.dims().to_vec();
+        out[rank - 1] = n;
+        Ok(((batch, m, n, d), Shape::from(out)))
+    }
+}
+
+impl CustomOp2 for MatmulTransposed {
+    fn name(&self) -> &'static str {
+        "fused-matmul-transposed"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a_storage: &CpuStorage,
+        a_layout: &Layout,
+        b_storage: &CpuStorage,
+        b_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (bmnk, out_shape) = Self::plan(a_layout.shape(), b_layout.shape())?;
+        if !a_layout.is_contiguous() || !b_layout.is_contiguous() {
+            return Err(candle_core::Error::RequiresContiguous { op: self.name() });
+        }
+        let rank = b_layout.shape().rank();
+        // `b^T` read in place through its strides, as `Tensor::t` would.
+        let b_t = b_layout.transpose(rank - 2, rank - 1)?;
+        let product = a_storage.matmul(b_storage, bmnk, a_layout, &b_t)?;
+        Ok((product, out_shape))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad_res.contiguous()?;
+        // Detached, as in [`Linear`].
+        let da = g.matmul(&b.detach())?.detach();
+        let db = g.t()?.matmul(&a.detach())?.detach();
+        Ok((Some(da), Some(db)))
+    }
+}
+
+/// `a b^T` over the last two dimensions of CPU f32 tensors as one
+/// differentiable node. Callers check [`is_cpu_f32`] for both first.
+pub fn matmul_transposed(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    a.contiguous()?
+        .apply_op2(&b.contiguous()?, MatmulTransposed)
 }

@@ -36,7 +36,19 @@ fn arg(name: &str, default: usize) -> usize {
 
 /// `(user + sys CPU seconds, minor page faults)` of this process so far.
 fn cpu_and_faults() -> (f64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_and_faults("/proc/self/stat")
+}
+
+/// User + sys CPU seconds of the calling thread so far. Called on the main
+/// thread, which waits while rayon's workers run the parallel kernels: at
+/// two or more threads its CPU time is the step's serial part (at one
+/// thread it also runs the matrix products, which then skip rayon).
+fn thread_cpu() -> f64 {
+    stat_cpu_and_faults("/proc/thread-self/stat").0
+}
+
+fn stat_cpu_and_faults(path: &str) -> (f64, u64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which is in parentheses).
     let rest = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -120,11 +132,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut phases = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     let mut totals = Vec::new();
     let mut cpu = Vec::new();
+    let mut main_cpu = Vec::new();
     let mut faults = Vec::new();
     let mut last_loss = f32::NAN;
     for step in 0..warmup + steps {
         model.set_dropout_seed(step as u64);
         let (cpu_before, faults_before) = cpu_and_faults();
+        let main_before = thread_cpu();
         let start = Instant::now();
         let logits = model.forward_train(&input_ids, Some(&mask), &decoder_ids, None, true)?;
         let loss = loss(&logits, &label_tensor)?;
@@ -137,6 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         optimizer.step(1e-4)?;
         let total = start.elapsed().as_secs_f64();
         let (cpu_after, faults_after) = cpu_and_faults();
+        let main_after = thread_cpu();
         if step >= warmup {
             phases[0].push(forward);
             phases[1].push(backward - forward);
@@ -144,6 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             phases[3].push(total);
             totals.push(total);
             cpu.push(cpu_after - cpu_before);
+            main_cpu.push(main_after - main_before);
             faults.push((faults_after - faults_before) as f64);
         }
     }
@@ -153,19 +169,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "candle train step: median {med:.3} s over {steps} steps (batch {BATCH}, source \
          {SOURCE_LEN}, target {TARGET_LEN}, f32, {threads} threads) = {:.0} tokens/s; \
          forward+loss {:.3} s, backward {:.3} s, optimizer {:.3} s; CPU {:.2} s/step, \
-         {:.0} minor faults/step; last loss {last_loss:.4}; all steps {:?}",
+         of it {:.2} s on the main thread (all but rayon's work); {:.0} minor faults/step; \
+         last loss {last_loss:.4}; all steps {:?}",
         tokens / med,
         median(&phases[0]),
         median(&phases[1]),
         median(&phases[2]),
         median(&cpu),
+        median(&main_cpu),
         median(&faults),
         totals.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
     );
     println!(
-        "RESULT side=candle median_s={med:.4} tokens_per_s={:.1} cpu_s={:.3} peak_rss_mib={:.0}",
+        "RESULT side=candle median_s={med:.4} tokens_per_s={:.1} cpu_s={:.3} main_cpu_s={:.3} \
+         peak_rss_mib={:.0}",
         tokens / med,
         median(&cpu),
+        median(&main_cpu),
         peak_rss_mib()
     );
     Ok(())

@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::config::{Activation, T5Config};
 use crate::error::Result;
@@ -38,6 +39,17 @@ impl Linear {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        if (xs.track_op() || self.weight.track_op())
+            && ops::is_cpu_f32(xs)
+            && ops::is_cpu_f32(&self.weight)
+        {
+            return Ok(ops::linear(xs, &self.weight)?);
+        }
+        self.forward_composed(xs)
+    }
+
+    /// The projection from candle's differentiable ops: any device and dtype.
+    pub(crate) fn forward_composed(&self, xs: &Tensor) -> Result<Tensor> {
         // Fold leading dimensions into one 2-D matmul: one gemm call instead of
         // a batched one, and the transposed weight is read in place.
         let dims = xs.dims();
@@ -152,13 +164,32 @@ impl DropoutRng {
     }
 
     /// Which of `count` elements survive: the generator's next `count` draws.
+    ///
+    /// Drawn in parallel yet bit for bit the sequential stream (so a mask
+    /// does not depend on the thread count): a uniform f32 consumes exactly
+    /// one 32-bit word of ChaCha's output, whose position can be set, so
+    /// each chunk starts its own copy of the generator at its first element.
     fn keep_mask(&self, count: usize) -> Vec<bool> {
+        /// Draws per rayon task: far more than the cost of a task.
+        const DRAWS_PER_TASK: usize = 1 << 16;
         let rate = self.rate as f32;
         let mut rng = self
             .rng
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (0..count).map(|_| rng.random::<f32>() >= rate).collect()
+        let start = rng.get_word_pos();
+        let mut keep = vec![false; count];
+        keep.par_chunks_mut(DRAWS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, keep)| {
+                let mut rng = rng.clone();
+                rng.set_word_pos(start + (task * DRAWS_PER_TASK) as u128);
+                for k in keep {
+                    *k = rng.random::<f32>() >= rate;
+                }
+            });
+        rng.set_word_pos(start + count as u128);
+        keep
     }
 
     /// `relu(xs)` followed by [`DropoutRng::apply`], drawing the same mask,
@@ -326,6 +357,9 @@ impl Attention {
 
     /// `(batch, len, heads * d_kv)` to `(batch, heads, len, d_kv)`.
     fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        if xs.track_op() && ops::is_cpu_f32(xs) {
+            return Ok(ops::split_heads(xs, self.num_heads)?);
+        }
         let (batch, len, _) = xs.dims3()?;
         Ok(xs
             .reshape((batch, len, self.num_heads, self.d_kv))?
@@ -359,7 +393,14 @@ impl Attention {
         train: bool,
     ) -> Result<Tensor> {
         let (batch, _, q_len, _) = query.dims4()?;
-        let mut scores = query.matmul(&keys.t()?)?;
+        let mut scores = if (query.track_op() || keys.track_op())
+            && ops::is_cpu_f32(query)
+            && ops::is_cpu_f32(keys)
+        {
+            ops::matmul_transposed(query, keys)?
+        } else {
+            query.matmul(&keys.t()?)?
+        };
         if let Some(bias) = bias {
             scores = scores.broadcast_add(bias)?;
         }
@@ -372,10 +413,13 @@ impl Attention {
         };
         let weights = dropout.apply(&weights, train)?;
         let context = weights.matmul(values)?;
-        let context =
+        let context = if context.track_op() && ops::is_cpu_f32(&context) {
+            ops::merge_heads(&context)?
+        } else {
             context
                 .transpose(1, 2)?
-                .reshape((batch, q_len, self.num_heads * self.d_kv))?;
+                .reshape((batch, q_len, self.num_heads * self.d_kv))?
+        };
         self.o.forward(&context)
     }
 
@@ -555,8 +599,16 @@ mod tests {
 
     #[test]
     fn fused_rms_norm_gradients_equal_the_composed_ops_gradients() {
-        let x = candle_core::Var::randn(0f32, 2.0, (3, 7, 64), &Device::Cpu).unwrap();
-        let w = candle_core::Var::randn(1f32, 0.3, 64, &Device::Cpu).unwrap();
+        // Few rows, and more rows than one partial sum of the weight's
+        // gradient takes.
+        for shape in [(3, 7, 64), (2, 300, 16)] {
+            rms_norm_gradients_match(shape);
+        }
+    }
+
+    fn rms_norm_gradients_match(shape: (usize, usize, usize)) {
+        let x = candle_core::Var::randn(0f32, 2.0, shape, &Device::Cpu).unwrap();
+        let w = candle_core::Var::randn(1f32, 0.3, shape.2, &Device::Cpu).unwrap();
         let norm = RmsNorm {
             weight: w.as_tensor().clone(),
             eps: 1e-6,
@@ -592,6 +644,96 @@ mod tests {
     }
 
     #[test]
+    fn fused_linear_gradients_equal_the_composed_ops_gradients() {
+        let device = Device::Cpu;
+        // Three leading dimensions folded into rows, as the attention and
+        // feed-forward inputs are.
+        let x = candle_core::Var::randn(0f32, 1.0, (2, 3, 5, 24), &device).unwrap();
+        let w = candle_core::Var::randn(0f32, 0.2, (17, 24), &device).unwrap();
+        let linear = Linear {
+            weight: w.as_tensor().clone(),
+        };
+        let fused = linear.forward(x.as_tensor()).unwrap();
+        let composed = linear.forward_composed(x.as_tensor()).unwrap();
+        assert_eq!(fused.dims(), &[2, 3, 5, 17]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&x, &w]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x, &w]);
+        for (name, (f, c)) in ["x", "weight"]
+            .iter()
+            .zip(fused_grads.iter().zip(&composed_grads))
+        {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "linear gradient of {name} differs by {diff}");
+        }
+        // A non-contiguous input (the attention context is a transposed view).
+        let t = x.as_tensor().transpose(1, 2).unwrap();
+        let fused = linear.forward(&t).unwrap();
+        let composed = linear.forward_composed(&t).unwrap();
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+    }
+
+    #[test]
+    fn fused_head_moves_and_their_gradients_equal_the_composed_ops() {
+        let (batch, len, heads, d) = (2, 5, 3, 4);
+        let x = candle_core::Var::randn(0f32, 1.0, (batch, len, heads * d), &Device::Cpu).unwrap();
+        let split = crate::ops::split_heads(x.as_tensor(), heads).unwrap();
+        let composed = x
+            .as_tensor()
+            .reshape((batch, len, heads, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        assert_eq!(split.dims(), &[batch, heads, len, d]);
+        assert_eq!(max_abs_diff(&split, &composed), 0.0);
+        let (_, fused_grads) = weighted_sum_grads(&split, &[&x]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x]);
+        assert_eq!(max_abs_diff(&fused_grads[0], &composed_grads[0]), 0.0);
+
+        let h = candle_core::Var::randn(0f32, 1.0, (batch, heads, len, d), &Device::Cpu).unwrap();
+        let merged = crate::ops::merge_heads(h.as_tensor()).unwrap();
+        let composed = h
+            .as_tensor()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((batch, len, heads * d))
+            .unwrap();
+        assert_eq!(merged.dims(), &[batch, len, heads * d]);
+        assert_eq!(max_abs_diff(&merged, &composed), 0.0);
+        let (_, fused_grads) = weighted_sum_grads(&merged, &[&h]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&h]);
+        assert_eq!(max_abs_diff(&fused_grads[0], &composed_grads[0]), 0.0);
+        // A width that does not divide into the heads is an error.
+        assert!(crate::ops::split_heads(x.as_tensor(), 5).is_err());
+    }
+
+    #[test]
+    fn fused_scores_gradients_equal_the_composed_ops_gradients() {
+        let q = candle_core::Var::randn(0f32, 1.0, (2, 3, 6, 8), &Device::Cpu).unwrap();
+        let k = candle_core::Var::randn(0f32, 1.0, (2, 3, 9, 8), &Device::Cpu).unwrap();
+        let fused = crate::ops::matmul_transposed(q.as_tensor(), k.as_tensor()).unwrap();
+        let composed = q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap();
+        assert_eq!(fused.dims(), &[2, 3, 6, 9]);
+        assert!(max_abs_diff(&fused, &composed) < 1e-5);
+        let (_, fused_grads) = weighted_sum_grads(&fused, &[&q, &k]);
+        let (_, composed_grads) = weighted_sum_grads(&composed, &[&q, &k]);
+        for (name, (f, c)) in ["queries", "keys"]
+            .iter()
+            .zip(fused_grads.iter().zip(&composed_grads))
+        {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "score gradient of {name} differs by {diff}");
+        }
+        // Mismatched head sizes are an error, not a wrong product.
+        let short = Tensor::zeros((2, 3, 9, 7), DType::F32, &Device::Cpu).unwrap();
+        assert!(crate::ops::matmul_transposed(q.as_tensor(), &short).is_err());
+    }
+
+    #[test]
     fn fused_relu_dropout_equals_relu_then_dropout_with_its_gradient() {
         let x = candle_core::Var::randn(0f32, 1.0, (3, 500), &Device::Cpu).unwrap();
         for rate in [0.0, 0.25] {
@@ -614,6 +756,19 @@ mod tests {
             let diff = max_abs_diff(&fused_grads[0], &composed_grads[0]);
             assert!(diff < 1e-6, "rate {rate}: gradients differ by {diff}");
         }
+    }
+
+    #[test]
+    fn parallel_dropout_masks_are_the_sequential_draws() {
+        // Sizes off the task boundary, twice in a row: the second mask must
+        // continue the stream where the first stopped.
+        let dropout = DropoutRng::new(0.1, 42);
+        let first = dropout.keep_mask(200_003);
+        let second = dropout.keep_mask(70_001);
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let sequential: Vec<bool> = (0..270_004).map(|_| rng.random::<f32>() >= 0.1).collect();
+        assert_eq!(first, sequential[..200_003]);
+        assert_eq!(second, sequential[200_003..]);
     }
 
     #[test]

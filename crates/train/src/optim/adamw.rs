@@ -2,6 +2,7 @@
 //! correction, written to match `torch.optim.AdamW`.
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use super::{cpu, Param, StepContext};
 use crate::error::Result;
@@ -54,14 +55,21 @@ pub(super) fn update(
         };
         let (m, v) = (m.host_mut(), v.host_mut());
         cpu::update_in_place(p.var.as_tensor(), g, |w, g| {
-            for i in 0..w.len() {
-                let gi = g[i] * gs;
-                let mi = b1 * m[i] + (1.0 - b1) * gi;
-                let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
-                m[i] = mi;
-                v[i] = vi;
-                w[i] = w[i] * decay - step_size * mi / (vi.sqrt() * inv_sqrt_bias2 + eps);
-            }
+            // Element-wise, so the chunking does not change any result.
+            w.par_chunks_mut(cpu::ELEMENTS_PER_TASK)
+                .zip(g.par_chunks(cpu::ELEMENTS_PER_TASK))
+                .zip(m.par_chunks_mut(cpu::ELEMENTS_PER_TASK))
+                .zip(v.par_chunks_mut(cpu::ELEMENTS_PER_TASK))
+                .for_each(|(((w, g), m), v)| {
+                    for i in 0..w.len() {
+                        let gi = g[i] * gs;
+                        let mi = b1 * m[i] + (1.0 - b1) * gi;
+                        let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+                        m[i] = mi;
+                        v[i] = vi;
+                        w[i] = w[i] * decay - step_size * mi / (vi.sqrt() * inv_sqrt_bias2 + eps);
+                    }
+                });
         })?;
     } else {
         let g = g.affine(ctx.grad_scale, 0.0)?;

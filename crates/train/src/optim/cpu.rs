@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+use rayon::prelude::*;
 
 /// True when `t` can take the slice fast path: f32 on the CPU.
 pub(crate) fn is_host_f32(t: &Tensor) -> bool {
@@ -80,8 +81,23 @@ pub(crate) fn update_in_place(
     param.inplace_op2(grad, &SliceUpdate(RefCell::new(f)))
 }
 
-/// Sum of squares in f64 (f32 accumulation loses digits over 10^7 terms).
+/// Elements per rayon task in the optimizer's passes over parameters: far
+/// more work than a task costs, and a fixed size so that the sums of
+/// [`sum_squares`] do not depend on the thread count.
+pub(crate) const ELEMENTS_PER_TASK: usize = 1 << 15;
+
+/// Sum of squares in f64 (f32 accumulation loses digits over 10^7 terms),
+/// over fixed chunks in parallel, added in chunk order: the same value for
+/// any number of threads.
 pub(crate) fn sum_squares(data: &[f32]) -> f64 {
+    let partial: Vec<f64> = data
+        .par_chunks(ELEMENTS_PER_TASK)
+        .map(sum_squares_serial)
+        .collect();
+    partial.iter().sum()
+}
+
+fn sum_squares_serial(data: &[f32]) -> f64 {
     // Four independent accumulators let the compiler vectorise the loop.
     let mut acc = [0f64; 4];
     let chunks = data.chunks_exact(4);
@@ -93,4 +109,35 @@ pub(crate) fn sum_squares(data: &[f32]) -> f64 {
     }
     let tail: f64 = rest.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
     acc.iter().sum::<f64>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sum_of_squares_is_exact_and_the_same_for_any_thread_count() {
+        // Several chunks and a ragged tail.
+        let data: Vec<f32> = (0..3 * ELEMENTS_PER_TASK + 17)
+            .map(|i| ((i % 1000) as f32 - 500.0) * 1e-3)
+            .collect();
+        let exact: f64 = data.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let sums: Vec<f64> = [1, 2, 3]
+            .iter()
+            .map(|&threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| sum_squares(&data))
+            })
+            .collect();
+        assert!(
+            (sums[0] - exact).abs() < 1e-9 * exact,
+            "{} vs {exact}",
+            sums[0]
+        );
+        assert_eq!(sums[0].to_bits(), sums[1].to_bits());
+        assert_eq!(sums[0].to_bits(), sums[2].to_bits());
+    }
 }
