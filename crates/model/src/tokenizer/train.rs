@@ -595,7 +595,10 @@ mod tests {
             .map(String::as_str)
             .filter(|p| p.trim_start_matches('▁').parse::<u8>().is_ok())
             .collect();
-        assert_eq!(digits, ["▁6", "5", "0", "0", "2", "0", "2", "3", "1", "1", "0", "7"]);
+        assert_eq!(
+            digits,
+            ["▁6", "5", "0", "0", "2", "0", "2", "3", "1", "1", "0", "7"]
+        );
         let text = "WHERE d >= 6500 AND t < '2023-11-07';";
         let ids = tokenizer.encode(text, true).unwrap();
         assert_eq!(tokenizer.decode(&ids, true).unwrap(), text);
@@ -607,8 +610,19 @@ mod tests {
         let tokenizer = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
         assert_eq!(
             pieces(&tokenizer, "singer : name , age | stadium ( 1 )"),
-            ["▁singer", "▁:", "▁name", "▁,", "▁age", "▁|", "▁stadium", "▁(", "▁1", "▁)"]
-                .map(String::from)
+            [
+                "▁singer",
+                "▁:",
+                "▁name",
+                "▁,",
+                "▁age",
+                "▁|",
+                "▁stadium",
+                "▁(",
+                "▁1",
+                "▁)"
+            ]
+            .map(String::from)
         );
     }
 
