@@ -8,10 +8,19 @@ fn write_corpus(path: &Path) {
     let mut lines = Vec::new();
     for i in 0..300 {
         let op = ["<", "<=", ">", ">=", "!=", "<>"][i % 6];
+        // Digits are single tokens: names spelt from them give the trainer
+        // enough distinct words to fill the vocabulary.
+        let name: String = (i * 7919 + 1013)
+            .to_string()
+            .bytes()
+            .map(|digit| char::from(b"bdfhklmnrs"[usize::from(digit - b'0')]))
+            .collect();
         lines.push(format!(
-            "How many singers are older than {i}? | concert_singer | singer : name , age"
+            "How many singers named {name} are older than {i}? | concert_singer | singer : name , age"
         ));
-        lines.push(format!("SELECT count(*) FROM singer WHERE age {op} {i}"));
+        lines.push(format!(
+            "SELECT count(*) FROM singer WHERE age {op} {i} AND name = '{name}'"
+        ));
     }
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
