@@ -572,6 +572,24 @@ mod tests {
         )
     }
 
+    /// The gradients a fused op and its composed equivalent give each input
+    /// agree (the same weighted sum of each output is differentiated).
+    fn assert_same_gradients(
+        what: &str,
+        fused: &Tensor,
+        composed: &Tensor,
+        inputs: &[(&str, &candle_core::Var)],
+    ) {
+        let vars: Vec<&candle_core::Var> = inputs.iter().map(|(_, var)| *var).collect();
+        let (_, fused_grads) = weighted_sum_grads(fused, &vars);
+        let (_, composed_grads) = weighted_sum_grads(composed, &vars);
+        for ((name, _), (f, c)) in inputs.iter().zip(fused_grads.iter().zip(&composed_grads)) {
+            assert_eq!(f.dims(), c.dims(), "{name}");
+            let diff = max_abs_diff(f, c);
+            assert!(diff < 1e-4, "{what} gradient of {name} differs by {diff}");
+        }
+    }
+
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
@@ -657,16 +675,7 @@ mod tests {
         let composed = linear.forward_composed(x.as_tensor()).unwrap();
         assert_eq!(fused.dims(), &[2, 3, 5, 17]);
         assert!(max_abs_diff(&fused, &composed) < 1e-5);
-        let (_, fused_grads) = weighted_sum_grads(&fused, &[&x, &w]);
-        let (_, composed_grads) = weighted_sum_grads(&composed, &[&x, &w]);
-        for (name, (f, c)) in ["x", "weight"]
-            .iter()
-            .zip(fused_grads.iter().zip(&composed_grads))
-        {
-            assert_eq!(f.dims(), c.dims(), "{name}");
-            let diff = max_abs_diff(f, c);
-            assert!(diff < 1e-4, "linear gradient of {name} differs by {diff}");
-        }
+        assert_same_gradients("linear", &fused, &composed, &[("x", &x), ("weight", &w)]);
         // A non-contiguous input (the attention context is a transposed view).
         let t = x.as_tensor().transpose(1, 2).unwrap();
         let fused = linear.forward(&t).unwrap();
@@ -718,16 +727,7 @@ mod tests {
         let composed = q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap();
         assert_eq!(fused.dims(), &[2, 3, 6, 9]);
         assert!(max_abs_diff(&fused, &composed) < 1e-5);
-        let (_, fused_grads) = weighted_sum_grads(&fused, &[&q, &k]);
-        let (_, composed_grads) = weighted_sum_grads(&composed, &[&q, &k]);
-        for (name, (f, c)) in ["queries", "keys"]
-            .iter()
-            .zip(fused_grads.iter().zip(&composed_grads))
-        {
-            assert_eq!(f.dims(), c.dims(), "{name}");
-            let diff = max_abs_diff(f, c);
-            assert!(diff < 1e-4, "score gradient of {name} differs by {diff}");
-        }
+        assert_same_gradients("score", &fused, &composed, &[("queries", &q), ("keys", &k)]);
         // Mismatched head sizes are an error, not a wrong product.
         let short = Tensor::zeros((2, 3, 9, 7), DType::F32, &Device::Cpu).unwrap();
         assert!(crate::ops::matmul_transposed(q.as_tensor(), &short).is_err());
