@@ -20,6 +20,8 @@ pub mod input;
 pub mod ops;
 pub mod pipeline;
 pub mod t5;
+#[cfg(test)]
+mod test_util;
 mod threads;
 pub mod tokenizer;
 

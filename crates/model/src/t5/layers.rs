@@ -513,6 +513,7 @@ pub fn position_bias(table: &Tensor, buckets: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
 
     #[test]
     fn buckets_match_known_transformers_values() {
@@ -538,8 +539,7 @@ mod tests {
         let var = candle_core::Var::from_tensor(&xs).unwrap();
         let fused = softmax_last_dim(&xs).unwrap();
         let slow = softmax_last_dim(var.as_tensor()).unwrap();
-        let diff = (fused - slow).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+        assert!(max_abs_diff(&fused, &slow) < 1e-6);
 
         let norm = RmsNorm {
             weight: Tensor::randn(1f32, 0.1, 8, &device).unwrap(),
@@ -547,8 +547,7 @@ mod tests {
         };
         let fused = norm.forward(&xs).unwrap();
         let slow = norm.forward(var.as_tensor()).unwrap();
-        let diff = (fused - slow).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        assert!(max_abs_diff(&fused, &slow) < 1e-5);
     }
 
     /// `sum(out * sin(0, 1, 2, ...))` and its gradients with respect to
@@ -588,19 +587,6 @@ mod tests {
             let diff = max_abs_diff(f, c);
             assert!(diff < 1e-4, "{what} gradient of {name} differs by {diff}");
         }
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

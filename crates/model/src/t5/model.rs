@@ -633,6 +633,7 @@ pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
 
     #[test]
     fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
@@ -682,14 +683,7 @@ mod tests {
             let tokens = at_step(&targets);
             let stepped = model.decode_step(&mut cache, &tokens).unwrap();
             let reference = at_step(&full);
-            let diff = (stepped - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs_diff(&stepped, &reference);
             assert!(diff < 1e-4, "step {step}: {diff}");
         }
         assert_eq!(cache.steps(), steps);
@@ -718,17 +712,10 @@ mod tests {
         assert!((f - c).abs() < 1e-5, "loss {f} vs {c}");
         let fused_grad = (fused * 3.0).unwrap().backward().unwrap();
         let composed_grad = (composed * 3.0).unwrap().backward().unwrap();
-        let diff = (fused_grad.get(logits.as_tensor()).unwrap()
-            - composed_grad.get(logits.as_tensor()).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+        let diff = max_abs_diff(
+            fused_grad.get(logits.as_tensor()).unwrap(),
+            composed_grad.get(logits.as_tensor()).unwrap(),
+        );
         assert!(diff < 1e-6, "gradients differ by {diff}");
     }
 
