@@ -33,6 +33,30 @@ pub fn ok_stderr(output: &Output) -> String {
     String::from_utf8_lossy(&ok(output).stderr).into_owned()
 }
 
+/// Runs `text2sql tokenizer train <source> <path> --vocab-size <vocab>
+/// --out <out>` followed by `extra` (flags such as `-q`, `--json`,
+/// `--force`); `source` is `--text` or `--data`.
+pub fn train_tokenizer(
+    source: &str,
+    path: &Path,
+    vocab: u32,
+    out: &Path,
+    extra: &[&str],
+) -> Output {
+    let vocab = vocab.to_string();
+    let mut args = vec![
+        "tokenizer",
+        "train",
+        source,
+        s(path),
+        "--vocab-size",
+        &vocab,
+    ];
+    args.extend(["--out", s(out)]);
+    args.extend(extra);
+    text2sql(&args)
+}
+
 /// A path as a command-line argument.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

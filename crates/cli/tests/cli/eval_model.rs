@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::InputFormat;
 
-use crate::common::{ok, s, sample_corpus, text2sql};
+use crate::common::{ok, s, sample_corpus, text2sql, train_tokenizer};
 
 /// (databases dir, processed dir, model dir)
 fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -32,17 +32,13 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]));
     // The tokenizer learns from the prepared corpus's real model texts.
     let tokenizer_dir = root.join("tokenizer");
-    ok(text2sql(&[
-        "-q",
-        "tokenizer",
-        "train",
+    ok(train_tokenizer(
         "--data",
-        s(&processed),
-        "--vocab-size",
-        "500",
-        "--out",
-        s(&tokenizer_dir),
-    ]));
+        &processed,
+        500,
+        &tokenizer_dir,
+        &["-q"],
+    ));
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).unwrap();
     let format = InputFormat {
         max_target_tokens: 12,

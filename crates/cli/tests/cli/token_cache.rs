@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{ok_stderr, sample_corpus, text2sql};
+use crate::common::{ok_stderr, sample_corpus, text2sql, train_tokenizer};
 
 /// A prepared sample corpus, a tokenizer trained on it and a tiny config.
 fn setup(dir: &Path) -> PathBuf {
@@ -28,17 +28,13 @@ fn setup(dir: &Path) -> PathBuf {
         "--val-ratio",
         "0.1",
     ]));
-    ok_stderr(&text2sql(&[
-        "-q",
-        "tokenizer",
-        "train",
+    ok_stderr(&train_tokenizer(
         "--data",
-        &processed,
-        "--vocab-size",
-        "400",
-        "--out",
-        &tok,
-    ]));
+        Path::new(&processed),
+        400,
+        Path::new(&tok),
+        &["-q"],
+    ));
     let config = format!(
         r#"
 run: {{dir: {runs}, name: first}}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::text2sql;
+use crate::common::{text2sql, train_tokenizer};
 
 fn write_corpus(path: &Path) {
     let mut lines = Vec::new();
@@ -33,17 +33,7 @@ fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
     let out = dir.path().join("tok");
     let out_s = out.to_str().unwrap();
 
-    let trained = text2sql(&[
-        "--json",
-        "tokenizer",
-        "train",
-        "--text",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--out",
-        out_s,
-    ]);
+    let trained = train_tokenizer("--text", &corpus, 300, &out, &["--json"]);
     assert!(
         trained.status.success(),
         "{}",
@@ -83,31 +73,11 @@ fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
 
     // Training again on the same text gives the same bytes; an existing
     // output is refused without --force.
-    let refused = text2sql(&[
-        "tokenizer",
-        "train",
-        "--text",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--out",
-        out_s,
-    ]);
+    let refused = train_tokenizer("--text", &corpus, 300, &out, &[]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
     let first = std::fs::read(out.join("tokenizer.json")).unwrap();
-    let again = text2sql(&[
-        "--quiet",
-        "tokenizer",
-        "train",
-        "--text",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--out",
-        out_s,
-        "--force",
-    ]);
+    let again = train_tokenizer("--text", &corpus, 300, &out, &["--quiet", "--force"]);
     assert!(
         again.status.success(),
         "{}",
@@ -122,19 +92,13 @@ fn max_mb_trains_on_a_sample() {
     let corpus = dir.path().join("corpus.txt");
     write_corpus(&corpus);
     let out = dir.path().join("tok");
-    let trained = text2sql(&[
-        "--json",
-        "tokenizer",
-        "train",
+    let trained = train_tokenizer(
         "--text",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--max-mb",
-        "0.01",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &corpus,
+        300,
+        &out,
+        &["--json", "--max-mb", "0.01"],
+    );
     assert!(
         trained.status.success(),
         "{}",
@@ -154,16 +118,7 @@ fn invalid_utf8_input_names_the_file_and_line() {
     let corpus = dir.path().join("bad.txt");
     std::fs::write(&corpus, b"SELECT 1\nSELECT \xff\n").unwrap();
     let out = dir.path().join("tok");
-    let failed = text2sql(&[
-        "tokenizer",
-        "train",
-        "--text",
-        corpus.to_str().unwrap(),
-        "--vocab-size",
-        "300",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let failed = train_tokenizer("--text", &corpus, 300, &out, &[]);
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("bad.txt line 2"), "{stderr}");

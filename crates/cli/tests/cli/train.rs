@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{ok, sample_corpus, text2sql};
+use crate::common::{ok, sample_corpus, text2sql, train_tokenizer};
 
 /// Writes a sample corpus, a prepared dataset of `subset` records (all of
 /// them when `None`) and a tokenizer under `dir`; returns (processed, tokenizer).
@@ -48,17 +48,7 @@ fn corpus(dir: &Path, subset: Option<&str>) -> (PathBuf, PathBuf) {
     let corpus = dir.join("corpus.txt");
     std::fs::write(&corpus, text).unwrap();
     let tokenizer = dir.join("tok");
-    ok(&text2sql(&[
-        "-q",
-        "tokenizer",
-        "train",
-        "--text",
-        &s(&corpus),
-        "--vocab-size",
-        "400",
-        "--out",
-        &s(&tokenizer),
-    ]));
+    ok(train_tokenizer("--text", &corpus, 400, &tokenizer, &["-q"]));
     (processed, tokenizer)
 }
 
