@@ -11,8 +11,9 @@ use crate::output::{print_json, progress_bar, GlobalOpts};
 #[command(after_help = "\
 Splits: with --split-by database (the default) every database lies wholly in train or \
 in val, so validation measures schemas the model has never seen. --format spider and \
---format bird prepare evaluation sets: all records go to val.parquet unless --val-ratio \
-is given.
+--format bird prepare evaluation sets (dev.json): all records go to val.parquet unless \
+--val-ratio is given; their training files (a name starting with `train`, as \
+train_spider.json and BIRD's train.json) are split like SynSQL.
 
 Validation: every record is checked against its format and the tables file. The first \
 bad record stops the run with its file, record index, byte offset and field; with \
@@ -38,7 +39,8 @@ pub struct Args {
     /// Keep a seeded subset of this many records, stratified by complexity.
     #[arg(long)]
     pub subset_size: Option<u64>,
-    /// Share of validation [default: 0.05 for synsql, 1.0 (all) for spider and bird].
+    /// Share of validation [default: 0.05 for synsql and for spider/bird training files
+    /// (train*.json), 1.0 (all) for spider and bird evaluation files (dev.json)].
     #[arg(long)]
     pub val_ratio: Option<f64>,
     /// database: no database on both sides (unseen schemas in val); example: each record on its own.

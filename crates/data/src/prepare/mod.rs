@@ -44,8 +44,10 @@ use crate::store::{
     SplitWriter, FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VAL_FILE,
 };
 
-/// The default share of validation for SynSQL; Spider and BIRD files are
-/// evaluation sets and go to validation whole unless a ratio is given.
+/// The default share of validation for SynSQL and for Spider's and BIRD's
+/// training files (`train_spider.json`, `train.json`); their other files
+/// (`dev.json`) are evaluation sets and go to validation whole unless a
+/// ratio is given.
 pub const DEFAULT_VAL_RATIO: f64 = 0.05;
 
 /// A batch is cut at this many bytes or records, whichever comes first.
@@ -64,7 +66,9 @@ pub struct PrepareOptions {
     pub databases: Option<PathBuf>,
     pub format: Format,
     pub split_by: SplitBy,
-    /// `None`: [`DEFAULT_VAL_RATIO`] for SynSQL, 1.0 for Spider and BIRD.
+    /// `None`: [`DEFAULT_VAL_RATIO`] for SynSQL and for Spider's and BIRD's
+    /// training files (whose name starts with `train`), 1.0 for their
+    /// evaluation files.
     pub val_ratio: Option<f64>,
     pub seed: u64,
     pub subset_size: Option<u64>,
@@ -103,8 +107,13 @@ impl PrepareOptions {
     }
 
     pub fn effective_val_ratio(&self) -> f64 {
+        let training_file = self
+            .data
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("train"));
         self.val_ratio.unwrap_or(match self.format {
             Format::Synsql => DEFAULT_VAL_RATIO,
+            Format::Spider | Format::Bird if training_file => DEFAULT_VAL_RATIO,
             Format::Spider | Format::Bird => 1.0,
         })
     }

@@ -22,6 +22,9 @@ use crate::prepare::splitmix64;
 use crate::reader::Tier;
 use crate::store::Example;
 
+mod mix;
+pub use mix::{MixPosition, MixSource, MixedSampler};
+
 /// One phase of the curriculum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
