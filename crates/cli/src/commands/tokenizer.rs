@@ -11,13 +11,9 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use text2sql_model::tokenizer::{
-    sample_texts, train_unigram_with_progress, Tokenizer, TrainOptions, TrainStage,
+    sample_texts, train_unigram_with_progress, uncovered_chars, DatasetTexts, Tokenizer,
+    TrainOptions, TrainStage,
 };
-
-use text2sql_data::loader::ProcessedDataset;
-use text2sql_data::prepare::Split;
-use text2sql_data::store::Example;
-use text2sql_model::InputFormat;
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
@@ -46,11 +42,13 @@ pub struct TrainArgs {
     /// A text file with one training text per line (repeatable).
     #[arg(long = "text", value_name = "FILE", required_unless_present = "data")]
     pub texts: Vec<PathBuf>,
-    /// A folder written by `text2sql prepare`: train on the model's real
-    /// texts, each train example's question with its database's compact
-    /// schema, and its gold SQL.
+    /// A folder written by `text2sql prepare` (repeatable, to train on a mix
+    /// of sources): train on the model's real texts, each train example's
+    /// question with its database's compact schema, and its gold SQL, plus
+    /// the table and column names of every database in the folder. Every
+    /// character of them is checked to have a piece (no <unk>).
     #[arg(long, value_name = "DIR", conflicts_with = "texts")]
-    pub data: Option<PathBuf>,
+    pub data: Vec<PathBuf>,
     /// Ids in the vocabulary, special tokens included.
     #[arg(long, default_value_t = 8000)]
     pub vocab_size: u32,
@@ -106,8 +104,8 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
             args.out.display()
         );
     }
-    if let Some(data) = &args.data {
-        let (tokenizer, summary) = train_on_corpus(data, &args, global)?;
+    if !args.data.is_empty() {
+        let (tokenizer, summary) = train_on_corpus(&args.data, &args, global)?;
         write_folder_atomically(&args.out, args.force, |dir| {
             tokenizer.save(dir).map_err(Into::into)
         })?;
@@ -119,7 +117,13 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
         total_bytes += meta.len();
     }
     let reader = LineReader::new(&args.texts);
-    let trained = train_on_texts(reader.texts(), total_bytes, &args, global);
+    let trained = train_on_texts(
+        reader.texts(),
+        total_bytes,
+        std::iter::empty(),
+        &args,
+        global,
+    );
     // A read error ends the text stream early: report it rather than the
     // tokenizer trained on part of the input.
     if let Some(error) = reader.error() {
@@ -132,60 +136,42 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
     report(&summary, global)
 }
 
-/// Trains on a prepared corpus's train split: per example the question as
-/// the model sees it (external knowledge included) followed by its
-/// database's compact schema, and the gold SQL. Two passes over the split:
-/// the first sizes the progress bar and surfaces read errors up front.
+/// Trains on prepared corpora's train splits (see [`DatasetTexts`]): the
+/// example texts sampled down to `--max-mb`, then every schema name and
+/// every character met, which are never sampled away, so nothing the
+/// sources hold becomes <unk> (checked after training). Two passes over the
+/// splits: the first sizes the progress bar and surfaces read errors.
 fn train_on_corpus(
-    data: &Path,
+    data: &[PathBuf],
     args: &TrainArgs,
     global: &GlobalOpts,
 ) -> Result<(Tokenizer, TrainSummary)> {
-    let dataset = ProcessedDataset::open(data)?;
-    let schemas = dataset.schemas()?;
-    let format = InputFormat::default();
-    let split = dataset.split(Split::Train);
-    let texts_of = |example: &Example| -> Result<[String; 2]> {
-        let schema = schemas.get(&example.db_id).with_context(|| {
-            format!(
-                "{}: example {} uses database `{}`, which schemas.parquet lacks",
-                data.display(),
-                example.id,
-                example.db_id
-            )
-        })?;
-        let question = format.question_text(&example.question, &example.external_knowledge);
-        Ok([
-            format!("{question} | {}", schema.compact_schema),
-            example.sql.clone(),
-        ])
-    };
-    let mut total_bytes = 0u64;
-    for example in split.iter() {
-        let example = example?;
-        total_bytes += texts_of(&example)?
-            .iter()
-            .map(|t| t.len() as u64 + 1)
-            .sum::<u64>();
-    }
+    let corpus = DatasetTexts::open(data)?;
+    let scan = corpus.scan()?;
     let failure = RefCell::new(None);
-    let texts = split
-        .iter()
-        .map_while(
-            |example| match example.map_err(Into::into).and_then(|e| texts_of(&e)) {
-                Ok(texts) => Some(texts),
-                Err(error) => {
-                    failure.borrow_mut().get_or_insert(error);
-                    None
-                }
-            },
-        )
-        .flatten();
-    let trained = train_on_texts(texts, total_bytes, args, global);
+    let examples = corpus.examples().map_while(|text| match text {
+        Ok(text) => Some(text),
+        Err(error) => {
+            failure.borrow_mut().get_or_insert(error);
+            None
+        }
+    });
+    let every_char: String = scan.chars.iter().flat_map(|&c| [c, ' ']).collect();
+    let always = corpus.schema_names().into_iter().chain([every_char]);
+    let trained = train_on_texts(examples, scan.bytes, always, args, global);
     if let Some(error) = failure.into_inner() {
-        return Err(error);
+        return Err(error.into());
     }
-    trained
+    let trained = trained?;
+    let missing = uncovered_chars(&trained.0, scan.chars.iter().copied())?;
+    if !missing.is_empty() {
+        bail!(
+            "the trained tokenizer turns {} character(s) of the data into <unk>: {:?}",
+            missing.len(),
+            missing.iter().collect::<String>()
+        );
+    }
+    Ok(trained)
 }
 
 /// Trains on `texts`, sampled down to `--max-mb` given their `total_bytes`,
@@ -194,6 +180,7 @@ fn train_on_corpus(
 fn train_on_texts(
     texts: impl Iterator<Item = String>,
     total_bytes: u64,
+    always: impl Iterator<Item = String>,
     args: &TrainArgs,
     global: &GlobalOpts,
 ) -> Result<(Tokenizer, TrainSummary)> {
@@ -209,7 +196,7 @@ fn train_on_texts(
     let started = Instant::now();
     let bar = progress_bar(global, total_bytes, "reading", true);
     let texts = texts.inspect(|text| bar.inc(text.len() as u64 + 1));
-    let texts = sample_texts(texts, fraction, max_bytes);
+    let texts = sample_texts(texts, fraction, max_bytes).chain(always);
     let options = TrainOptions {
         vocab_size: args.vocab_size,
         max_piece_length: args.max_piece_length,

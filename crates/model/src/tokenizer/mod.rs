@@ -26,8 +26,8 @@ use tokenizers::{PostProcessor, PreTokenizerWrapper, TruncationDirection};
 pub use bpe::{ADDED_TOKENS_FILE, MERGES_FILE, VOCAB_FILE};
 pub use spiece::{SentencePieceModel, T5_EXTRA_IDS};
 pub use train::{
-    sample_texts, train_unigram, train_unigram_with_progress, TrainOptions, TrainStage,
-    SQL_KEYWORDS, SQL_OPERATORS,
+    sample_texts, train_unigram, train_unigram_with_progress, uncovered_chars, DatasetTexts,
+    TextScan, TrainOptions, TrainStage, SQL_KEYWORDS, SQL_OPERATORS,
 };
 
 pub const PAD_TOKEN: &str = "<pad>";
