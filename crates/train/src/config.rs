@@ -116,20 +116,107 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Output folder of `text2sql prepare`.
-    pub processed_dir: PathBuf,
+    /// Output folder of `text2sql prepare`: the one source of a run that
+    /// trains on one dataset (give either this or `sources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_dir: Option<PathBuf>,
+    /// Several prepared datasets mixed by weight, as OmniSQL trains on
+    /// SynSQL plus Spider and BIRD (give either this or `processed_dir`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceConfig>,
     pub max_source_tokens: usize,
     pub max_target_tokens: usize,
     /// Folder of SQLite databases laid out as `<db_id>/<db_id>.sqlite` (what
-    /// `text2sql sample` writes and `text2sql eval --db-dir` takes); needed
-    /// for execution accuracy (`eval.exec_sample`).
+    /// `text2sql sample` writes and `text2sql eval --db-dir` takes) for
+    /// `processed_dir`; needed for execution accuracy (`eval.exec_sample`).
+    /// With `sources`, each source names its own.
     #[serde(default)]
     pub databases: Option<PathBuf>,
     #[serde(default)]
     pub schema: SchemaOptions,
 }
 
+/// One prepared dataset of a mix (`data.sources`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Names the source in `eval.source`, `curriculum.phases[i].sources`,
+    /// metrics and checkpoints; default: the folder name of `processed_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Output folder of `text2sql prepare`.
+    pub processed_dir: PathBuf,
+    /// This source's `<db_id>/<db_id>.sqlite` folder (execution accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<PathBuf>,
+    /// Share of the drawn examples (any scale; normalised over the sources).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// A source with its name resolved and the config key that names it in
+/// errors (`data` for the single `processed_dir` form, else
+/// `data.sources[i]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    pub name: String,
+    pub key: String,
+    pub processed_dir: PathBuf,
+    pub databases: Option<PathBuf>,
+    pub weight: f64,
+}
+
+impl DataSource {
+    /// The config key of this source's `databases`.
+    pub fn databases_key(&self) -> String {
+        format!("{}.databases", self.key)
+    }
+}
+
+/// The name of the single `processed_dir` source, and of a listed source
+/// whose folder has no name.
+pub const DEFAULT_SOURCE_NAME: &str = "data";
+
 impl DataConfig {
+    /// The datasets this config trains on, in config order: `processed_dir`
+    /// as one source of weight 1, or `sources`.
+    pub fn sources(&self) -> Vec<DataSource> {
+        let folder_name = |dir: &Path| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| DEFAULT_SOURCE_NAME.to_string())
+        };
+        match &self.processed_dir {
+            Some(dir) => vec![DataSource {
+                name: DEFAULT_SOURCE_NAME.to_string(),
+                key: "data".into(),
+                processed_dir: dir.clone(),
+                databases: self.databases.clone(),
+                weight: 1.0,
+            }],
+            None => self
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| DataSource {
+                    name: s
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| folder_name(&s.processed_dir)),
+                    key: format!("data.sources[{i}]"),
+                    processed_dir: s.processed_dir.clone(),
+                    databases: s.databases.clone(),
+                    weight: s.weight,
+                })
+                .collect(),
+        }
+    }
+
     /// The model input contract this config trains with; it is saved into
     /// every checkpoint as `text2sql_input.json`, so `ask`, `eval` and
     /// `serve` rebuild the inputs exactly. Only meaningful for a config that
@@ -232,7 +319,14 @@ pub struct CurriculumPhase {
     pub name: Option<String>,
     pub steps: u64,
     /// Mixing weight per tier; they need not sum to 1 (they are normalised).
+    /// Empty: every tier in proportion to its size. A source without tiers
+    /// (Spider) is drawn whole in every phase whatever the tiers.
+    #[serde(default)]
     pub tiers: BTreeMap<Tier, f64>,
+    /// Weights of the sources in this phase, by source name, replacing their
+    /// `data.sources[i].weight`; a source not named keeps its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, f64>,
 }
 
 impl CurriculumPhase {
@@ -439,6 +533,11 @@ pub struct EvalConfig {
     /// Stop after this many evals without a better best metric.
     #[serde(default)]
     pub early_stopping_patience: Option<u32>,
+    /// The source (`data.sources[i].name`) whose val split gives the
+    /// validation loss and the execution-accuracy sample; default: the
+    /// first source with validation examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 fn default_timeout_s() -> f64 {
@@ -589,6 +688,7 @@ impl TrainConfig {
             }
             (Some(_), None) => {}
         }
+        self.validate_sources(&invalid)?;
         if self.data.max_source_tokens == 0 || self.data.max_target_tokens == 0 {
             return Err(invalid(
                 "data.max_source_tokens",
@@ -616,10 +716,39 @@ impl TrainConfig {
                     format!("weight {w} must be finite and not negative"),
                 ));
             }
-            if phase.tiers.values().sum::<f64>() <= 0.0 {
+            if !phase.tiers.is_empty() && phase.tiers.values().sum::<f64>() <= 0.0 {
                 return Err(invalid(
                     &format!("{key}.tiers"),
-                    "at least one tier needs a positive weight".into(),
+                    "at least one tier needs a positive weight (or leave tiers out: all of them)"
+                        .into(),
+                ));
+            }
+            let sources = self.data.sources();
+            for (name, &w) in &phase.sources {
+                if !sources.iter().any(|s| &s.name == name) {
+                    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                    return Err(invalid(
+                        &format!("{key}.sources.{name}"),
+                        format!(
+                            "no source is named `{name}` (sources: {})",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+                if !(w.is_finite() && w >= 0.0) {
+                    return Err(invalid(
+                        &format!("{key}.sources.{name}"),
+                        format!("weight {w} must be finite and not negative"),
+                    ));
+                }
+            }
+            if sources
+                .iter()
+                .all(|s| phase.sources.get(&s.name).copied().unwrap_or(s.weight) <= 0.0)
+            {
+                return Err(invalid(
+                    &format!("{key}.sources"),
+                    "every source has weight 0 in this phase".into(),
                 ));
             }
         }
@@ -722,6 +851,78 @@ impl TrainConfig {
         self.validate_eval(&invalid)
     }
 
+    /// `data.processed_dir` or `data.sources`, with distinct names and
+    /// usable weights.
+    fn validate_sources(&self, invalid: &dyn Fn(&str, String) -> TrainError) -> Result<()> {
+        let data = &self.data;
+        match (&data.processed_dir, data.sources.is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "data.sources",
+                    "give either `processed_dir` (one dataset) or `sources` (a mix), not both"
+                        .into(),
+                ))
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "data.processed_dir",
+                    "required (the output folder of `text2sql prepare`), or a list of `sources`"
+                        .into(),
+                ))
+            }
+            (None, false) if data.databases.is_some() => {
+                return Err(invalid(
+                    "data.databases",
+                    "with `sources`, give each source its own `databases`".into(),
+                ))
+            }
+            _ => {}
+        }
+        let sources = data.sources();
+        for (i, source) in sources.iter().enumerate() {
+            if source.name.trim().is_empty() {
+                return Err(invalid(
+                    &format!("{}.name", source.key),
+                    "must not be empty".into(),
+                ));
+            }
+            if let Some(twin) = sources[..i].iter().find(|s| s.name == source.name) {
+                return Err(invalid(
+                    &format!("{}.name", source.key),
+                    format!(
+                        "`{}` is also the name of {}; give each source its own name",
+                        source.name, twin.key
+                    ),
+                ));
+            }
+            if !(source.weight.is_finite() && source.weight >= 0.0) {
+                return Err(invalid(
+                    &format!("{}.weight", source.key),
+                    format!("{} must be finite and not negative", source.weight),
+                ));
+            }
+        }
+        if sources.iter().all(|s| s.weight <= 0.0) {
+            return Err(invalid(
+                "data.sources",
+                "at least one source needs a positive weight".into(),
+            ));
+        }
+        if let Some(name) = &self.eval.source {
+            if !sources.iter().any(|s| &s.name == name) {
+                let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(invalid(
+                    "eval.source",
+                    format!(
+                        "no source is named `{name}` (sources: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The schema options the saved input format can express; anything
     /// else is refused rather than silently trained differently.
     fn validate_schema(&self, invalid: &dyn Fn(&str, String) -> TrainError) -> Result<()> {
@@ -768,29 +969,40 @@ impl TrainConfig {
     fn validate_eval(&self, invalid: &dyn Fn(&str, String) -> TrainError) -> Result<()> {
         let eval = &self.eval;
         if eval.exec_sample > 0 {
-            match &self.data.databases {
-                None => {
+            // The source evaluated is only known once the datasets are open
+            // (the first with a val split) unless `eval.source` names it:
+            // then it needs databases, otherwise some source must have them.
+            let sources = self.data.sources();
+            let named = sources
+                .iter()
+                .find(|s| eval.source.as_ref() == Some(&s.name));
+            let required = match named {
+                Some(source) => Some(source),
+                None if sources.iter().all(|s| s.databases.is_none()) => sources.first(),
+                None => None,
+            };
+            if let Some(source) = required.filter(|s| s.databases.is_none()) {
+                return Err(invalid(
+                    &source.databases_key(),
+                    format!(
+                        "required for execution accuracy (eval.exec_sample = {}): the folder \
+                         of <db_id>/<db_id>.sqlite databases",
+                        eval.exec_sample
+                    ),
+                ));
+            }
+            for source in &sources {
+                if let Some(dir) = source.databases.as_ref().filter(|d| !d.is_dir()) {
                     return Err(invalid(
-                        "data.databases",
-                        format!(
-                            "required for execution accuracy (eval.exec_sample = {}): the folder \
-                             of <db_id>/<db_id>.sqlite databases",
-                            eval.exec_sample
-                        ),
-                    ))
-                }
-                Some(dir) if !dir.is_dir() => {
-                    return Err(invalid(
-                        "data.databases",
+                        &source.databases_key(),
                         format!(
                             "{} is not a folder (needed for eval.exec_sample = {}; \
                              set eval.exec_sample=0 to train without execution accuracy)",
                             dir.display(),
                             eval.exec_sample
                         ),
-                    ))
+                    ));
                 }
-                Some(_) => {}
             }
         }
         match eval.best_metric {
@@ -1177,6 +1389,141 @@ checkpoint: {every_steps: 50, keep_last: 2}
             let err = parse(MINIMAL, &sets).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains(says), "{sets:?}: {err}");
         }
+    }
+
+    /// MINIMAL with two sources instead of `processed_dir`.
+    fn two_sources() -> String {
+        MINIMAL.replace(
+            "data: {processed_dir: processed, max_source_tokens: 256, max_target_tokens: 128}",
+            "data:
+  sources:
+    - {processed_dir: out/synsql, weight: 3}
+    - {name: spider, processed_dir: out/spider_train}
+  max_source_tokens: 256
+  max_target_tokens: 128",
+        )
+    }
+
+    #[test]
+    fn one_processed_dir_is_one_source_of_weight_one() {
+        let c = parse(MINIMAL, &[]).unwrap();
+        let sources = c.data.sources();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].name, DEFAULT_SOURCE_NAME);
+        assert_eq!(sources[0].processed_dir, PathBuf::from("processed"));
+        assert_eq!(sources[0].weight, 1.0);
+        assert_eq!(sources[0].databases_key(), "data.databases");
+    }
+
+    #[test]
+    fn sources_are_named_weighted_and_reached_by_overrides() {
+        let text = two_sources();
+        let c = parse(&text, &[]).unwrap();
+        let sources = c.data.sources();
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["synsql", "spider"], "folder name unless named");
+        assert_eq!((sources[0].weight, sources[1].weight), (3.0, 1.0));
+        let dbs = tempfile::tempdir().unwrap();
+        let c = parse(
+            &text,
+            &[
+                "data.sources.1.weight=0.5",
+                &format!("data.sources.1.databases={}", dbs.path().display()),
+                "data.sources.0.name=sample",
+                "eval.source=spider",
+                "eval.exec_sample=10",
+                "curriculum.phases.0.sources={spider: 0}",
+            ],
+        )
+        .unwrap();
+        let sources = c.data.sources();
+        assert_eq!(sources[1].weight, 0.5);
+        assert_eq!(sources[1].databases.as_deref(), Some(dbs.path()));
+        assert_eq!(sources[0].name, "sample");
+        assert_eq!(c.eval.source.as_deref(), Some("spider"));
+        assert_eq!(c.curriculum.phases[0].sources["spider"], 0.0);
+        // A whole new list can be given too.
+        let c = parse(
+            &text,
+            &["data.sources=[{processed_dir: a}, {processed_dir: b, weight: 2}]"],
+        )
+        .unwrap();
+        assert_eq!(c.data.sources()[1].name, "b");
+        // The resolved config reloads to the same value.
+        let dir = tempfile::tempdir().unwrap();
+        let path = c.save_resolved(dir.path()).unwrap();
+        assert_eq!(TrainConfig::load(&path, &[]).unwrap(), c);
+    }
+
+    #[test]
+    fn a_phase_without_tiers_takes_them_all() {
+        let c = parse(&two_sources(), &["curriculum.phases.0.tiers={}"]).unwrap();
+        assert!(c.curriculum.phases[0].normalized_weights().is_empty());
+    }
+
+    #[test]
+    fn bad_sources_are_refused_naming_the_key() {
+        let text = two_sources();
+        let dbs = tempfile::tempdir().unwrap();
+        let set_dbs = format!("data.sources.0.databases={}", dbs.path().display());
+        for (sets, key, says) in [
+            (vec!["data.processed_dir=p"], "data.sources", "not both"),
+            (vec!["data.sources=[]"], "data.processed_dir", "required"),
+            (
+                vec!["data.sources.1.name=synsql"],
+                "data.sources[1].name",
+                "also the name of data.sources[0]",
+            ),
+            (
+                vec!["data.sources.0.weight=-1"],
+                "data.sources[0].weight",
+                "not negative",
+            ),
+            (
+                vec!["data.sources.0.weight=0", "data.sources.1.weight=0"],
+                "data.sources",
+                "positive weight",
+            ),
+            (
+                vec!["data.sources.0.wieght=2"],
+                "data.sources[0].wieght",
+                "unknown field",
+            ),
+            (vec!["data.databases=dbs"], "data.databases", "its own"),
+            (
+                vec!["eval.source=bird"],
+                "eval.source",
+                "no source is named `bird`",
+            ),
+            (
+                vec!["curriculum.phases.1.sources={bird: 1}"],
+                "curriculum.phases[1].sources.bird",
+                "no source",
+            ),
+            (
+                vec!["curriculum.phases.1.sources={synsql: 0, spider: 0}"],
+                "curriculum.phases[1].sources",
+                "weight 0",
+            ),
+            (
+                vec![&set_dbs, "eval.exec_sample=5", "eval.source=spider"],
+                "data.sources[1].databases",
+                "required",
+            ),
+            (
+                vec![
+                    "eval.exec_sample=5",
+                    "data.sources.1.databases=/nonexistent/dbs",
+                ],
+                "data.sources[1].databases",
+                "not a folder",
+            ),
+        ] {
+            let err = parse(&text, &sets).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{sets:?}: {err}");
+        }
+        let c = parse(&text, &[&set_dbs, "eval.exec_sample=5"]).unwrap();
+        assert_eq!(c.eval.exec_sample, 5, "some source has databases");
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub struct MetricsEvent {
     /// Seconds the evaluation took (validation loss and execution accuracy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_s: Option<f64>,
+    /// Runs on several sources: training examples drawn from each source
+    /// since the previous train line (the steps this line covers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub examples_by_source: BTreeMap<String, u64>,
+    /// Runs on several sources: the validation loss of each source's val
+    /// split (`val_loss` is the one of `eval.source`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub val_loss_by_source: BTreeMap<String, f64>,
 }
 
 impl MetricsEvent {
@@ -75,6 +83,8 @@ impl MetricsEvent {
             exec_accuracy_by_tier: BTreeMap::new(),
             exec_error_rate: None,
             eval_s: None,
+            examples_by_source: BTreeMap::new(),
+            val_loss_by_source: BTreeMap::new(),
         }
     }
 }

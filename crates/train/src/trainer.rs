@@ -3,13 +3,20 @@
 //! validation loss, execution accuracy ([`crate::exec_eval`]), the best
 //! checkpoint and early stopping.
 //!
+//! Several prepared datasets (`data.sources`) are mixed by weight: each has
+//! its own token cache and schemas (so equal `db_id`s of two sources never
+//! meet), and each draw picks a source, then that source's next example
+//! ([`MixedSampler`]). A source without tiers (Spider) is drawn whole in
+//! every curriculum phase; a tiered one follows the phase's tier mix.
+//!
 //! Exact resume: every random choice is a function of the seed and a
-//! counter. Each config phase has its own [`CurriculumSampler`]; examples are
-//! drawn in windows of [`WINDOW_EXAMPLES`] and packed with a generator seeded
-//! by the window's number, and the checkpoint records the sampler position at
-//! the window's start plus the batches already consumed, so a resumed run
-//! redraws the same window and skips to the same batch. Dropout is reseeded
-//! from the step for each micro-batch.
+//! counter. Each config phase has its own [`MixedSampler`] (one
+//! [`CurriculumSampler`] per source); examples are drawn in windows of
+//! [`WINDOW_EXAMPLES`] and packed with a generator seeded by the window's
+//! number, and the checkpoint records the mix's position at the window's
+//! start plus the batches already consumed, so a resumed run redraws the
+//! same window and skips to the same batch. Dropout is reseeded from the
+//! step for each micro-batch.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -20,9 +27,11 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use text2sql_data::loader::{ProcessedDataset, SplitReader};
+use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
-use text2sql_data::sampler::{CurriculumSampler, Phase, SamplerPosition};
+use text2sql_data::sampler::{
+    CurriculumSampler, MixPosition, MixSource, MixedSampler, Phase, SamplerPosition,
+};
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model};
@@ -32,7 +41,7 @@ use crate::batch::{pack_window, pad_batch, ExampleLen};
 use crate::checkpoint::{
     latest_checkpoint, rotate_checkpoints, save_checkpoint, BestRecord, TrainState, OPTIMIZER_FILE,
 };
-use crate::config::{BestMetricKind, Tier, TrainConfig};
+use crate::config::{BestMetricKind, DataSource, Tier, TrainConfig};
 use crate::encode::{Encoded, ExampleEncoder};
 use crate::error::{Result, TrainError};
 use crate::exec_eval::ExecSample;
@@ -60,10 +69,45 @@ pub struct DataPosition {
     pub phase: usize,
     /// Window number since the start of training (seeds its packing).
     pub window: u64,
-    /// The phase sampler's position when the current window was drawn.
+    /// The first source's sampler position when the current window was
+    /// drawn: the whole position of a one-source run (the format from
+    /// before sources could be mixed, so its checkpoints resume).
     pub window_start: SamplerPosition,
+    /// Runs on several sources: the mix's position when the current window
+    /// was drawn (the draw counter and every source's sampler position).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix_start: Option<MixPosition>,
     /// Batches of the current window already trained on.
     pub batches_done: usize,
+}
+
+impl DataPosition {
+    /// The mix's position at the window's start; a one-source position
+    /// (`mix_start` absent) is the first source's.
+    fn mix_position(&self, first_source: &str) -> MixPosition {
+        self.mix_start.clone().unwrap_or_else(|| MixPosition {
+            draws: self.window_start.step,
+            sources: [(first_source.to_string(), self.window_start.clone())].into(),
+        })
+    }
+}
+
+/// One prepared dataset of the run with its schemas and token cache.
+struct SourceData {
+    source: DataSource,
+    dataset: ProcessedDataset,
+    schemas: HashMap<String, DatabaseSchema>,
+    token_cache: TokenCache,
+    /// Some train row has a tier: phases' tier mixes apply to it.
+    tiered: bool,
+    /// The first `eval.val_sample_size` validation examples.
+    val: Vec<Encoded>,
+}
+
+/// A micro-batch and the source (index) of each of its examples.
+struct QueuedBatch {
+    examples: Vec<Encoded>,
+    sources: Vec<usize>,
 }
 
 /// What the loop reports after each optimizer step.
@@ -77,6 +121,9 @@ pub struct StepReport {
     pub tokens_per_s: f64,
     /// Set on evaluation steps (when measured).
     pub val_loss: Option<f64>,
+    /// Each source's validation loss on evaluation steps of a run on
+    /// several sources.
+    pub val_loss_by_source: BTreeMap<String, f64>,
     /// Set on evaluation steps when `eval.exec_sample` > 0.
     pub exec_accuracy: Option<f64>,
     pub exec_accuracy_by_tier: BTreeMap<String, f64>,
@@ -118,14 +165,17 @@ pub struct Trainer {
     tokenizer: Tokenizer,
     tokenizer_files: Vec<PathBuf>,
     input_format: InputFormat,
-    dataset: ProcessedDataset,
-    schemas: HashMap<String, DatabaseSchema>,
-    token_cache: TokenCache,
+    sources: Vec<SourceData>,
+    /// The source whose val split gives the validation loss and the
+    /// execution-accuracy sample.
+    eval_source: usize,
     state: TrainState,
     position: DataPosition,
-    sampler: CurriculumSampler,
-    queue: VecDeque<Vec<Encoded>>,
-    val: Vec<Encoded>,
+    sampler: MixedSampler,
+    /// The source index of each of the sampler's members (sources of
+    /// weight 0 in the phase are left out of it).
+    mix_members: Vec<usize>,
+    queue: VecDeque<QueuedBatch>,
     /// `None` when `eval.exec_sample` is 0.
     exec_sample: Option<ExecSample>,
     metrics: MetricsLog,
@@ -340,22 +390,46 @@ impl Trainer {
             }
         };
 
-        let dataset = ProcessedDataset::open(&config.data.processed_dir)?;
-        let schemas = dataset
-            .schemas()?
-            .into_iter()
-            .map(|(id, row)| (id, row.schema))
-            .collect();
         let input_format = input_format(&config);
-        let token_cache = TokenCache::open_or_build(
-            &dataset,
-            &ExampleEncoder::new(&tokenizer, &input_format, &schemas, dataset.dir()),
-            &tokenizer_files,
-            cache_options,
-            on_cache,
-        )?;
-        let sampler = Self::phase_sampler(&config, dataset.split(Split::Train), position.phase)?
-            .with_position(position.window_start.clone());
+        let mut sources = Vec::new();
+        for source in config.data.sources() {
+            let dataset = ProcessedDataset::open(&source.processed_dir)?;
+            let schemas = dataset
+                .schemas()?
+                .into_iter()
+                .map(|(id, row)| (id, row.schema))
+                .collect();
+            let token_cache = TokenCache::open_or_build(
+                &dataset,
+                &ExampleEncoder::new(&tokenizer, &input_format, &schemas, dataset.dir()),
+                &tokenizer_files,
+                cache_options,
+                on_cache,
+            )?;
+            let train = dataset.split(Split::Train);
+            let tiered = train.tier_len(None) < train.len();
+            let val = load_val(&token_cache, config.eval.val_sample_size)?;
+            sources.push(SourceData {
+                source,
+                dataset,
+                schemas,
+                token_cache,
+                tiered,
+                val,
+            });
+        }
+        let eval_source = match &config.eval.source {
+            Some(name) => sources
+                .iter()
+                .position(|s| &s.source.name == name)
+                .unwrap_or(0),
+            None => sources
+                .iter()
+                .position(|s| !s.dataset.split(Split::Val).is_empty())
+                .unwrap_or(0),
+        };
+        let (sampler, mix_members) = Self::phase_sampler(&config, &sources, position.phase)?;
+        let sampler = sampler.with_position(position.mix_position(&sources[0].source.name));
         let resume_step = latest.as_ref().map(|c| c.step);
         let metrics = MetricsLog::open(&run_dir, resume_step)?;
         config.save_resolved(&run_dir)?;
@@ -369,19 +443,17 @@ impl Trainer {
             tokenizer,
             tokenizer_files,
             input_format,
-            dataset,
-            schemas,
-            token_cache,
+            sources,
+            eval_source,
             state,
             position,
             sampler,
+            mix_members,
             queue: VecDeque::new(),
-            val: Vec::new(),
             exec_sample: None,
             metrics,
             events: Vec::new(),
         };
-        trainer.val = trainer.load_val()?;
         trainer.exec_sample = trainer.load_exec_sample()?;
         trainer.reconcile_best(latest.is_some())?;
         if latest.is_some() {
@@ -408,26 +480,59 @@ impl Trainer {
         self.optimizer.num_parameters()
     }
 
+    /// The sampler of config phase `phase`: every source of positive
+    /// weight in it, a tiered one with the phase's tier mix and a tierless
+    /// one whole; and the source index of each member. The first source's
+    /// stream is seeded as a one-source run's always was.
     fn phase_sampler(
         config: &TrainConfig,
-        split: &SplitReader,
+        sources: &[SourceData],
         phase: usize,
-    ) -> Result<CurriculumSampler> {
-        let phases = &config.curriculum.phases;
-        let mix: Vec<(Tier, f64)> = phases
-            .get(phase)
+    ) -> Result<(MixedSampler, Vec<usize>)> {
+        let phase_config = config.curriculum.phases.get(phase);
+        let mix: Vec<(Tier, f64)> = phase_config
             .map(|p| p.normalized_weights())
             .unwrap_or_default();
-        let phase = if mix.is_empty() {
-            Phase::all(None)
-        } else {
-            Phase::mix(&mix, None)
-        };
-        Ok(CurriculumSampler::new(
-            split.clone(),
-            vec![phase],
-            mix_seed(config.training.seed, &[1, phase_seed(&mix)]),
-        )?)
+        let seed = mix_seed(config.training.seed, &[1, phase_seed(&mix)]);
+        let (mut members, mut indices) = (Vec::new(), Vec::new());
+        for (i, data) in sources.iter().enumerate() {
+            let source = &data.source;
+            let weight = phase_config
+                .and_then(|p| p.sources.get(&source.name))
+                .copied()
+                .unwrap_or(source.weight);
+            if weight <= 0.0 {
+                continue;
+            }
+            let draws = if mix.is_empty() || !data.tiered {
+                Phase::all(None)
+            } else {
+                Phase::mix(&mix, None)
+            };
+            let source_seed = if i == 0 {
+                seed
+            } else {
+                mix_seed(seed, &[5, i as u64])
+            };
+            let split = data.dataset.split(Split::Train).clone();
+            let sampler = CurriculumSampler::new(split, vec![draws], source_seed).map_err(|e| {
+                TrainError::Dataset(format!(
+                    "source `{}` ({}), curriculum phase {}: {e}",
+                    source.name,
+                    data.dataset.dir().display(),
+                    phase + 1
+                ))
+            })?;
+            members.push(MixSource {
+                name: source.name.clone(),
+                weight,
+                sampler,
+            });
+            indices.push(i);
+        }
+        let sampler =
+            MixedSampler::new(members, mix_seed(config.training.seed, &[6, phase as u64]))?;
+        Ok((sampler, indices))
     }
 
     /// The tokenizer the run trains with (to decode generated ids).
@@ -435,56 +540,64 @@ impl Trainer {
         &self.tokenizer
     }
 
-    /// The dataset's database schemas by `db_id` (to build inputs for
-    /// generation; training examples come from the token cache).
+    /// The evaluated source's database schemas by `db_id` (to build inputs
+    /// for generation; training examples come from the token caches).
     pub fn schemas(&self) -> &HashMap<String, DatabaseSchema> {
-        &self.schemas
+        &self.sources[self.eval_source].schemas
     }
 
-    /// The token cache this run reads its examples from.
+    /// The token cache of the first source.
     pub fn token_cache(&self) -> &TokenCache {
-        &self.token_cache
+        &self.sources[0].token_cache
     }
 
-    /// The cached ids of a train example drawn by the sampler.
-    fn cached_train(&self, id: u64) -> Result<Encoded> {
-        let cached = self.token_cache.split(Split::Train).by_id(id);
+    /// Every source's name and token cache, in config order.
+    pub fn token_caches(&self) -> impl Iterator<Item = (&str, &TokenCache)> {
+        self.sources
+            .iter()
+            .map(|s| (s.source.name.as_str(), &s.token_cache))
+    }
+
+    /// The name of the source that validation and execution accuracy use.
+    pub fn eval_source(&self) -> &str {
+        &self.sources[self.eval_source].source.name
+    }
+
+    /// The cached ids of a train example of source `source` drawn by the
+    /// sampler.
+    fn cached_train(&self, source: usize, id: u64) -> Result<Encoded> {
+        let cache = &self.sources[source].token_cache;
+        let cached = cache.split(Split::Train).by_id(id);
         cached.map(|c| c.to_encoded()).ok_or_else(|| {
             TrainError::Dataset(format!(
                 "train example {id} is not in the token cache {}",
-                self.token_cache.dir().display()
+                cache.dir().display()
             ))
         })
-    }
-
-    /// The first `eval.val_sample_size` validation examples, in file order.
-    fn load_val(&self) -> Result<Vec<Encoded>> {
-        let want = self.config.eval.val_sample_size as u64;
-        let val = self.token_cache.split(Split::Val);
-        (0..val.len().min(want))
-            .map(|row| {
-                val.get(row).map(|c| c.to_encoded()).ok_or_else(|| {
-                    TrainError::Dataset(format!(
-                        "validation row {row} is not in the token cache {}",
-                        self.token_cache.dir().display()
-                    ))
-                })
-            })
-            .collect()
     }
 
     /// The execution-accuracy sample, when the config asks for one.
     fn load_exec_sample(&self) -> Result<Option<ExecSample>> {
         let eval = &self.config.eval;
-        let Some(databases) = self.config.data.databases.as_deref() else {
-            return Ok(None);
-        };
         if eval.exec_sample == 0 {
             return Ok(None);
         }
+        let data = &self.sources[self.eval_source];
+        let Some(databases) = data.source.databases.as_deref() else {
+            return Err(TrainError::Config {
+                path: data.source.processed_dir.clone(),
+                message: format!(
+                    "`{}`: required for execution accuracy on source `{}` (eval.exec_sample = {}; \
+                     eval.source picks another source)",
+                    data.source.databases_key(),
+                    data.source.name,
+                    eval.exec_sample
+                ),
+            });
+        };
         let sample = ExecSample::load(
-            self.dataset.split(Split::Val),
-            &self.schemas,
+            data.dataset.split(Split::Val),
+            &data.schemas,
             databases,
             eval.exec_sample,
             mix_seed(self.config.training.seed, &[4]),
@@ -496,7 +609,7 @@ impl Trainer {
                 "eval.exec_sample = {}, but the val split of {} has no example \
                  (prepare with --val-ratio > 0, or set eval.exec_sample=0)",
                 eval.exec_sample,
-                self.dataset.dir().display()
+                data.dataset.dir().display()
             )));
         }
         Ok(Some(sample))
@@ -563,6 +676,7 @@ impl Trainer {
         let started = Instant::now();
         let mut event = MetricsEvent::new(EventKind::Eval, step);
         event.val_loss = self.validation_loss()?;
+        event.val_loss_by_source = self.validation_loss_by_source(event.val_loss)?;
         if let Some(report) = self.execution_accuracy()? {
             let summary = &report.summary;
             event.exec_accuracy = Some(summary.accuracy);
@@ -576,7 +690,10 @@ impl Trainer {
         }
         event.eval_s = Some(started.elapsed().as_secs_f64());
         event.elapsed_s = Some(self.state.elapsed_s);
-        if event.val_loss.is_none() && event.exec_accuracy.is_none() {
+        if event.val_loss.is_none()
+            && event.exec_accuracy.is_none()
+            && event.val_loss_by_source.is_empty()
+        {
             return Ok(event);
         }
         self.metrics.append(&event)?;
@@ -646,21 +763,28 @@ impl Trainer {
         };
         if phase != self.position.phase {
             self.position.phase = phase;
-            self.sampler =
-                Self::phase_sampler(&self.config, self.dataset.split(Split::Train), phase)?;
+            (self.sampler, self.mix_members) =
+                Self::phase_sampler(&self.config, &self.sources, phase)?;
         }
-        self.position.window_start = self.sampler.position().clone();
+        let start = self.sampler.position();
+        let first = &self.sources[0].source.name;
+        self.position.window_start = start.sources.get(first).cloned().unwrap_or_default();
+        self.position.mix_start = (self.sources.len() > 1).then_some(start);
         let mut encoded = Vec::with_capacity(WINDOW_EXAMPLES);
+        let mut origins = Vec::with_capacity(WINDOW_EXAMPLES);
         while encoded.len() < WINDOW_EXAMPLES {
             match self.sampler.next_example()? {
-                Some(example) => encoded.push(self.cached_train(example.id)?),
+                Some((member, example)) => {
+                    let source = self.mix_members[member];
+                    encoded.push(self.cached_train(source, example.id)?);
+                    origins.push(source);
+                }
                 None => break,
             }
         }
         if encoded.is_empty() {
             return Err(TrainError::Dataset(format!(
-                "the train split of {} has no example for phase {}",
-                self.dataset.dir().display(),
+                "no train example for curriculum phase {}",
                 phase + 1
             )));
         }
@@ -681,18 +805,20 @@ impl Trainer {
         let mut encoded: Vec<Option<Encoded>> = encoded.into_iter().map(Some).collect();
         self.queue = batches
             .into_iter()
-            .map(|b| {
-                b.indices
+            .map(|b| QueuedBatch {
+                examples: b
+                    .indices
                     .iter()
                     .filter_map(|&i| encoded[i].take())
-                    .collect()
+                    .collect(),
+                sources: b.indices.iter().map(|&i| origins[i]).collect(),
             })
             .collect();
         self.position.batches_done = 0;
         Ok(())
     }
 
-    fn next_batch(&mut self) -> Result<Vec<Encoded>> {
+    fn next_batch(&mut self) -> Result<QueuedBatch> {
         if self.queue.is_empty() {
             self.position.window += 1;
             self.fill_window(true)?;
@@ -730,13 +856,40 @@ impl Trainer {
         Ok((loss(&logits, &labels)?, tokens))
     }
 
-    /// Mean validation loss over the fixed validation sample.
+    /// Mean validation loss over the fixed validation sample of the
+    /// evaluated source (`eval.source`).
     pub fn validation_loss(&self) -> Result<Option<f64>> {
-        if self.val.is_empty() {
+        self.loss_on(&self.sources[self.eval_source].val)
+    }
+
+    /// Each source's validation loss, by name, in a run on several sources
+    /// (empty otherwise); the evaluated source's is `eval_loss`, already
+    /// measured.
+    fn validation_loss_by_source(&self, eval_loss: Option<f64>) -> Result<BTreeMap<String, f64>> {
+        let mut losses = BTreeMap::new();
+        if self.sources.len() < 2 {
+            return Ok(losses);
+        }
+        for (i, data) in self.sources.iter().enumerate() {
+            let loss = if i == self.eval_source {
+                eval_loss
+            } else {
+                self.loss_on(&data.val)?
+            };
+            if let Some(loss) = loss {
+                losses.insert(data.source.name.clone(), loss);
+            }
+        }
+        Ok(losses)
+    }
+
+    /// Mean teacher-forced loss over `val`; `None` when it is empty.
+    fn loss_on(&self, val: &[Encoded]) -> Result<Option<f64>> {
+        if val.is_empty() {
             return Ok(None);
         }
         let (mut sum, mut count) = (0f64, 0usize);
-        for chunk in self.val.chunks(16) {
+        for chunk in val.chunks(16) {
             let (l, _) = self.batch_loss(chunk, false)?;
             sum += f64::from(l.to_dtype(DType::F32)?.to_scalar::<f32>()?) * chunk.len() as f64;
             count += chunk.len();
@@ -784,6 +937,8 @@ impl Trainer {
         let mut stopped_early = false;
         let mut last_eval: Option<MetricsEvent> = None;
         let (mut window_tokens, mut window_start) = (0usize, Instant::now());
+        // Examples drawn from each source since the last train line.
+        let mut drawn = vec![0u64; self.sources.len()];
         while self.state.step < max_steps {
             let step = self.state.step + 1;
             let lr = self.state.schedule.lr_at(self.state.step);
@@ -791,11 +946,14 @@ impl Trainer {
             let mut tokens = 0usize;
             for micro in 0..accum {
                 let batch = self.next_batch()?;
+                for &source in &batch.sources {
+                    drawn[source] += 1;
+                }
                 self.model.set_dropout_seed(mix_seed(
                     self.config.training.seed,
                     &[3, step, micro as u64],
                 ));
-                let (l, n) = self.batch_loss(&batch, true)?;
+                let (l, n) = self.batch_loss(&batch.examples, true)?;
                 let value = f64::from(l.to_dtype(DType::F32)?.to_scalar::<f32>()?);
                 check_finite(Quantity::Loss, value, step)?;
                 let grads = l.backward()?;
@@ -821,6 +979,15 @@ impl Trainer {
                 event.tokens_per_s = Some(tokens_per_s);
                 event.elapsed_s = Some(self.state.elapsed_s);
                 event.phase = Some(self.phase_name(step - 1));
+                if self.sources.len() > 1 {
+                    event.examples_by_source = self
+                        .sources
+                        .iter()
+                        .zip(&drawn)
+                        .map(|(s, &n)| (s.source.name.clone(), n))
+                        .collect();
+                }
+                drawn.iter_mut().for_each(|n| *n = 0);
                 self.metrics.append(&event)?;
                 self.events.push(event);
                 (window_tokens, window_start) = (0, Instant::now());
@@ -850,6 +1017,10 @@ impl Trainer {
                 grad_norm: stats.grad_norm,
                 tokens_per_s,
                 val_loss: eval_event.as_ref().and_then(|e| e.val_loss),
+                val_loss_by_source: eval_event
+                    .as_ref()
+                    .map(|e| e.val_loss_by_source.clone())
+                    .unwrap_or_default(),
                 exec_accuracy: eval_event.as_ref().and_then(|e| e.exec_accuracy),
                 exec_accuracy_by_tier: eval_event
                     .map(|e| e.exec_accuracy_by_tier)
@@ -917,6 +1088,21 @@ impl Trainer {
         std::fs::rename(&staged, dir).map_err(|e| TrainError::io(dir, e))?;
         Ok(())
     }
+}
+
+/// The first `want` validation examples of a source, in file order.
+fn load_val(cache: &TokenCache, want: usize) -> Result<Vec<Encoded>> {
+    let val = cache.split(Split::Val);
+    (0..val.len().min(want as u64))
+        .map(|row| {
+            val.get(row).map(|c| c.to_encoded()).ok_or_else(|| {
+                TrainError::Dataset(format!(
+                    "validation row {row} is not in the token cache {}",
+                    cache.dir().display()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A stable number for a phase's tier mix, so each phase samples its own

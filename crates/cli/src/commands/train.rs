@@ -17,6 +17,10 @@ use crate::output::{print_json, progress_bar, GlobalOpts};
   text2sql train --config configs/quickstart.yaml
   text2sql train --config configs/quickstart.yaml --set training.max_steps=300 --set eval.exec_sample=200
   text2sql train --config configs/quickstart.yaml --resume
+  text2sql train --config mix.yaml --set data.sources.1.weight=0.5
+
+data.sources mixes several prepared datasets by weight (see the README);
+--set reaches list items by index (data.sources.0.processed_dir=...).
 
 At each evaluation (eval.every_steps) it logs the validation loss and, with
 eval.exec_sample > 0 and data.databases, the execution accuracy (overall and
@@ -35,8 +39,8 @@ pub struct Args {
     /// Device to train on (overrides training.device).
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
-    /// Tokenize the dataset again and replace its token cache
-    /// (<processed_dir>/token_cache/), even when a valid one exists.
+    /// Tokenize the datasets again and replace their token caches
+    /// (<processed_dir>/token_cache/), even when valid ones exist.
     #[arg(long)]
     pub rebuild_token_cache: bool,
 }
@@ -103,13 +107,21 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     }
     let mut trainer = trainer.context("setting up training")?;
     if global.interactive() {
-        let cache = trainer.token_cache();
-        match cache.origin() {
-            CacheOrigin::Built { examples, seconds } => eprintln!(
-                "token cache: built {examples} examples in {seconds:.1} s ({})",
-                cache.dir().display()
-            ),
-            CacheOrigin::Reused => eprintln!("token cache: reused {}", cache.dir().display()),
+        let caches: Vec<_> = trainer.token_caches().collect();
+        let several = caches.len() > 1;
+        for (name, cache) in caches {
+            let label = if several {
+                format!("token cache of {name}")
+            } else {
+                "token cache".to_string()
+            };
+            match cache.origin() {
+                CacheOrigin::Built { examples, seconds } => eprintln!(
+                    "{label}: built {examples} examples in {seconds:.1} s ({})",
+                    cache.dir().display()
+                ),
+                CacheOrigin::Reused => eprintln!("{label}: reused {}", cache.dir().display()),
+            }
         }
     }
     if global.interactive() {
@@ -176,6 +188,14 @@ fn eval_line(report: &text2sql_train::StepReport) -> String {
     let mut parts = Vec::new();
     if let Some(v) = report.val_loss {
         parts.push(format!("val loss {v:.4}"));
+    }
+    if !report.val_loss_by_source.is_empty() {
+        let by_source: Vec<String> = report
+            .val_loss_by_source
+            .iter()
+            .map(|(name, v)| format!("{name} {v:.4}"))
+            .collect();
+        parts.push(format!("by source ({})", by_source.join(", ")));
     }
     if let Some(acc) = report.exec_accuracy {
         parts.push(format!(

@@ -8,6 +8,7 @@ mod ask;
 mod convert;
 mod eval;
 mod eval_model;
+mod mix;
 mod prepare;
 mod sample;
 mod schema;
