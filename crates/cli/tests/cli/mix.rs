@@ -315,3 +315,77 @@ fn spider_train_prepares_by_database_and_its_tokenizer_covers_dev_schema_names()
     }
     assert!(names > 400, "{names} names checked");
 }
+
+/// Column names of databases that only the val split uses, and characters
+/// of texts that `--max-mb` sampled away, still get pieces: no `<unk>`.
+#[test]
+fn a_tokenizer_on_several_folders_covers_val_only_schema_names_and_every_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let columns = ["größe", "café", "søn", "ñandú"];
+    let mut tables = Vec::new();
+    let mut records = Vec::new();
+    for (i, column) in columns.iter().enumerate() {
+        let db = format!("db{i}");
+        tables.push(serde_json::json!({
+            "db_id": db, "table_names_original": ["t"], "table_names": ["t"],
+            "column_names_original": [[-1, "*"], [0, column]],
+            "column_names": [[-1, "*"], [0, "c"]],
+            "column_types": ["text", "number"], "primary_keys": [], "foreign_keys": []
+        }));
+        for q in 0..200 {
+            let question = if (i, q) == (0, 7) {
+                "Which rows mention Ålesund?".to_string()
+            } else {
+                format!("How many rows have value {q}?")
+            };
+            records.push(serde_json::json!({
+                "db_id": db, "question": question, "query": format!("SELECT count(*) FROM t WHERE x = {q}")
+            }));
+        }
+    }
+    let tables_path = root.join("tables.json");
+    std::fs::write(&tables_path, serde_json::to_string(&tables).unwrap()).unwrap();
+    let mut folders = Vec::new();
+    for half in 0..2 {
+        let data = root.join(format!("data{half}.json"));
+        let part: Vec<&Value> = records.iter().skip(half).step_by(2).collect();
+        std::fs::write(&data, serde_json::to_string(&part).unwrap()).unwrap();
+        let out = root.join(format!("part{half}"));
+        let split = ["--split-by", "database", "--val-ratio", "0.5"];
+        let mut extra = vec!["-q", "--format", "spider"];
+        extra.extend(split);
+        prepare(&data, &tables_path, &out, &extra);
+        folders.push(out);
+    }
+    let val_only: BTreeSet<String> = folders
+        .iter()
+        .flat_map(|f| {
+            let dataset = ProcessedDataset::open(f).unwrap();
+            let train: BTreeSet<String> = dataset
+                .split(Split::Train)
+                .iter()
+                .map(|e| e.unwrap().db_id)
+                .collect();
+            let val: BTreeSet<String> = dataset
+                .split(Split::Val)
+                .iter()
+                .map(|e| e.unwrap().db_id)
+                .collect();
+            val.difference(&train).cloned().collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!val_only.is_empty(), "some database is only in a val split");
+
+    let tok = root.join("tok");
+    let extra = ["-q", "--data", s(&folders[1]), "--max-mb", "0.0005"];
+    ok(train_tokenizer("--data", &folders[0], 400, &tok, &extra));
+    let tokenizer = Tokenizer::from_dir(&tok).unwrap();
+    for text in columns.iter().copied().chain(["Ålesund"]) {
+        let ids = tokenizer.encode(text, false).unwrap();
+        assert!(
+            !ids.contains(&tokenizer.unk_id()),
+            "`{text}` has an <unk>: {ids:?} (val-only: {val_only:?})"
+        );
+    }
+}
