@@ -1038,7 +1038,8 @@ impl TrainConfig {
 
 /// Applies one `a.b.c=value` onto the YAML tree. The value is parsed as a YAML
 /// scalar, so `3e-4` is a number, `true` a bool and `runs/x` a string; numeric
-/// segments index into lists (`curriculum.phases.0.steps=100`).
+/// segments index into lists (`curriculum.phases.0.steps=100`), and the index
+/// just past the end appends (`data.sources.2.processed_dir=bird-train`).
 pub fn apply_override(tree: &mut Value, assignment: &str) -> Result<()> {
     let fail = |message: String| TrainError::Override {
         assignment: assignment.to_string(),
@@ -1079,9 +1080,14 @@ pub fn apply_override(tree: &mut Value, assignment: &str) -> Result<()> {
                     ))
                 })?;
                 let len = items.len();
+                // The index one past the end appends an item (a new source).
+                if index == len {
+                    items.push(Value::Null);
+                }
                 let slot = items.get_mut(index).ok_or_else(|| {
                     fail(format!(
-                        "`{walked}`: index {index} is past the list's {len} items"
+                        "`{walked}`: index {index} is past the list's {len} items \
+                         (index {len} appends one)"
                     ))
                 })?;
                 if last {
@@ -1442,6 +1448,21 @@ checkpoint: {every_steps: 50, keep_last: 2}
         assert_eq!(sources[0].name, "sample");
         assert_eq!(c.eval.source.as_deref(), Some("spider"));
         assert_eq!(c.curriculum.phases[0].sources["spider"], 0.0);
+        // The index past the end appends a source.
+        let c = parse(
+            &text,
+            &[
+                "data.sources.2.processed_dir=out/bird_train",
+                "data.sources.2.weight=2",
+            ],
+        )
+        .unwrap();
+        let sources = c.data.sources();
+        assert_eq!(sources.len(), 3);
+        assert_eq!(
+            (sources[2].name.as_str(), sources[2].weight),
+            ("bird_train", 2.0)
+        );
         // A whole new list can be given too.
         let c = parse(
             &text,
