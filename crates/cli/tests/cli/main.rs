@@ -12,6 +12,7 @@ mod prepare;
 mod sample;
 mod schema;
 mod serve;
+mod sql;
 mod token_cache;
 mod tokenizer;
 mod train;
