@@ -63,6 +63,9 @@ enum Command {
     Ask(commands::ask::Args),
     /// Serve the web demo and JSON API: pick a database, ask, see the SQL and its result.
     Serve(commands::serve::Args),
+    /// Check SQL with the constrained-decoding checker: which gold queries it
+    /// accepts on their own schema, and where and why it rejects the others.
+    Sql(commands::sql::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args, &cli.global),
         Command::Ask(args) => commands::ask::run(args, &cli.global),
         Command::Serve(args) => commands::serve::run(args, &cli.global),
+        Command::Sql(args) => commands::sql::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

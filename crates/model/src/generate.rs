@@ -3,14 +3,158 @@
 //! token: the same beam bookkeeping (2 x beams candidates per step, finished
 //! hypotheses scored `sum_logprobs / generated_len ^ length_penalty`, the
 //! same early-stop heuristic) and the same `min_new_tokens` rule.
+//!
+//! Constrained decoding ([`generate_constrained`]): at each step the best
+//! candidate tokens of every hypothesis are checked by appending their text
+//! to the hypothesis' [`SqlChecker`] (a clone per candidate, so a check
+//! costs the new text only), and those that cannot lead to a valid query on
+//! the input's schema are masked. EOS is a candidate only where the text is
+//! a complete query. A hypothesis none of whose `top_k` candidates passes
+//! goes on unconstrained, as it would have without the checker.
 
 use std::path::Path;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+use text2sql_sql::{Rejection, SqlChecker};
 
 use crate::error::{ModelError, Result};
 use crate::t5::{T5Config, T5Model};
+use crate::tokenizer::Tokenizer;
+
+/// Candidates checked per hypothesis and step unless told otherwise.
+pub const DEFAULT_CONSTRAIN_TOP_K: usize = 16;
+
+/// Each token's text as it extends already decoded text: SentencePiece's
+/// `▁` as a space (also at the start: a leading space is harmless to SQL),
+/// a digit as itself, a byte-level piece as its bytes. Special tokens
+/// (`<pad>`, `<unk>`, sentinels), which decoding drops, have none.
+#[derive(Debug, Clone)]
+pub struct TokenTexts {
+    texts: Vec<Option<Box<str>>>,
+}
+
+impl TokenTexts {
+    /// Computed once per tokenizer through its own decoder: the text a
+    /// token adds is what decoding it twice gives beyond decoding it once,
+    /// which keeps the space a leading `▁` stands for (decoding a sequence
+    /// drops it only at the start).
+    pub fn new(tokenizer: &Tokenizer) -> Self {
+        let texts = (0..tokenizer.vocab_size() as u32)
+            .map(|id| {
+                let kept = tokenizer.decode(&[id], false).ok()?;
+                let once = tokenizer.decode(&[id], true).ok()?;
+                if once.is_empty() && !kept.is_empty() {
+                    return None;
+                }
+                let twice = tokenizer.decode(&[id, id], true).ok()?;
+                let text = match twice.strip_prefix(once.as_str()) {
+                    Some(rest) if !rest.is_empty() => rest,
+                    _ => once.as_str(),
+                };
+                Some(text.into())
+            })
+            .collect();
+        Self { texts }
+    }
+
+    /// The text `id` adds, or None for a special token.
+    pub fn text(&self, id: u32) -> Option<&str> {
+        self.texts.get(id as usize)?.as_deref()
+    }
+}
+
+/// What constrained decoding needs besides the model.
+pub struct Constraint<'a> {
+    pub texts: &'a TokenTexts,
+    /// One checker per input, fresh (empty text), on that input's schema.
+    pub checkers: Vec<SqlChecker>,
+    /// Candidates checked per hypothesis and step, best first.
+    pub top_k: usize,
+}
+
+/// The checker after `token`, or None when the checker rejects it. EOS
+/// passes only where the text is a complete query.
+fn try_token(checker: &SqlChecker, texts: &TokenTexts, token: u32, eos: u32) -> Option<SqlChecker> {
+    if token == eos {
+        return checker.finish().ok().map(|()| checker.clone());
+    }
+    let text = texts.text(token)?;
+    let mut next = checker.clone();
+    next.push(first_piece(checker, text)).ok()?;
+    Some(next)
+}
+
+/// Decoding drops the space a first token's `▁` stands for: so does the
+/// checker, so that its offsets are those of the decoded SQL.
+fn first_piece<'t>(checker: &SqlChecker, text: &'t str) -> &'t str {
+    if checker.is_empty() {
+        text.strip_prefix(' ').unwrap_or(text)
+    } else {
+        text
+    }
+}
+
+/// Checks `ids` (a tokenized query, no EOS) token by token as constrained
+/// decoding would, then EOS: on rejection, the index of the token rejected
+/// (`ids.len()` for EOS) and why.
+pub fn check_token_prefixes(
+    checker: &SqlChecker,
+    texts: &TokenTexts,
+    ids: &[u32],
+) -> std::result::Result<(), (usize, Rejection)> {
+    let mut state = checker.clone();
+    for (index, &id) in ids.iter().enumerate() {
+        let Some(text) = texts.text(id) else {
+            return Err((
+                index,
+                Rejection {
+                    offset: state.len(),
+                    message: format!("token {id} is a special token, never generated as SQL"),
+                },
+            ));
+        };
+        let text = first_piece(&state, text);
+        state.push(text).map_err(|e| (index, e))?;
+    }
+    state.finish().map_err(|e| (ids.len(), e))
+}
+
+/// The `k` largest entries' indices, largest first (the lower index first
+/// among equals), leaving out `-inf` (masked) entries.
+fn top_indices(row: &[f32], k: usize) -> Vec<u32> {
+    let mut top: Vec<u32> = Vec::with_capacity(k + 1);
+    for (i, &value) in row.iter().enumerate() {
+        if value == f32::NEG_INFINITY || (top.len() == k && value <= row[top[k - 1] as usize]) {
+            continue;
+        }
+        let at = top.partition_point(|&j| row[j as usize] >= value);
+        top.insert(at, i as u32);
+        top.truncate(k);
+    }
+    top
+}
+
+/// Greedy's choice for one row under the checker: the argmax when it
+/// passes (the common case costs one check), else the best of the top
+/// `top_k` that passes; None when none does.
+fn constrained_choice(
+    checker: &SqlChecker,
+    row: &[f32],
+    argmax_token: u32,
+    constraint: &Constraint,
+    eos: u32,
+) -> Option<(u32, SqlChecker)> {
+    if row[argmax_token as usize] != f32::NEG_INFINITY {
+        if let Some(next) = try_token(checker, constraint.texts, argmax_token, eos) {
+            return Some((argmax_token, next));
+        }
+    }
+    top_indices(row, constraint.top_k)
+        .into_iter()
+        .filter(|&token| token != argmax_token)
+        .find_map(|token| try_token(checker, constraint.texts, token, eos).map(|n| (token, n)))
+}
 
 /// How to decode. Field names follow transformers' `GenerationConfig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +266,32 @@ pub fn generate(
     config: &GenerationConfig,
     inputs: &[Vec<u32>],
 ) -> Result<Vec<Vec<Hypothesis>>> {
+    generate_constrained(model, config, inputs, None)
+}
+
+/// [`generate`], with each input's output held to SQL its checker accepts
+/// when `constraint` is given (see the module documentation).
+pub fn generate_constrained(
+    model: &T5Model,
+    config: &GenerationConfig,
+    inputs: &[Vec<u32>],
+    constraint: Option<Constraint>,
+) -> Result<Vec<Vec<Hypothesis>>> {
     config.validate()?;
+    if let Some(c) = &constraint {
+        if c.checkers.len() != inputs.len() {
+            return Err(ModelError::Invalid(format!(
+                "{} checkers for {} inputs",
+                c.checkers.len(),
+                inputs.len()
+            )));
+        }
+        if c.top_k == 0 {
+            return Err(ModelError::Invalid(
+                "the constraint's top_k must be at least 1".into(),
+            ));
+        }
+    }
     if inputs.is_empty() {
         return Ok(Vec::new());
     }
@@ -140,9 +309,9 @@ pub fn generate(
     let (ids, mask) = pad_batch(model, inputs, config.pad_token_id)?;
     let encoded = model.encode(&ids, mask.as_ref(), false)?;
     if config.num_beams == 1 {
-        greedy(model, config, &encoded, mask.as_ref())
+        greedy(model, config, &encoded, mask.as_ref(), constraint)
     } else {
-        beam_search(model, config, &encoded, mask.as_ref())
+        beam_search(model, config, &encoded, mask.as_ref(), constraint)
     }
 }
 
@@ -186,8 +355,17 @@ fn greedy(
     config: &GenerationConfig,
     encoded: &Tensor,
     mask: Option<&Tensor>,
+    mut constraint: Option<Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
+    // Per input, its checker while the hypothesis is constrained.
+    let mut checkers: Vec<Option<SqlChecker>> = match constraint.as_mut() {
+        Some(c) => std::mem::take(&mut c.checkers)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None; batch],
+    };
     let mut cache = model.start_decoding(encoded, mask)?;
     let mut hypotheses = vec![
         Hypothesis {
@@ -212,7 +390,16 @@ fn greedy(
                     *eos = f32::NEG_INFINITY;
                 }
             }
-            let token = argmax(&row_logits);
+            let mut token = argmax(&row_logits);
+            if let (Some(c), Some(checker)) = (&constraint, checkers[active[row]].take()) {
+                // No candidate passing: the row goes on unconstrained.
+                if let Some((chosen, next)) =
+                    constrained_choice(&checker, &row_logits, token, c, config.eos_token_id)
+                {
+                    token = chosen;
+                    checkers[active[row]] = Some(next);
+                }
+            }
             let hypothesis = &mut hypotheses[active[row]];
             hypothesis.tokens.push(token);
             hypothesis.score += row_logits[token as usize] - log_norm;
@@ -252,6 +439,8 @@ const NEG: f32 = -1.0e9;
 struct Beam {
     tokens: Vec<u32>,
     score: f32,
+    /// The checker's state after `tokens`, while the beam is constrained.
+    checker: Option<SqlChecker>,
 }
 
 struct BeamState {
@@ -267,9 +456,17 @@ fn beam_search(
     config: &GenerationConfig,
     encoded: &Tensor,
     mask: Option<&Tensor>,
+    mut constraint: Option<Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
     let beams = config.num_beams;
+    let initial: Vec<Option<SqlChecker>> = match constraint.as_mut() {
+        Some(c) => std::mem::take(&mut c.checkers)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None; batch],
+    };
     let candidates = 2 * beams;
     let device = model.device();
     // Every input repeated once per beam.
@@ -281,11 +478,12 @@ fn beam_search(
     let mask = mask.map(|m| m.index_select(&repeat, 0)).transpose()?;
     let mut cache = model.start_decoding(&encoded, mask.as_ref())?;
     let mut states: Vec<BeamState> = (0..batch)
-        .map(|_| BeamState {
+        .map(|b| BeamState {
             running: (0..beams)
                 .map(|k| Beam {
                     tokens: Vec::new(),
                     score: if k == 0 { 0.0 } else { NEG },
+                    checker: initial[b].clone(),
                 })
                 .collect(),
             finished: Vec::new(),
@@ -304,6 +502,8 @@ fn beam_search(
         for (b, state) in states.iter_mut().enumerate() {
             // Top `2 * beams` continuations over all beams, best first.
             let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(candidates + 1);
+            // Checker states of the constrained candidates, by (beam, token).
+            let mut checked: Vec<((usize, u32), SqlChecker)> = Vec::new();
             for (k, beam) in state.running.iter().enumerate() {
                 let mut row = logits[b * beams + k].clone();
                 let log_norm = log_sum_exp(&row);
@@ -315,14 +515,35 @@ fn beam_search(
                         *eos = f32::NEG_INFINITY;
                     }
                 }
-                for (token, &log_prob) in row.iter().enumerate() {
+                let insert = |top: &mut Vec<(f32, usize, u32)>, token: u32, log_prob: f32| {
                     let total = log_prob + beam.score;
                     if top.len() == candidates && total <= top[candidates - 1].0 {
-                        continue;
+                        return;
                     }
                     let at = top.partition_point(|&(score, _, _)| score >= total);
-                    top.insert(at, (total, k, token as u32));
+                    top.insert(at, (total, k, token));
                     top.truncate(candidates);
+                };
+                if let (Some(c), Some(checker)) = (&constraint, &beam.checker) {
+                    // The best passing candidates, at most as many as can
+                    // be kept; none passing leaves the beam unconstrained.
+                    let before = checked.len();
+                    for token in top_indices(&row, c.top_k) {
+                        if let Some(next) = try_token(checker, c.texts, token, config.eos_token_id)
+                        {
+                            insert(&mut top, token, row[token as usize]);
+                            checked.push(((k, token), next));
+                            if checked.len() - before == candidates {
+                                break;
+                            }
+                        }
+                    }
+                    if checked.len() > before {
+                        continue;
+                    }
+                }
+                for (token, &log_prob) in row.iter().enumerate() {
+                    insert(&mut top, token as u32, log_prob);
                 }
             }
             let hits: Vec<bool> = top
@@ -356,9 +577,14 @@ fn beam_search(
                 let (total, k, token) = top[i];
                 let mut tokens = state.running[k].tokens.clone();
                 tokens.push(token);
+                let checker = checked
+                    .iter()
+                    .position(|(key, _)| *key == (k, token))
+                    .map(|at| checked.swap_remove(at).1);
                 running.push(Beam {
                     tokens,
                     score: total + if hits[i] { NEG } else { 0.0 },
+                    checker,
                 });
                 source_rows.push((b * beams + k) as u32);
             }
@@ -420,6 +646,177 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("generation_config.json"), "{message}");
+    }
+
+    mod constrained {
+        use std::sync::Arc;
+
+        use candle_core::{DType, Device};
+        use text2sql_data::schema::{Column, DatabaseSchema, Table};
+        use text2sql_sql::{SchemaIndex, SqlChecker};
+
+        use super::super::*;
+        use crate::input::InputFormat;
+        use crate::pipeline::write_random_checkpoint;
+        use crate::tokenizer::{train_unigram, TrainOptions};
+
+        struct Fixture {
+            _dir: tempfile::TempDir,
+            model: T5Model,
+            tokenizer: Tokenizer,
+            schema: Arc<SchemaIndex>,
+            inputs: Vec<Vec<u32>>,
+        }
+
+        fn fixture() -> Fixture {
+            let lines = [
+                "How many singers are there ? | concert | singer : singer_id , name , age",
+                "SELECT count(*) FROM singer",
+                "SELECT name FROM singer WHERE age > 30 ORDER BY age DESC",
+                "SELECT T1.name , max(age) FROM singer AS T1 GROUP BY T1.name",
+                "What are the names of singers older than 30 ?",
+            ];
+            let tokenizer = train_unigram(
+                lines.iter().cycle().take(200).map(|s| s.to_string()),
+                &TrainOptions {
+                    vocab_size: 300,
+                    ..TrainOptions::default()
+                },
+            )
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let model_dir = dir.path().join("model");
+            write_random_checkpoint(&model_dir, &tokenizer, &InputFormat::default(), 5).unwrap();
+            let model = T5Model::load(&model_dir, DType::F32, &Device::Cpu).unwrap();
+            let column = |name: &str| Column {
+                name: name.to_string(),
+                description: name.to_string(),
+                data_type: "text".to_string(),
+                sample_values: Vec::new(),
+            };
+            let schema = DatabaseSchema {
+                db_id: "concert".into(),
+                tables: vec![Table {
+                    name: "singer".into(),
+                    natural_name: "singer".into(),
+                    columns: vec![column("singer_id"), column("name"), column("age")],
+                    primary_key: vec![0],
+                }],
+                foreign_keys: Vec::new(),
+                ddls: Vec::new(),
+            };
+            let inputs = [lines[0], lines[4]]
+                .iter()
+                .map(|text| tokenizer.encode(text, true).unwrap())
+                .collect();
+            Fixture {
+                _dir: dir,
+                model,
+                tokenizer,
+                schema: Arc::new(SchemaIndex::new(&schema)),
+                inputs,
+            }
+        }
+
+        /// Whether `tokens` (EOS last when finished) is SQL the checker
+        /// accepts: a valid prefix, and a complete query when it ended.
+        fn acceptable(f: &Fixture, texts: &TokenTexts, tokens: &[u32]) -> bool {
+            let eos = f.tokenizer.eos_id();
+            let (body, ended) = match tokens.split_last() {
+                Some((&last, body)) if last == eos => (body, true),
+                _ => (tokens, false),
+            };
+            let checker = SqlChecker::new(f.schema.clone());
+            match check_token_prefixes(&checker, texts, body) {
+                Ok(()) => true,
+                Err((at, _)) => !ended && at == body.len(),
+            }
+        }
+
+        #[test]
+        fn every_hypothesis_is_sql_the_checker_accepts() {
+            let f = fixture();
+            let texts = TokenTexts::new(&f.tokenizer);
+            let vocab = f.tokenizer.vocab_size();
+            for beams in [1, 3] {
+                let config = GenerationConfig {
+                    max_new_tokens: 24,
+                    num_beams: beams,
+                    ..GenerationConfig::for_model(f.model.config())
+                };
+                // Unconstrained, the random model writes what no checker accepts.
+                let free = generate(&f.model, &config, &f.inputs).unwrap();
+                assert!(
+                    free.iter()
+                        .flatten()
+                        .any(|h| !acceptable(&f, &texts, &h.tokens)),
+                    "{free:?}"
+                );
+                let constraint = Constraint {
+                    texts: &texts,
+                    checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
+                    top_k: vocab,
+                };
+                let held =
+                    generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
+                assert_eq!(held.len(), 2);
+                for hypothesis in held.iter().flatten() {
+                    assert!(
+                        acceptable(&f, &texts, &hypothesis.tokens),
+                        "{beams} beams: {:?}",
+                        f.tokenizer.decode(&hypothesis.tokens, false)
+                    );
+                    assert!(hypothesis.tokens.len() <= 24);
+                }
+                assert!(held.iter().all(|h| h.len() == beams));
+            }
+        }
+
+        #[test]
+        fn a_row_with_no_passing_candidate_goes_on_as_unconstrained() {
+            let f = fixture();
+            let texts = TokenTexts::new(&f.tokenizer);
+            let config = GenerationConfig {
+                max_new_tokens: 16,
+                ..GenerationConfig::for_model(f.model.config())
+            };
+            // With one candidate checked, a rejected argmax leaves the row
+            // unconstrained at once: greedy then is exactly greedy.
+            let constraint = Constraint {
+                texts: &texts,
+                checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
+                top_k: 1,
+            };
+            let held =
+                generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
+            assert_eq!(held, generate(&f.model, &config, &f.inputs).unwrap());
+            let wrong = Constraint {
+                texts: &texts,
+                checkers: vec![SqlChecker::new(f.schema.clone())],
+                top_k: 4,
+            };
+            assert!(generate_constrained(&f.model, &config, &f.inputs, Some(wrong)).is_err());
+        }
+
+        #[test]
+        fn token_texts_keep_the_space_a_piece_stands_for() {
+            let f = fixture();
+            let texts = TokenTexts::new(&f.tokenizer);
+            let sql = "SELECT name FROM singer WHERE age > 30";
+            let ids = f.tokenizer.encode(sql, false).unwrap();
+            let joined: String = ids.iter().map(|&id| texts.text(id).unwrap()).collect();
+            assert_eq!(joined.trim_start(), sql);
+            assert_eq!(texts.text(f.tokenizer.eos_id()), None);
+            assert_eq!(texts.text(f.tokenizer.pad_id()), None);
+            let checker = SqlChecker::new(f.schema.clone());
+            assert_eq!(check_token_prefixes(&checker, &texts, &ids), Ok(()));
+            let bad = f
+                .tokenizer
+                .encode("SELECT name FROM singer WHERE", false)
+                .unwrap();
+            let (at, _) = check_token_prefixes(&checker, &texts, &bad).unwrap_err();
+            assert_eq!(at, bad.len(), "incomplete only at the end");
+        }
     }
 
     #[test]

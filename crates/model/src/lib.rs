@@ -29,7 +29,10 @@ pub mod tokenizer;
 pub use candle_core::{DType, Device};
 pub use checkpoint::{convert, expected_tensors, ConvertReport};
 pub use error::{ModelError, Result};
-pub use generate::{generate, GenerationConfig, Hypothesis};
+pub use generate::{
+    check_token_prefixes, generate, generate_constrained, Constraint, GenerationConfig, Hypothesis,
+    TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
+};
 pub use input::InputFormat;
 pub use pipeline::{GeneratedSql, SqlModel};
 pub use t5::{loss, shift_right, DecoderCache, T5Config, T5Model};

@@ -4,16 +4,20 @@
 //! did (see [`InputFormat`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use text2sql_data::schema::DatabaseSchema;
+use text2sql_sql::{SchemaIndex, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
-use crate::generate::{generate, GenerationConfig};
+use crate::generate::{
+    generate_constrained, Constraint, GenerationConfig, TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
+};
 use crate::input::InputFormat;
 use crate::t5::{T5Config, T5Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
@@ -33,6 +37,10 @@ pub struct SqlModel {
     format: InputFormat,
     generation: GenerationConfig,
     dir: PathBuf,
+    /// Constrained decoding where a schema is known (on by default).
+    constrain: bool,
+    /// Each token's text, built on the first constrained generation.
+    token_texts: OnceLock<Arc<TokenTexts>>,
 }
 
 fn tokenizer_error(dir: &Path) -> impl Fn(TokenizerError) -> ModelError + '_ {
@@ -76,7 +84,31 @@ impl SqlModel {
             format,
             generation,
             dir: dir.to_path_buf(),
+            constrain: true,
+            token_texts: OnceLock::new(),
         })
+    }
+
+    /// Turns constrained decoding (only SQL that parses and names real
+    /// tables and columns of the question's schema) on or off; on by default.
+    pub fn set_constrained(&mut self, constrain: bool) {
+        self.constrain = constrain;
+    }
+
+    pub fn constrained(&self) -> bool {
+        self.constrain
+    }
+
+    /// The decoding settings (`max_new_tokens`, `length_penalty`, ...).
+    pub fn generation_mut(&mut self) -> &mut GenerationConfig {
+        &mut self.generation
+    }
+
+    /// Each token's text, as constrained decoding appends it.
+    pub fn token_texts(&self) -> Arc<TokenTexts> {
+        self.token_texts
+            .get_or_init(|| Arc::new(TokenTexts::new(&self.tokenizer)))
+            .clone()
     }
 
     pub fn dir(&self) -> &Path {
@@ -112,7 +144,33 @@ impl SqlModel {
         beams: usize,
     ) -> Result<Vec<GeneratedSql>> {
         let source = self.source_text(question, external_knowledge, schema);
-        self.generate_from_raw(&source, beams)
+        let mut all = self.generate_batch_for(&[source], &[schema], beams)?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// [`SqlModel::generate_batch`] for inputs about known schemas (one per
+    /// input): constrained to SQL valid on each schema unless turned off.
+    pub fn generate_batch_for<S: AsRef<str>>(
+        &self,
+        source_texts: &[S],
+        schemas: &[&DatabaseSchema],
+        beams: usize,
+    ) -> Result<Vec<Vec<GeneratedSql>>> {
+        if schemas.len() != source_texts.len() {
+            return Err(ModelError::Invalid(format!(
+                "{} schemas for {} inputs",
+                schemas.len(),
+                source_texts.len()
+            )));
+        }
+        if !self.constrain {
+            return self.generate_batch(source_texts, beams);
+        }
+        let checkers = schemas
+            .iter()
+            .map(|schema| SqlChecker::new(Arc::new(SchemaIndex::new(schema))))
+            .collect();
+        self.run(source_texts, beams, Some(checkers))
     }
 
     /// Generation from a ready-made encoder input (no schema serialization).
@@ -127,6 +185,15 @@ impl SqlModel {
         &self,
         source_texts: &[S],
         beams: usize,
+    ) -> Result<Vec<Vec<GeneratedSql>>> {
+        self.run(source_texts, beams, None)
+    }
+
+    fn run<S: AsRef<str>>(
+        &self,
+        source_texts: &[S],
+        beams: usize,
+        checkers: Option<Vec<SqlChecker>>,
     ) -> Result<Vec<Vec<GeneratedSql>>> {
         if beams == 0 {
             return Err(ModelError::Invalid("beams must be at least 1".into()));
@@ -143,7 +210,16 @@ impl SqlModel {
             num_beams: beams,
             ..self.generation.clone()
         };
-        let outputs = generate(&self.model, &config, &inputs)?;
+        let texts = checkers.as_ref().map(|_| self.token_texts());
+        let constraint = match (&texts, checkers) {
+            (Some(texts), Some(checkers)) => Some(Constraint {
+                texts,
+                checkers,
+                top_k: DEFAULT_CONSTRAIN_TOP_K,
+            }),
+            _ => None,
+        };
+        let outputs = generate_constrained(&self.model, &config, &inputs, constraint)?;
         outputs
             .into_iter()
             .map(|hypotheses| {
@@ -308,10 +384,21 @@ mod tests {
             .unwrap();
         assert_eq!(beams.len(), 3);
         assert!(beams.windows(2).all(|w| w[0].score >= w[1].score));
-        // Same input, same output: from the raw text, and reloaded.
+        // Same input, same output: from the source text, and reloaded.
         assert_eq!(
-            model.generate_from_raw(&expected_source, 1).unwrap(),
+            model
+                .generate_batch_for(&[expected_source.as_str()], &[&schema], 1)
+                .unwrap()[0],
             greedy
+        );
+        // Constrained by default; off, it is plain decoding of the raw text.
+        assert!(model.constrained());
+        let mut free = SqlModel::load(&model_dir, &Device::Cpu).unwrap();
+        free.set_constrained(false);
+        assert_eq!(
+            free.generate_sql("How many singers?", "", &schema, 1)
+                .unwrap(),
+            model.generate_from_raw(&expected_source, 1).unwrap()
         );
         let again = SqlModel::load(&model_dir, &Device::Cpu).unwrap();
         assert_eq!(
@@ -322,10 +409,16 @@ mod tests {
         );
         // A batch answers each input as alone.
         let batch = model
-            .generate_batch(&[expected_source.as_str(), "SELECT name FROM singer"], 1)
+            .generate_batch_for(
+                &[expected_source.as_str(), "SELECT name FROM singer"],
+                &[&schema, &schema],
+                1,
+            )
             .unwrap();
         assert_eq!(batch.len(), 2);
-        assert_eq!(batch[0], greedy);
+        // Padding changes the logits in the last float digits only.
+        assert_eq!(batch[0][0].sql, greedy[0].sql);
+        assert!((batch[0][0].score - greedy[0].score).abs() < 1e-3);
         assert!(model.generate_batch(&["x"], 0).is_err());
     }
 

@@ -526,6 +526,11 @@ pub struct EvalConfig {
     /// Questions generated together in one batch (bounds eval memory).
     #[serde(default = "default_generation_batch")]
     pub batch_size: usize,
+    /// Constrained decoding for the execution-accuracy sample (only SQL that
+    /// parses and names the database's real tables and columns), as `ask`
+    /// and `eval --model` decode by default; false to compare without.
+    #[serde(default = "default_true")]
+    pub constrain: bool,
     /// Which metric picks the best checkpoint and drives early stopping;
     /// default `exec_accuracy` when `exec_sample` > 0, else `val_loss`.
     #[serde(default)]

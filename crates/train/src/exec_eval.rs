@@ -5,12 +5,13 @@
 //! The encoder inputs are built once, exactly as `ask` and `eval --model`
 //! build them from the checkpoint's saved `text2sql_input.json` (no gold SQL
 //! steering the schema pruning), and decoding follows
-//! [`text2sql_model::SqlModel::generate_batch`]: so on the same examples the
+//! [`text2sql_model::SqlModel::generate_batch_for`] (constrained unless `eval.constrain` is false): so on the same examples the
 //! accuracy logged here is the one `text2sql eval --model runs/NAME/best`
 //! reports.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -20,8 +21,13 @@ use text2sql_data::loader::SplitReader;
 use text2sql_data::reader::Tier;
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_model::tokenizer::Tokenizer;
-use text2sql_model::{generate, GenerationConfig, InputFormat, T5Model};
-use text2sql_sql::{evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport};
+use text2sql_model::{
+    generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model, TokenTexts,
+    DEFAULT_CONSTRAIN_TOP_K,
+};
+use text2sql_sql::{
+    evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker,
+};
 
 use crate::error::{Result, TrainError};
 
@@ -31,11 +37,16 @@ struct SampleItem {
     source: String,
     /// Everything but the candidates, which each evaluation fills in.
     example: EvalExample,
+    /// Its database's names, for constrained decoding.
+    schema: Arc<SchemaIndex>,
 }
 
 /// The validation examples scored at every evaluation.
 pub struct ExecSample {
     items: Vec<SampleItem>,
+    /// Each token's text when decoding is constrained (`eval.constrain`,
+    /// on by default as in `ask` and `eval --model`); None without.
+    token_texts: Option<TokenTexts>,
 }
 
 /// How many of `n` examples each tier gets, for tiers of `sizes` rows:
@@ -194,6 +205,7 @@ impl ExecSample {
                 )
                 .text;
             items.push(SampleItem {
+                schema: Arc::new(SchemaIndex::new(schema)),
                 source,
                 example: EvalExample {
                     id: record.id.to_string(),
@@ -209,7 +221,18 @@ impl ExecSample {
                 },
             });
         }
-        Ok(ExecSample { items })
+        Ok(ExecSample {
+            items,
+            token_texts: Some(TokenTexts::new(tokenizer)),
+        })
+    }
+
+    /// With `constrain` false the sample decodes without the SQL checker.
+    pub fn constrained(mut self, constrain: bool) -> Self {
+        if !constrain {
+            self.token_texts = None;
+        }
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -238,7 +261,15 @@ impl ExecSample {
                 .iter()
                 .map(|item| tokenizer.encode(&item.source, true))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let outputs = generate(&model, generation, &inputs)?;
+            let constraint = self.token_texts.as_ref().map(|texts| Constraint {
+                texts,
+                checkers: chunk
+                    .iter()
+                    .map(|item| SqlChecker::new(item.schema.clone()))
+                    .collect(),
+                top_k: DEFAULT_CONSTRAIN_TOP_K,
+            });
+            let outputs = generate_constrained(&model, generation, &inputs, constraint)?;
             for (item, hypotheses) in chunk.iter().zip(outputs) {
                 let mut candidates = Vec::with_capacity(hypotheses.len());
                 for hypothesis in hypotheses {

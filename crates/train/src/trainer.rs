@@ -603,7 +603,8 @@ impl Trainer {
             mix_seed(self.config.training.seed, &[4]),
             &self.input_format,
             &self.tokenizer,
-        )?;
+        )?
+        .constrained(eval.constrain);
         if sample.is_empty() {
             return Err(TrainError::Dataset(format!(
                 "eval.exec_sample = {}, but the val split of {} has no example \

@@ -52,6 +52,17 @@ pub struct Args {
     /// Seconds the query may run with --run.
     #[arg(long = "timeout-s", default_value_t = 10.0)]
     pub timeout_s: f64,
+    /// Decode without the SQL checker (by default only SQL that parses and
+    /// names the database's real tables and columns can be generated).
+    #[arg(long)]
+    pub no_constrain: bool,
+    /// The most tokens generated (default: the longest SQL the model was trained on).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_new_tokens: Option<u32>,
+    /// Beam search ranks finished candidates by `sum_logprobs / len ^ length_penalty`
+    /// (above 0 favours longer SQL).
+    #[arg(long)]
+    pub length_penalty: Option<f32>,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -61,15 +72,28 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
             args.timeout_s
         );
     }
-    let model = SqlModel::load(&args.model, &Device::Cpu)
+    let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    model.set_constrained(!args.no_constrain);
+    if let Some(max) = args.max_new_tokens {
+        model.generation_mut().max_new_tokens = max as usize;
+    }
+    if let Some(penalty) = args.length_penalty {
+        if !penalty.is_finite() {
+            bail!("--length-penalty must be a finite number, got {penalty}");
+        }
+        model.generation_mut().length_penalty = penalty;
+    }
     let beams = usize::from(args.beams);
     let (source, candidates) = match (&args.raw_input, &args.db, &args.question) {
         (Some(raw), _, _) => (raw.clone(), model.generate_from_raw(raw, beams)?),
         (None, Some(db), Some(question)) => {
             let schema = load_schema(db, args.tables.as_deref())?;
             let source = model.source_text(question, &args.external_knowledge, &schema);
-            let candidates = model.generate_from_raw(&source, beams)?;
+            let candidates = model
+                .generate_batch_for(&[source.as_str()], &[&schema], beams)?
+                .pop()
+                .unwrap_or_default();
             (source, candidates)
         }
         _ => bail!("give --db and --question, or --raw-input"),

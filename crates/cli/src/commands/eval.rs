@@ -95,6 +95,10 @@ pub struct Args {
     /// With --model: questions generated together in one batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// With --model: decode without the SQL checker (by default only SQL
+    /// that parses and names the database's real tables and columns).
+    #[arg(long, requires = "model")]
+    pub no_constrain: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +156,8 @@ fn generate_examples(
     if args.beams == 0 || args.batch_size == 0 {
         bail!("--beams and --batch-size must be at least 1");
     }
-    let model = SqlModel::load(model_dir, &Device::Cpu)?;
+    let mut model = SqlModel::load(model_dir, &Device::Cpu)?;
+    model.set_constrained(!args.no_constrain);
     let dataset = ProcessedDataset::open(data_dir)?;
     let schemas = dataset.schemas()?;
     let split = match args.split {
@@ -176,6 +181,7 @@ fn generate_examples(
         );
     }
     let mut sources = Vec::with_capacity(records.len());
+    let mut record_schemas = Vec::with_capacity(records.len());
     for record in &records {
         let row = schemas.get(&record.db_id).with_context(|| {
             format!(
@@ -186,12 +192,16 @@ fn generate_examples(
             )
         })?;
         sources.push(model.source_text(&record.question, &record.external_knowledge, &row.schema));
+        record_schemas.push(&row.schema);
     }
 
     let bar = progress_bar(global, records.len() as u64, "generate", false);
     let mut candidates = Vec::with_capacity(records.len());
-    for chunk in sources.chunks(args.batch_size) {
-        for beams in model.generate_batch(chunk, args.beams)? {
+    for (chunk, chunk_schemas) in sources
+        .chunks(args.batch_size)
+        .zip(record_schemas.chunks(args.batch_size))
+    {
+        for beams in model.generate_batch_for(chunk, chunk_schemas, args.beams)? {
             candidates.push(beams.into_iter().map(|g| g.sql).collect::<Vec<_>>());
         }
         bar.inc(chunk.len() as u64);

@@ -5,5 +5,6 @@ pub mod prepare;
 pub mod sample;
 pub mod schema;
 pub mod serve;
+pub mod sql;
 pub mod tokenizer;
 pub mod train;

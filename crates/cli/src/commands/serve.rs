@@ -48,6 +48,10 @@ pub struct Args {
     /// Rows one execution returns at most (the page shows them 25 per page).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_rows: u32,
+    /// Decode without the SQL checker (by default only SQL that parses and
+    /// names the database's real tables and columns can be generated).
+    #[arg(long)]
+    pub no_constrain: bool,
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
@@ -79,8 +83,9 @@ impl Args {
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     // Check the arguments before the (slow) model load.
     args.config()?;
-    let model = SqlModel::load(&args.model, &Device::Cpu)
+    let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
+    model.set_constrained(!args.no_constrain);
     run_with(
         &args,
         global,

@@ -13,6 +13,7 @@ mod prepare;
 mod sample;
 mod schema;
 mod serve;
+mod sql;
 mod token_cache;
 mod tokenizer;
 mod train;

@@ -1,0 +1,188 @@
+//! `text2sql sql check`: run the constrained-decoding checker over a gold
+//! file, to see whether constrained decoding fits a corpus: how many queries
+//! it accepts, and for each one it rejects, where and why.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use text2sql_data::schema::read_tables_file;
+use text2sql_model::tokenizer::Tokenizer;
+use text2sql_model::{check_token_prefixes, TokenTexts};
+use text2sql_sql::eval::files::{read_gold_file, read_gold_json};
+use text2sql_sql::{check_pieces, SchemaIndex, SqlChecker};
+
+use crate::output::{print_json, progress_bar, GlobalOpts};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: SqlCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SqlCommand {
+    /// Check gold SQL with the constrained-decoding checker, on its own schema.
+    ///
+    /// Every query is checked at every prefix and at its end, as decoding
+    /// checks it: character by character, or token by token with
+    /// --tokenizer. A correct query should always be accepted; a rejected one
+    /// is reported with the character offset and reason.
+    #[command(after_help = "Examples:
+  text2sql sql check --tables spider/tables.json spider/train_gold.sql
+  text2sql sql check --tables spider/tables.json --tokenizer runs/quickstart/best spider/dev.json")]
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Gold SQL: `SQL<TAB>db_id` lines (Spider's dev_gold.sql, BIRD's dev.sql),
+    /// or a .json array of examples (Spider, BIRD or SynSQL).
+    pub file: PathBuf,
+    /// The tables.json with every database the file names.
+    #[arg(long)]
+    pub tables: PathBuf,
+    /// Check at every token prefix under this tokenizer (a folder with
+    /// tokenizer.json or spiece.model, such as a checkpoint) instead of at
+    /// every character.
+    #[arg(long, value_name = "DIR")]
+    pub tokenizer: Option<PathBuf>,
+    /// Rejected queries listed at most (all are counted).
+    #[arg(long, default_value_t = 50)]
+    pub show: usize,
+}
+
+#[derive(Serialize)]
+struct Rejected {
+    /// 1-based record (line, or element of the JSON array).
+    record: usize,
+    db_id: String,
+    sql: String,
+    /// The token (with --tokenizer) or character rejected, 0-based; equal
+    /// to the count at the end of the query.
+    piece: usize,
+    offset: usize,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    file: String,
+    unit: &'static str,
+    total: usize,
+    accepted: usize,
+    rejected: Vec<Rejected>,
+}
+
+pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
+    match args.command {
+        SqlCommand::Check(args) => check(args, global),
+    }
+}
+
+fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {
+    let is_json = args
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let gold = if is_json {
+        read_gold_json(&args.file)?
+    } else {
+        read_gold_file(&args.file)?
+    };
+    let schemas: HashMap<String, Arc<SchemaIndex>> = read_tables_file(&args.tables)?
+        .iter()
+        .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(s))))
+        .collect();
+    let tokenizer = args
+        .tokenizer
+        .as_deref()
+        .map(|dir| {
+            Tokenizer::from_dir(dir).with_context(|| format!("--tokenizer {}", dir.display()))
+        })
+        .transpose()?;
+    let texts = tokenizer.as_ref().map(TokenTexts::new);
+
+    let bar = progress_bar(global, gold.len() as u64, "check", false);
+    let mut rejected = Vec::new();
+    for (index, entry) in gold.iter().enumerate() {
+        bar.inc(1);
+        let schema = schemas.get(&entry.db_id).with_context(|| {
+            format!(
+                "{}: record {}: db_id `{}` is not in {}",
+                args.file.display(),
+                index + 1,
+                entry.db_id,
+                args.tables.display()
+            )
+        })?;
+        let checker = SqlChecker::new(schema.clone());
+        let outcome = match (&tokenizer, &texts) {
+            (Some(tokenizer), Some(texts)) => {
+                let ids = tokenizer.encode(&entry.sql, false).with_context(|| {
+                    format!("{}: record {}: tokenizing", args.file.display(), index + 1)
+                })?;
+                check_token_prefixes(&checker, texts, &ids)
+            }
+            _ => {
+                let mut buf = [0u8; 4];
+                let chars: Vec<String> = entry
+                    .sql
+                    .chars()
+                    .map(|c| c.encode_utf8(&mut buf).to_string())
+                    .collect();
+                check_pieces(checker, chars.iter().map(String::as_str))
+            }
+        };
+        if let Err((piece, rejection)) = outcome {
+            rejected.push(Rejected {
+                record: index + 1,
+                db_id: entry.db_id.clone(),
+                sql: entry.sql.clone(),
+                piece,
+                offset: rejection.offset,
+                message: rejection.message,
+            });
+        }
+    }
+    bar.finish_and_clear();
+
+    let summary = Summary {
+        file: args.file.display().to_string(),
+        unit: if tokenizer.is_some() {
+            "token"
+        } else {
+            "character"
+        },
+        total: gold.len(),
+        accepted: gold.len() - rejected.len(),
+        rejected,
+    };
+    if global.json {
+        return print_json(&summary);
+    }
+    let percent = if summary.total == 0 {
+        100.0
+    } else {
+        100.0 * summary.accepted as f64 / summary.total as f64
+    };
+    println!(
+        "{}: {} of {} queries accepted ({percent:.2}%), checked at every {} prefix",
+        summary.file, summary.accepted, summary.total, summary.unit
+    );
+    for r in summary.rejected.iter().take(args.show) {
+        println!(
+            "record {} ({}): rejected at byte {} ({} {}): {}\n    {}",
+            r.record, r.db_id, r.offset, summary.unit, r.piece, r.message, r.sql
+        );
+    }
+    if summary.rejected.len() > args.show {
+        println!(
+            "... and {} more (--show N lists more)",
+            summary.rejected.len() - args.show
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! An incremental SQL checker for constrained decoding (PICARD's idea, in
+//! process): given a text prefix and a schema it says whether the text can
+//! still become a valid SQLite query, cannot, or already is one.
+//!
+//! It is hand-written rather than built on `sqlparser` because decoding
+//! needs what a whole-statement parser cannot give: a verdict on every
+//! prefix (`SELECT name FROM sin` is fine, `SELECT name FROM )` is not), and
+//! a state that a decoder copies per hypothesis and extends by a few
+//! characters at a time, so that a check costs the new text rather than a
+//! re-parse. The state is an incremental tokenizer ([`lexer`]) and a
+//! pushdown automaton over SQLite's SELECT grammar ([`parser`]) whose stack
+//! is a plain value.
+//!
+//! It never rejects a valid query where deciding is hard: columns of CTEs,
+//! derived tables and table-valued functions are not tracked (any name
+//! resolves), double-quoted names fall back to strings as in SQLite,
+//! function names and types are not checked. What it rejects, as soon as it
+//! can tell: syntax errors (a keyword out of place, unbalanced parentheses, a
+//! second statement), unknown tables, unknown and ambiguous columns, columns
+//! of tables not in scope and undefined aliases. Names compare as SQLite
+//! compares them, ASCII case-insensitively, quoted or not.
+
+mod lexer;
+mod parser;
+
+use std::sync::Arc;
+
+use text2sql_data::schema::DatabaseSchema;
+
+use lexer::{Lexer, Tok, Token};
+use parser::Parser;
+
+/// A schema's names, lower-cased, for checking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaIndex {
+    tables: Vec<TableNames>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct TableNames {
+    name: String,
+    columns: Vec<String>,
+}
+
+impl SchemaIndex {
+    pub fn new(schema: &DatabaseSchema) -> Self {
+        Self {
+            tables: schema
+                .tables
+                .iter()
+                .map(|t| TableNames {
+                    name: t.name.to_ascii_lowercase(),
+                    columns: t
+                        .columns
+                        .iter()
+                        .map(|c| c.name.to_ascii_lowercase())
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn table_index(&self, name: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == name)
+    }
+}
+
+/// Why a text cannot become a valid query: the byte offset of the token
+/// where that became certain, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at byte {offset}: {message}")]
+pub struct Rejection {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// The checker's state after some text. Cheap to clone: a decoder keeps one
+/// per hypothesis and extends a clone with each candidate token's text.
+#[derive(Debug, Clone)]
+pub struct SqlChecker {
+    schema: Arc<SchemaIndex>,
+    lexer: Lexer,
+    parser: Parser,
+    rejected: Option<Rejection>,
+    /// Reused buffer for the tokens a push completes.
+    tokens: Vec<Token>,
+}
+
+impl SqlChecker {
+    pub fn new(schema: Arc<SchemaIndex>) -> Self {
+        Self {
+            schema,
+            lexer: Lexer::default(),
+            parser: Parser::default(),
+            rejected: None,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// Bytes of text pushed so far.
+    pub fn len(&self) -> usize {
+        self.lexer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `text`. `Ok` when the text so far can still become a valid
+    /// query; once rejected, the checker stays rejected.
+    pub fn push(&mut self, text: &str) -> Result<(), Rejection> {
+        if let Some(rejection) = &self.rejected {
+            return Err(rejection.clone());
+        }
+        let result = self.push_inner(text);
+        if let Err(rejection) = &result {
+            self.rejected = Some(rejection.clone());
+        }
+        result
+    }
+
+    fn push_inner(&mut self, text: &str) -> Result<(), Rejection> {
+        let mut tokens = std::mem::take(&mut self.tokens);
+        tokens.clear();
+        let lexed = self.lexer.push(text, &mut tokens);
+        // Tokens completed before a lexing error still count: report the
+        // earliest problem.
+        let parsed = self.feed_all(&tokens);
+        self.tokens = tokens;
+        parsed?;
+        lexed.map_err(|e| Rejection {
+            offset: e.offset,
+            message: e.message,
+        })?;
+        // A pending operator, number or string: some token it can become
+        // must fit (`|` at the start of a query cannot).
+        let mut first_error = None;
+        for tok in self.lexer.pending_tokens() {
+            let token = Token {
+                tok,
+                offset: self.lexer.pending_start(),
+            };
+            match self.parser.clone().feed(&self.schema, &token) {
+                Ok(()) => {
+                    first_error = None;
+                    break;
+                }
+                Err(message) => {
+                    first_error.get_or_insert(message);
+                }
+            }
+        }
+        if let Some(message) = first_error {
+            return Err(Rejection {
+                offset: self.lexer.pending_start(),
+                message,
+            });
+        }
+        if let Some(prefix) = self.lexer.pending_name() {
+            if !self.parser.word_prefix_possible(&self.schema, &prefix) {
+                return Err(Rejection {
+                    offset: self.lexer.len() - prefix.len(),
+                    message: format!("no name or keyword that fits here starts with `{prefix}`"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn feed_all(&mut self, tokens: &[Token]) -> Result<(), Rejection> {
+        for token in tokens {
+            self.parser
+                .feed(&self.schema, token)
+                .map_err(|message| Rejection {
+                    offset: token.offset,
+                    message,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the text so far is a complete valid query (the state is not
+    /// changed: more text may still follow).
+    pub fn finish(&self) -> Result<(), Rejection> {
+        if let Some(rejection) = &self.rejected {
+            return Err(rejection.clone());
+        }
+        let mut end = self.clone();
+        let mut tokens = Vec::new();
+        end.lexer.finish(&mut tokens).map_err(|e| Rejection {
+            offset: e.offset,
+            message: e.message,
+        })?;
+        tokens.push(Token {
+            tok: Tok::End,
+            offset: end.lexer.len(),
+        });
+        end.feed_all(&tokens)
+    }
+}
+
+/// Checks a whole query: every prefix and the end.
+pub fn check_sql(schema: &Arc<SchemaIndex>, sql: &str) -> Result<(), Rejection> {
+    let mut checker = SqlChecker::new(schema.clone());
+    checker.push(sql)?;
+    checker.finish()
+}
+
+/// Feeds `pieces` one after another (a decoder's tokens, or single
+/// characters), checking after each, then ends the text: on rejection, the
+/// index of the piece rejected (`pieces.len()` for the end) and why.
+pub fn check_pieces<'a>(
+    mut checker: SqlChecker,
+    pieces: impl IntoIterator<Item = &'a str>,
+) -> Result<(), (usize, Rejection)> {
+    let mut count = 0;
+    for (index, piece) in pieces.into_iter().enumerate() {
+        checker.push(piece).map_err(|e| (index, e))?;
+        count = index + 1;
+    }
+    checker.finish().map_err(|e| (count, e))
+}
+
+#[cfg(test)]
+mod tests;

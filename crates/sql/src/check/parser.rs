@@ -1,0 +1,1654 @@
+//! SQLite's query grammar as an explicit-stack (pushdown) parser, so that its
+//! whole state is a value: a decoder clones it per hypothesis and feeds it
+//! one token at a time, and a check costs the new tokens only.
+//!
+//! Each frame on the stack is a grammar rule and where in it the parser
+//! stands. A token goes to the top frame, which pops itself and pushes its
+//! continuation, then any sub-rules above it, and says whether it consumed
+//! the token or whether the new top should see it ([`Flow`]).
+//!
+//! Names are checked against the schema in scopes: a query's scope holds
+//! its CTE names, a SELECT's scope its FROM sources (tables, aliases,
+//! derived tables) and its result-column aliases. A column can only be
+//! resolved once its SELECT's FROM clause is complete (the SELECT list comes
+//! first), so references that do not resolve yet wait in the scope and are
+//! settled when its FROM ends, falling through to enclosing scopes as SQLite
+//! does for correlated subqueries.
+
+use super::lexer::{Tok, Token};
+use super::SchemaIndex;
+
+/// Words that cannot be a bare identifier anywhere this grammar looks for
+/// one (table or column name, alias). SQLite lets many keywords double as
+/// names; these are the ones that delimit clauses here.
+const RESERVED: &[&str] = &[
+    "all",
+    "and",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "collate",
+    "cross",
+    "desc",
+    "distinct",
+    "else",
+    "end",
+    "escape",
+    "except",
+    "exists",
+    "from",
+    "full",
+    "glob",
+    "group",
+    "having",
+    "in",
+    "inner",
+    "intersect",
+    "is",
+    "isnull",
+    "join",
+    "left",
+    "like",
+    "limit",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "regexp",
+    "right",
+    "select",
+    "then",
+    "union",
+    "using",
+    "values",
+    "when",
+    "where",
+    "with",
+];
+
+fn reserved(word: &str) -> bool {
+    RESERVED.binary_search(&word).is_ok()
+}
+
+/// Binary operators that take any operand on both sides.
+const BINARY: &[&str] = &[
+    "=", "==", "!=", "<>", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "||", "&", "|", "<<",
+    ">>", "->", "->>",
+];
+
+/// Column names every rowid table has without declaring them.
+const ROWID: &[&str] = &["rowid", "oid", "_rowid_"];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StmtAt {
+    Start,
+    AfterQuery,
+    AfterSemi,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum QueryAt {
+    Start,
+    WithRecursive,
+    CteName,
+    CteAfterName,
+    CteAs,
+    CteBody,
+    CteNext,
+    Body,
+    AfterCore,
+    UnionAll,
+    AfterOrder,
+    AfterLimit,
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CoreAt {
+    Start,
+    Distinct,
+    Result,
+    ResultAlias,
+    AliasName,
+    AfterResult,
+    AfterFrom,
+    AfterWhere,
+    AfterGroup,
+    AfterHaving,
+    WindowName,
+    WindowAs,
+    WindowNext,
+    ValuesRow,
+    ValuesNext,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FromAt {
+    TableStart,
+    AfterName {
+        name: String,
+        offset: usize,
+    },
+    AfterSchemaDot,
+    Alias {
+        source: Source,
+    },
+    AliasName {
+        source: Source,
+    },
+    ParenOpen,
+    NestedClose,
+    Derived,
+    DerivedAliasName,
+    AfterTable,
+    /// After NATURAL: an outer or inner join kind, or JOIN.
+    JoinNatural,
+    /// After LEFT/RIGHT/FULL: OUTER or JOIN.
+    JoinOuter,
+    /// JOIN itself.
+    Join,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ExprAt {
+    Operand,
+    AfterName {
+        name: String,
+        offset: usize,
+    },
+    Qualified {
+        qualifier: String,
+        offset: usize,
+    },
+    Qualified2 {
+        qualifier: String,
+        column: String,
+        offset: usize,
+    },
+    Qualified3,
+    AfterOperand,
+    AfterBetween,
+    IsRest,
+    IsNot,
+    NotOp,
+    InOpen,
+    InParen,
+    ParenOpen,
+    ParenList,
+    Collate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FuncAt {
+    Start,
+    Args,
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CaseAt {
+    Start,
+    ExpectWhen,
+    Then,
+    AfterThen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WindowAt {
+    /// After OVER: a window name or `(`.
+    AfterOver,
+    /// After WINDOW name AS: `(`.
+    Open,
+    Spec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OrderAt {
+    AfterExpr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum IdentAt {
+    Start,
+    Next,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Frame {
+    Stmt(StmtAt),
+    Query(QueryAt),
+    Core(CoreAt),
+    From {
+        at: FromAt,
+        nested: bool,
+    },
+    Expr {
+        at: ExprAt,
+        no_and: bool,
+    },
+    ExprList,
+    OrderList(OrderAt),
+    Func(FuncAt),
+    Case(CaseAt),
+    Window(WindowAt),
+    /// A type name inside CAST; true once a word was read.
+    CastType(bool),
+    /// Identifiers up to `)` (USING, a CTE's column list), `(` already read.
+    IdentList(IdentAt),
+    /// Any tokens up to the `)` that closes the current parentheses (window
+    /// frame specs, type arguments), which it leaves for its parent.
+    Skip(u32),
+    Expect(&'static [&'static str]),
+}
+
+/// What the parser does with the token after a frame's step.
+enum Flow {
+    Consumed,
+    Retry,
+    Accept,
+}
+
+/// One FROM source: a schema table (its index), or a CTE, derived table or
+/// table-valued function whose columns are not tracked (any name resolves).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Source {
+    /// Lower-cased alias, or the table's own name when it has none.
+    key: String,
+    table: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Ref {
+    qualifier: Option<String>,
+    /// None for `qualifier.*`.
+    column: Option<String>,
+    offset: usize,
+}
+
+impl Ref {
+    fn describe(&self) -> String {
+        match (&self.qualifier, &self.column) {
+            (Some(q), Some(c)) => format!("{q}.{c}"),
+            (Some(q), None) => format!("{q}.*"),
+            (None, Some(c)) => c.clone(),
+            (None, None) => "*".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ScopeKind {
+    Query,
+    Core,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Scope {
+    kind: ScopeKind,
+    ctes: Vec<String>,
+    sources: Vec<Source>,
+    aliases: Vec<String>,
+    /// The FROM clause is complete: every source is known.
+    done: bool,
+    /// USING or NATURAL joins: a shared column name is not ambiguous.
+    merged_columns: bool,
+    pending: Vec<Ref>,
+}
+
+impl Scope {
+    fn new(kind: ScopeKind) -> Self {
+        Self {
+            kind,
+            ctes: Vec::new(),
+            sources: Vec::new(),
+            aliases: Vec::new(),
+            done: false,
+            merged_columns: false,
+            pending: Vec::new(),
+        }
+    }
+}
+
+enum Lookup {
+    Hit,
+    Miss,
+    Error(String),
+}
+
+enum Resolution {
+    Found,
+    Defer(usize),
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Parser {
+    stack: Vec<Frame>,
+    scopes: Vec<Scope>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self {
+            stack: vec![Frame::Stmt(StmtAt::Start)],
+            scopes: Vec::new(),
+        }
+    }
+}
+
+fn is_kw(t: &Tok, k: &str) -> bool {
+    matches!(t, Tok::Word(w) if w == k)
+}
+
+fn is_punct(t: &Tok, p: &str) -> bool {
+    matches!(t, Tok::Punct(q) if *q == p)
+}
+
+fn starts_query(t: &Tok) -> bool {
+    is_kw(t, "select") || is_kw(t, "with") || is_kw(t, "values")
+}
+
+/// A name where any identifier may stand: a non-reserved word or a quoted name.
+fn ident(t: &Tok) -> Option<&str> {
+    match t {
+        Tok::Word(w) if !reserved(w) => Some(w),
+        Tok::Quoted(w) | Tok::DQuoted(w) => Some(w),
+        _ => None,
+    }
+}
+
+/// A column alias: an identifier or a string (SQLite accepts `AS 'name'`).
+fn alias(t: &Tok) -> Option<String> {
+    match t {
+        Tok::Str => Some(String::new()),
+        _ => ident(t).map(str::to_string),
+    }
+}
+
+impl Parser {
+    /// Feeds one token. Errors are messages; the caller knows the offset.
+    pub fn feed(&mut self, schema: &SchemaIndex, token: &Token) -> Result<(), String> {
+        loop {
+            let Some(frame) = self.stack.pop() else {
+                return Err(format!(
+                    "unexpected {} after the end of the query",
+                    token.tok
+                ));
+            };
+            match self.step(schema, frame, token)? {
+                Flow::Consumed | Flow::Accept => return Ok(()),
+                Flow::Retry => {}
+            }
+        }
+    }
+
+    /// Whether a word starting with `prefix` (lower-case) could come next,
+    /// where that can be told from the schema or the grammar alone.
+    pub fn word_prefix_possible(&self, schema: &SchemaIndex, prefix: &str) -> bool {
+        let starts = |name: &str| name.starts_with(prefix);
+        match self.stack.last() {
+            Some(Frame::Stmt(StmtAt::Start)) | Some(Frame::Query(QueryAt::Start)) => {
+                ["select", "with", "values"].iter().any(|k| starts(k))
+            }
+            Some(Frame::Expect(alternatives)) => alternatives.iter().any(|a| starts(a)),
+            Some(Frame::From {
+                at: FromAt::TableStart,
+                ..
+            }) => {
+                schema.tables.iter().any(|t| starts(&t.name))
+                    || self.scopes.iter().flat_map(|s| &s.ctes).any(|c| starts(c))
+                    || ["main", "temp", "json_each", "json_tree"]
+                        .iter()
+                        .any(|k| starts(k))
+                    || starts_query(&Tok::Word(prefix.to_string()))
+            }
+            Some(Frame::Expr {
+                at: ExprAt::Qualified { qualifier, .. },
+                ..
+            }) => match self.source_for(qualifier) {
+                Some(Source {
+                    table: Some(index), ..
+                }) => {
+                    schema.tables[*index].columns.iter().any(|c| starts(c))
+                        || ROWID.iter().any(|c| starts(c))
+                }
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
+    /// The source a qualifier names in the innermost scope that has it.
+    fn source_for(&self, qualifier: &str) -> Option<&Source> {
+        self.scopes
+            .iter()
+            .rev()
+            .filter(|s| s.kind == ScopeKind::Core)
+            .find_map(|s| s.sources.iter().find(|src| src.key == qualifier))
+    }
+
+    fn push(&mut self, frame: Frame) {
+        self.stack.push(frame);
+    }
+
+    fn expr(&mut self) {
+        self.push(Frame::Expr {
+            at: ExprAt::Operand,
+            no_and: false,
+        });
+    }
+
+    fn expr_list(&mut self) {
+        self.push(Frame::ExprList);
+        self.expr();
+    }
+
+    fn order_list(&mut self) {
+        self.push(Frame::OrderList(OrderAt::AfterExpr));
+        self.expr();
+    }
+
+    fn expect(&mut self, words: &'static [&'static str]) {
+        self.push(Frame::Expect(words));
+    }
+
+    fn step(&mut self, schema: &SchemaIndex, frame: Frame, token: &Token) -> Result<Flow, String> {
+        let t = &token.tok;
+        match frame {
+            Frame::Stmt(at) => self.stmt(at, t),
+            Frame::Query(at) => self.query(at, t),
+            Frame::Core(at) => self.core(schema, at, t),
+            Frame::From { at, nested } => self.from(schema, at, nested, token),
+            Frame::Expr { at, no_and } => self.expression(schema, at, no_and, token),
+            Frame::ExprList => {
+                if is_punct(t, ",") {
+                    self.expr_list();
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+            Frame::OrderList(OrderAt::AfterExpr) => {
+                if is_kw(t, "asc") || is_kw(t, "desc") {
+                    self.push(Frame::OrderList(OrderAt::AfterExpr));
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "nulls") {
+                    self.push(Frame::OrderList(OrderAt::AfterExpr));
+                    self.expect(&["first", "last"]);
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, ",") {
+                    self.order_list();
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+            Frame::Func(at) => self.function(at, t),
+            Frame::Case(at) => self.case(at, t),
+            Frame::Window(at) => self.window(at, t),
+            Frame::CastType(seen) => {
+                if let Tok::Word(_) | Tok::Quoted(_) | Tok::DQuoted(_) = t {
+                    self.push(Frame::CastType(true));
+                    return Ok(Flow::Consumed);
+                }
+                if !seen {
+                    return Err(format!("expected a type name, found {t}"));
+                }
+                if is_punct(t, "(") {
+                    self.expect(&[")"]);
+                    self.push(Frame::Skip(0));
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+            Frame::IdentList(at) => match at {
+                IdentAt::Start => {
+                    if ident(t).is_some() {
+                        self.push(Frame::IdentList(IdentAt::Next));
+                        return Ok(Flow::Consumed);
+                    }
+                    Err(format!("expected a column name, found {t}"))
+                }
+                IdentAt::Next => {
+                    if is_punct(t, ",") {
+                        self.push(Frame::IdentList(IdentAt::Start));
+                        return Ok(Flow::Consumed);
+                    }
+                    if is_punct(t, ")") {
+                        return Ok(Flow::Consumed);
+                    }
+                    Err(format!("expected `,` or `)`, found {t}"))
+                }
+            },
+            Frame::Skip(depth) => {
+                if *t == Tok::End {
+                    return Err("unclosed `(`".to_string());
+                }
+                if is_punct(t, "(") {
+                    self.push(Frame::Skip(depth + 1));
+                } else if is_punct(t, ")") {
+                    if depth == 0 {
+                        return Ok(Flow::Retry);
+                    }
+                    self.push(Frame::Skip(depth - 1));
+                } else {
+                    self.push(Frame::Skip(depth));
+                }
+                Ok(Flow::Consumed)
+            }
+            Frame::Expect(words) => {
+                let hit = words.iter().any(|w| match t {
+                    Tok::Word(x) => x == w,
+                    Tok::Punct(p) => p == w,
+                    _ => false,
+                });
+                if hit {
+                    return Ok(Flow::Consumed);
+                }
+                let wanted: Vec<String> = words.iter().map(|w| w.to_uppercase()).collect();
+                Err(format!("expected {}, found {t}", wanted.join(" or ")))
+            }
+        }
+    }
+
+    fn stmt(&mut self, at: StmtAt, t: &Tok) -> Result<Flow, String> {
+        match at {
+            StmtAt::Start => {
+                self.push(Frame::Stmt(StmtAt::AfterQuery));
+                self.push(Frame::Query(QueryAt::Start));
+                Ok(Flow::Retry)
+            }
+            StmtAt::AfterQuery => {
+                if is_punct(t, ";") {
+                    self.push(Frame::Stmt(StmtAt::AfterSemi));
+                    return Ok(Flow::Consumed);
+                }
+                if *t == Tok::End {
+                    return Ok(Flow::Accept);
+                }
+                Err(format!("unexpected {t} after the end of the query"))
+            }
+            StmtAt::AfterSemi => {
+                if *t == Tok::End {
+                    return Ok(Flow::Accept);
+                }
+                Err(format!("a second statement ({t}) after `;`"))
+            }
+        }
+    }
+
+    fn query(&mut self, at: QueryAt, t: &Tok) -> Result<Flow, String> {
+        let next = |p: &mut Self, at: QueryAt| p.push(Frame::Query(at));
+        match at {
+            QueryAt::Start => {
+                self.scopes.push(Scope::new(ScopeKind::Query));
+                if is_kw(t, "with") {
+                    next(self, QueryAt::WithRecursive);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, QueryAt::Body);
+                Ok(Flow::Retry)
+            }
+            QueryAt::WithRecursive => {
+                next(self, QueryAt::CteName);
+                Ok(if is_kw(t, "recursive") {
+                    Flow::Consumed
+                } else {
+                    Flow::Retry
+                })
+            }
+            QueryAt::CteName => {
+                let Some(name) = ident(t) else {
+                    return Err(format!("expected a CTE name, found {t}"));
+                };
+                if let Some(scope) = self.scopes.last_mut() {
+                    scope.ctes.push(name.to_string());
+                }
+                next(self, QueryAt::CteAfterName);
+                Ok(Flow::Consumed)
+            }
+            QueryAt::CteAfterName => {
+                if is_punct(t, "(") {
+                    next(self, QueryAt::CteAs);
+                    self.push(Frame::IdentList(IdentAt::Start));
+                    return Ok(Flow::Consumed);
+                }
+                next(self, QueryAt::CteAs);
+                Ok(Flow::Retry)
+            }
+            QueryAt::CteAs => {
+                if is_kw(t, "as") {
+                    next(self, QueryAt::CteBody);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected AS, found {t}"))
+            }
+            QueryAt::CteBody => {
+                if is_kw(t, "not") || is_kw(t, "materialized") {
+                    next(self, QueryAt::CteBody);
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, "(") {
+                    next(self, QueryAt::CteNext);
+                    self.expect(&[")"]);
+                    next(self, QueryAt::Start);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `(`, found {t}"))
+            }
+            QueryAt::CteNext => {
+                if is_punct(t, ",") {
+                    next(self, QueryAt::CteName);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, QueryAt::Body);
+                Ok(Flow::Retry)
+            }
+            QueryAt::Body => {
+                if is_kw(t, "select") || is_kw(t, "values") {
+                    next(self, QueryAt::AfterCore);
+                    self.push(Frame::Core(CoreAt::Start));
+                    return Ok(Flow::Retry);
+                }
+                Err(format!("expected SELECT, found {t}"))
+            }
+            QueryAt::AfterCore => {
+                if is_kw(t, "union") {
+                    next(self, QueryAt::UnionAll);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "intersect") || is_kw(t, "except") {
+                    next(self, QueryAt::Body);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "order") {
+                    next(self, QueryAt::AfterOrder);
+                    self.order_list();
+                    self.expect(&["by"]);
+                    return Ok(Flow::Consumed);
+                }
+                self.query(QueryAt::AfterOrder, t)
+            }
+            QueryAt::UnionAll => {
+                next(self, QueryAt::Body);
+                Ok(if is_kw(t, "all") {
+                    Flow::Consumed
+                } else {
+                    Flow::Retry
+                })
+            }
+            QueryAt::AfterOrder => {
+                if is_kw(t, "limit") {
+                    next(self, QueryAt::AfterLimit);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                self.query(QueryAt::Finished, t)
+            }
+            QueryAt::AfterLimit => {
+                if is_kw(t, "offset") || is_punct(t, ",") {
+                    next(self, QueryAt::Finished);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                self.query(QueryAt::Finished, t)
+            }
+            QueryAt::Finished => {
+                while let Some(scope) = self.scopes.pop() {
+                    if scope.kind == ScopeKind::Query {
+                        break;
+                    }
+                }
+                Ok(Flow::Retry)
+            }
+        }
+    }
+
+    /// A new SELECT core: its own scope, which replaces the previous core's
+    /// in a compound (keeping its aliases, which ORDER BY may name).
+    fn begin_core(&mut self) {
+        let mut scope = Scope::new(ScopeKind::Core);
+        if self.scopes.last().map(|s| s.kind) == Some(ScopeKind::Core) {
+            if let Some(previous) = self.scopes.pop() {
+                scope.aliases = previous.aliases;
+            }
+        }
+        self.scopes.push(scope);
+    }
+
+    fn core_scope(&mut self) -> Option<&mut Scope> {
+        self.scopes
+            .iter_mut()
+            .rev()
+            .find(|s| s.kind == ScopeKind::Core)
+    }
+
+    fn core(&mut self, schema: &SchemaIndex, at: CoreAt, t: &Tok) -> Result<Flow, String> {
+        let next = |p: &mut Self, at: CoreAt| p.push(Frame::Core(at));
+        match at {
+            CoreAt::Start => {
+                self.begin_core();
+                if is_kw(t, "values") {
+                    self.finish_from(schema)?;
+                    next(self, CoreAt::ValuesRow);
+                } else {
+                    next(self, CoreAt::Distinct);
+                }
+                Ok(Flow::Consumed)
+            }
+            CoreAt::Distinct => {
+                next(self, CoreAt::Result);
+                Ok(if is_kw(t, "distinct") || is_kw(t, "all") {
+                    Flow::Consumed
+                } else {
+                    Flow::Retry
+                })
+            }
+            CoreAt::Result => {
+                if is_punct(t, "*") {
+                    next(self, CoreAt::AfterResult);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, CoreAt::ResultAlias);
+                self.expr();
+                Ok(Flow::Retry)
+            }
+            CoreAt::ResultAlias => {
+                if is_kw(t, "as") {
+                    next(self, CoreAt::AliasName);
+                    return Ok(Flow::Consumed);
+                }
+                if let Some(name) = alias(t) {
+                    if let Some(scope) = self.core_scope() {
+                        scope.aliases.push(name);
+                    }
+                    next(self, CoreAt::AfterResult);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, CoreAt::AfterResult);
+                Ok(Flow::Retry)
+            }
+            CoreAt::AliasName => {
+                let name = match t {
+                    // After AS SQLite takes most keywords as a name too.
+                    Tok::Word(w) if !matches!(w.as_str(), "from" | "where" | "select") => {
+                        Some(w.clone())
+                    }
+                    _ => alias(t),
+                };
+                let Some(name) = name else {
+                    return Err(format!("expected an alias after AS, found {t}"));
+                };
+                if let Some(scope) = self.core_scope() {
+                    scope.aliases.push(name);
+                }
+                next(self, CoreAt::AfterResult);
+                Ok(Flow::Consumed)
+            }
+            CoreAt::AfterResult => {
+                if is_punct(t, ",") {
+                    next(self, CoreAt::Result);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "from") {
+                    next(self, CoreAt::AfterFrom);
+                    self.push(Frame::From {
+                        at: FromAt::TableStart,
+                        nested: false,
+                    });
+                    return Ok(Flow::Consumed);
+                }
+                self.finish_from(schema)?;
+                self.core(schema, CoreAt::AfterFrom, t)
+            }
+            CoreAt::AfterFrom => {
+                if is_kw(t, "where") {
+                    next(self, CoreAt::AfterWhere);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                self.core(schema, CoreAt::AfterWhere, t)
+            }
+            CoreAt::AfterWhere => {
+                if is_kw(t, "group") {
+                    next(self, CoreAt::AfterGroup);
+                    self.expr_list();
+                    self.expect(&["by"]);
+                    return Ok(Flow::Consumed);
+                }
+                self.core(schema, CoreAt::AfterGroup, t)
+            }
+            CoreAt::AfterGroup => {
+                if is_kw(t, "having") {
+                    next(self, CoreAt::AfterHaving);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                self.core(schema, CoreAt::AfterHaving, t)
+            }
+            CoreAt::AfterHaving => {
+                if is_kw(t, "window") {
+                    next(self, CoreAt::WindowName);
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+            CoreAt::WindowName => {
+                if ident(t).is_none() {
+                    return Err(format!("expected a window name, found {t}"));
+                }
+                next(self, CoreAt::WindowAs);
+                Ok(Flow::Consumed)
+            }
+            CoreAt::WindowAs => {
+                if !is_kw(t, "as") {
+                    return Err(format!("expected AS, found {t}"));
+                }
+                next(self, CoreAt::WindowNext);
+                self.push(Frame::Window(WindowAt::Open));
+                Ok(Flow::Consumed)
+            }
+            CoreAt::WindowNext => {
+                if is_punct(t, ",") {
+                    next(self, CoreAt::WindowName);
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+            CoreAt::ValuesRow => {
+                if !is_punct(t, "(") {
+                    return Err(format!("expected `(`, found {t}"));
+                }
+                next(self, CoreAt::ValuesNext);
+                self.expect(&[")"]);
+                self.expr_list();
+                Ok(Flow::Consumed)
+            }
+            CoreAt::ValuesNext => {
+                if is_punct(t, ",") {
+                    next(self, CoreAt::ValuesRow);
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+        }
+    }
+
+    /// A table or CTE name in FROM: its source, or why there is none.
+    fn table_source(&self, schema: &SchemaIndex, name: &str) -> Result<Source, String> {
+        let is_cte = self.scopes.iter().any(|s| s.ctes.iter().any(|c| c == name));
+        if is_cte {
+            return Ok(Source {
+                key: name.to_string(),
+                table: None,
+            });
+        }
+        match schema.table_index(name) {
+            Some(index) => Ok(Source {
+                key: name.to_string(),
+                table: Some(index),
+            }),
+            None => Err(format!("no such table: {name}")),
+        }
+    }
+
+    fn add_source(&mut self, source: Source) {
+        if let Some(scope) = self.core_scope() {
+            scope.sources.push(source);
+        }
+    }
+
+    fn from(
+        &mut self,
+        schema: &SchemaIndex,
+        at: FromAt,
+        nested: bool,
+        token: &Token,
+    ) -> Result<Flow, String> {
+        let t = &token.tok;
+        let next = |p: &mut Self, at: FromAt| p.push(Frame::From { at, nested });
+        match at {
+            FromAt::TableStart => {
+                if is_punct(t, "(") {
+                    next(self, FromAt::ParenOpen);
+                    return Ok(Flow::Consumed);
+                }
+                // SQLite takes keywords such as CAST as names where only a
+                // name can stand: a table the schema has is one.
+                let name = match t {
+                    Tok::Word(w) if self.table_source(schema, w).is_ok() => Some(w.as_str()),
+                    _ => ident(t),
+                };
+                let Some(name) = name else {
+                    return Err(format!("expected a table name, found {t}"));
+                };
+                next(
+                    self,
+                    FromAt::AfterName {
+                        name: name.to_string(),
+                        offset: token.offset,
+                    },
+                );
+                Ok(Flow::Consumed)
+            }
+            FromAt::AfterName { name, offset } => {
+                if is_punct(t, ".") {
+                    next(self, FromAt::AfterSchemaDot);
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, "(") {
+                    // A table-valued function (json_each(...)).
+                    next(self, FromAt::Derived);
+                    self.push(Frame::Func(FuncAt::Start));
+                    return Ok(Flow::Consumed);
+                }
+                let source = self
+                    .table_source(schema, &name)
+                    .map_err(|e| format!("{e} (at byte {offset})"))?;
+                next(self, FromAt::Alias { source });
+                Ok(Flow::Retry)
+            }
+            FromAt::AfterSchemaDot => {
+                let Some(name) = ident(t) else {
+                    return Err(format!("expected a table name, found {t}"));
+                };
+                next(
+                    self,
+                    FromAt::AfterName {
+                        name: name.to_string(),
+                        offset: token.offset,
+                    },
+                );
+                Ok(Flow::Consumed)
+            }
+            FromAt::Alias { source } => {
+                if is_kw(t, "as") {
+                    next(self, FromAt::AliasName { source });
+                    return Ok(Flow::Consumed);
+                }
+                if let Some(name) = ident(t) {
+                    self.add_source(Source {
+                        key: name.to_string(),
+                        ..source
+                    });
+                    next(self, FromAt::AfterTable);
+                    return Ok(Flow::Consumed);
+                }
+                self.add_source(source);
+                next(self, FromAt::AfterTable);
+                Ok(Flow::Retry)
+            }
+            FromAt::AliasName { source } => {
+                let Some(name) = ident(t) else {
+                    return Err(format!("expected an alias after AS, found {t}"));
+                };
+                self.add_source(Source {
+                    key: name.to_string(),
+                    ..source
+                });
+                next(self, FromAt::AfterTable);
+                Ok(Flow::Consumed)
+            }
+            FromAt::ParenOpen => {
+                if starts_query(t) {
+                    next(self, FromAt::Derived);
+                    self.expect(&[")"]);
+                    self.push(Frame::Query(QueryAt::Start));
+                    return Ok(Flow::Retry);
+                }
+                next(self, FromAt::NestedClose);
+                self.push(Frame::From {
+                    at: FromAt::TableStart,
+                    nested: true,
+                });
+                Ok(Flow::Retry)
+            }
+            FromAt::NestedClose => {
+                if is_punct(t, ")") {
+                    next(self, FromAt::AfterTable);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `)`, found {t}"))
+            }
+            FromAt::Derived => {
+                if is_kw(t, "as") {
+                    next(self, FromAt::DerivedAliasName);
+                    return Ok(Flow::Consumed);
+                }
+                if let Some(name) = ident(t) {
+                    self.add_source(Source {
+                        key: name.to_string(),
+                        table: None,
+                    });
+                    next(self, FromAt::AfterTable);
+                    return Ok(Flow::Consumed);
+                }
+                self.add_source(Source {
+                    key: String::new(),
+                    table: None,
+                });
+                next(self, FromAt::AfterTable);
+                Ok(Flow::Retry)
+            }
+            FromAt::DerivedAliasName => {
+                let Some(name) = ident(t) else {
+                    return Err(format!("expected an alias after AS, found {t}"));
+                };
+                self.add_source(Source {
+                    key: name.to_string(),
+                    table: None,
+                });
+                next(self, FromAt::AfterTable);
+                Ok(Flow::Consumed)
+            }
+            FromAt::AfterTable => {
+                let merge = |p: &mut Self| {
+                    if let Some(scope) = p.core_scope() {
+                        scope.merged_columns = true;
+                    }
+                };
+                if is_punct(t, ",") || is_kw(t, "join") {
+                    next(self, FromAt::TableStart);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "natural") {
+                    merge(self);
+                    next(self, FromAt::JoinNatural);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "left") || is_kw(t, "right") || is_kw(t, "full") {
+                    next(self, FromAt::JoinOuter);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "inner") || is_kw(t, "cross") {
+                    next(self, FromAt::Join);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "on") {
+                    next(self, FromAt::AfterTable);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "using") {
+                    merge(self);
+                    next(self, FromAt::AfterTable);
+                    self.push(Frame::IdentList(IdentAt::Start));
+                    self.expect(&["("]);
+                    return Ok(Flow::Consumed);
+                }
+                if !nested {
+                    self.finish_from(schema)?;
+                }
+                Ok(Flow::Retry)
+            }
+            FromAt::JoinNatural => {
+                if is_kw(t, "left") || is_kw(t, "right") || is_kw(t, "full") {
+                    next(self, FromAt::JoinOuter);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "inner") || is_kw(t, "cross") {
+                    next(self, FromAt::Join);
+                    return Ok(Flow::Consumed);
+                }
+                self.from(schema, FromAt::Join, nested, token)
+            }
+            FromAt::JoinOuter => {
+                if is_kw(t, "outer") {
+                    next(self, FromAt::Join);
+                    return Ok(Flow::Consumed);
+                }
+                self.from(schema, FromAt::Join, nested, token)
+            }
+            FromAt::Join => {
+                if is_kw(t, "join") {
+                    next(self, FromAt::TableStart);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected JOIN, found {t}"))
+            }
+        }
+    }
+
+    fn expression(
+        &mut self,
+        schema: &SchemaIndex,
+        at: ExprAt,
+        no_and: bool,
+        token: &Token,
+    ) -> Result<Flow, String> {
+        let t = &token.tok;
+        let next = |p: &mut Self, at: ExprAt| p.push(Frame::Expr { at, no_and });
+        let subquery = |p: &mut Self| {
+            next(p, ExprAt::AfterOperand);
+            p.expect(&[")"]);
+            p.push(Frame::Query(QueryAt::Start));
+        };
+        match at {
+            ExprAt::Operand => {
+                match t {
+                    Tok::Punct("-" | "+" | "~") => next(self, ExprAt::Operand),
+                    Tok::Num | Tok::Str | Tok::DQuoted(_) | Tok::Punct("?") => {
+                        next(self, ExprAt::AfterOperand)
+                    }
+                    Tok::Punct("(") => next(self, ExprAt::ParenOpen),
+                    Tok::Word(w) => match w.as_str() {
+                        "not" => next(self, ExprAt::Operand),
+                        "null" | "true" | "false" | "current_date" | "current_time"
+                        | "current_timestamp" => next(self, ExprAt::AfterOperand),
+                        "case" => {
+                            next(self, ExprAt::AfterOperand);
+                            self.push(Frame::Case(CaseAt::Start));
+                        }
+                        "cast" => {
+                            next(self, ExprAt::AfterOperand);
+                            self.expect(&[")"]);
+                            self.push(Frame::CastType(false));
+                            self.expect(&["as"]);
+                            self.expr();
+                            self.expect(&["("]);
+                        }
+                        "exists" => {
+                            subquery(self);
+                            self.expect(&["("]);
+                        }
+                        _ if reserved(w) => {
+                            return Err(format!("expected an expression, found {t}"))
+                        }
+                        _ => next(
+                            self,
+                            ExprAt::AfterName {
+                                name: w.clone(),
+                                offset: token.offset,
+                            },
+                        ),
+                    },
+                    Tok::Quoted(w) => next(
+                        self,
+                        ExprAt::AfterName {
+                            name: w.clone(),
+                            offset: token.offset,
+                        },
+                    ),
+                    _ => return Err(format!("expected an expression, found {t}")),
+                }
+                Ok(Flow::Consumed)
+            }
+            ExprAt::AfterName { name, offset } => {
+                if is_punct(t, "(") {
+                    next(self, ExprAt::AfterOperand);
+                    self.push(Frame::Func(FuncAt::Start));
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, ".") {
+                    next(
+                        self,
+                        ExprAt::Qualified {
+                            qualifier: name,
+                            offset,
+                        },
+                    );
+                    return Ok(Flow::Consumed);
+                }
+                self.reference(
+                    schema,
+                    Ref {
+                        qualifier: None,
+                        column: Some(name),
+                        offset,
+                    },
+                )?;
+                next(self, ExprAt::AfterOperand);
+                Ok(Flow::Retry)
+            }
+            ExprAt::Qualified { qualifier, offset } => {
+                if is_punct(t, "*") {
+                    self.reference(
+                        schema,
+                        Ref {
+                            qualifier: Some(qualifier),
+                            column: None,
+                            offset,
+                        },
+                    )?;
+                    next(self, ExprAt::AfterOperand);
+                    return Ok(Flow::Consumed);
+                }
+                let column = match t {
+                    Tok::Word(w) | Tok::Quoted(w) | Tok::DQuoted(w) => w.clone(),
+                    _ => return Err(format!("expected a column name after `{qualifier}.`")),
+                };
+                next(
+                    self,
+                    ExprAt::Qualified2 {
+                        qualifier,
+                        column,
+                        offset,
+                    },
+                );
+                Ok(Flow::Consumed)
+            }
+            ExprAt::Qualified2 {
+                qualifier,
+                column,
+                offset,
+            } => {
+                if is_punct(t, ".") {
+                    // schema.table.column: the schema is not checked.
+                    next(self, ExprAt::Qualified3);
+                    return Ok(Flow::Consumed);
+                }
+                self.reference(
+                    schema,
+                    Ref {
+                        qualifier: Some(qualifier),
+                        column: Some(column),
+                        offset,
+                    },
+                )?;
+                next(self, ExprAt::AfterOperand);
+                Ok(Flow::Retry)
+            }
+            ExprAt::Qualified3 => match t {
+                Tok::Word(_) | Tok::Quoted(_) | Tok::DQuoted(_) => {
+                    next(self, ExprAt::AfterOperand);
+                    Ok(Flow::Consumed)
+                }
+                _ => Err(format!("expected a column name, found {t}")),
+            },
+            ExprAt::AfterOperand => {
+                let operand = |p: &mut Self| {
+                    next(p, ExprAt::Operand);
+                    Ok(Flow::Consumed)
+                };
+                match t {
+                    Tok::Punct(p) if BINARY.contains(p) => operand(self),
+                    Tok::Word(w) => match w.as_str() {
+                        "and" if no_and => Ok(Flow::Retry),
+                        "and" | "or" | "like" | "glob" | "regexp" | "match" | "escape" => {
+                            operand(self)
+                        }
+                        "is" => {
+                            next(self, ExprAt::IsRest);
+                            Ok(Flow::Consumed)
+                        }
+                        "not" => {
+                            next(self, ExprAt::NotOp);
+                            Ok(Flow::Consumed)
+                        }
+                        "in" => {
+                            next(self, ExprAt::InOpen);
+                            Ok(Flow::Consumed)
+                        }
+                        "between" => {
+                            next(self, ExprAt::AfterBetween);
+                            self.push(Frame::Expr {
+                                at: ExprAt::Operand,
+                                no_and: true,
+                            });
+                            Ok(Flow::Consumed)
+                        }
+                        "isnull" | "notnull" => {
+                            next(self, ExprAt::AfterOperand);
+                            Ok(Flow::Consumed)
+                        }
+                        "collate" => {
+                            next(self, ExprAt::Collate);
+                            Ok(Flow::Consumed)
+                        }
+                        _ => Ok(Flow::Retry),
+                    },
+                    _ => Ok(Flow::Retry),
+                }
+            }
+            ExprAt::AfterBetween => {
+                if is_kw(t, "and") {
+                    next(self, ExprAt::Operand);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected AND after BETWEEN, found {t}"))
+            }
+            ExprAt::IsRest | ExprAt::IsNot => {
+                if at == ExprAt::IsRest && is_kw(t, "not") {
+                    next(self, ExprAt::IsNot);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "distinct") {
+                    next(self, ExprAt::Operand);
+                    self.expect(&["from"]);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, ExprAt::Operand);
+                Ok(Flow::Retry)
+            }
+            ExprAt::NotOp => match t {
+                Tok::Word(w) => match w.as_str() {
+                    "in" => {
+                        next(self, ExprAt::InOpen);
+                        Ok(Flow::Consumed)
+                    }
+                    "like" | "glob" | "regexp" | "match" => {
+                        next(self, ExprAt::Operand);
+                        Ok(Flow::Consumed)
+                    }
+                    "null" => {
+                        next(self, ExprAt::AfterOperand);
+                        Ok(Flow::Consumed)
+                    }
+                    "between" => self.expression(schema, ExprAt::AfterOperand, no_and, token),
+                    _ => Err(format!(
+                        "expected IN, LIKE, BETWEEN or NULL after NOT, found {t}"
+                    )),
+                },
+                _ => Err(format!(
+                    "expected IN, LIKE, BETWEEN or NULL after NOT, found {t}"
+                )),
+            },
+            ExprAt::InOpen => {
+                if is_punct(t, "(") {
+                    next(self, ExprAt::InParen);
+                    return Ok(Flow::Consumed);
+                }
+                if let Some(name) = ident(t) {
+                    self.table_source(schema, name)?;
+                    next(self, ExprAt::AfterOperand);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `(` after IN, found {t}"))
+            }
+            ExprAt::InParen => {
+                if starts_query(t) {
+                    subquery(self);
+                    return Ok(Flow::Retry);
+                }
+                if is_punct(t, ")") {
+                    next(self, ExprAt::AfterOperand);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, ExprAt::ParenList);
+                self.expr();
+                Ok(Flow::Retry)
+            }
+            ExprAt::ParenOpen => {
+                if starts_query(t) {
+                    subquery(self);
+                    return Ok(Flow::Retry);
+                }
+                next(self, ExprAt::ParenList);
+                self.expr();
+                Ok(Flow::Retry)
+            }
+            ExprAt::ParenList => {
+                if is_punct(t, ",") {
+                    next(self, ExprAt::ParenList);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, ")") {
+                    next(self, ExprAt::AfterOperand);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `,` or `)`, found {t}"))
+            }
+            ExprAt::Collate => {
+                if let Tok::Word(_) | Tok::Quoted(_) | Tok::DQuoted(_) | Tok::Str = t {
+                    next(self, ExprAt::AfterOperand);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected a collation name, found {t}"))
+            }
+        }
+    }
+
+    fn function(&mut self, at: FuncAt, t: &Tok) -> Result<Flow, String> {
+        let next = |p: &mut Self, at: FuncAt| p.push(Frame::Func(at));
+        match at {
+            FuncAt::Start => {
+                if is_punct(t, ")") {
+                    next(self, FuncAt::Post);
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, "*") {
+                    next(self, FuncAt::Post);
+                    self.expect(&[")"]);
+                    return Ok(Flow::Consumed);
+                }
+                next(self, FuncAt::Args);
+                self.expr();
+                Ok(if is_kw(t, "distinct") || is_kw(t, "all") {
+                    Flow::Consumed
+                } else {
+                    Flow::Retry
+                })
+            }
+            FuncAt::Args => {
+                if is_punct(t, ",") {
+                    next(self, FuncAt::Args);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "order") {
+                    next(self, FuncAt::Args);
+                    self.order_list();
+                    self.expect(&["by"]);
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, ")") {
+                    next(self, FuncAt::Post);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `,` or `)`, found {t}"))
+            }
+            FuncAt::Post => {
+                if is_kw(t, "filter") {
+                    next(self, FuncAt::Post);
+                    self.expect(&[")"]);
+                    self.expr();
+                    self.expect(&["where"]);
+                    self.expect(&["("]);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "over") {
+                    self.push(Frame::Window(WindowAt::AfterOver));
+                    return Ok(Flow::Consumed);
+                }
+                Ok(Flow::Retry)
+            }
+        }
+    }
+
+    fn case(&mut self, at: CaseAt, t: &Tok) -> Result<Flow, String> {
+        let next = |p: &mut Self, at: CaseAt| p.push(Frame::Case(at));
+        match at {
+            CaseAt::Start => {
+                if is_kw(t, "when") {
+                    next(self, CaseAt::Then);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                next(self, CaseAt::ExpectWhen);
+                self.expr();
+                Ok(Flow::Retry)
+            }
+            CaseAt::ExpectWhen => {
+                if is_kw(t, "when") {
+                    next(self, CaseAt::Then);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected WHEN, found {t}"))
+            }
+            CaseAt::Then => {
+                if is_kw(t, "then") {
+                    next(self, CaseAt::AfterThen);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected THEN, found {t}"))
+            }
+            CaseAt::AfterThen => {
+                if is_kw(t, "when") {
+                    next(self, CaseAt::Then);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "else") {
+                    self.expect(&["end"]);
+                    self.expr();
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "end") {
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected WHEN, ELSE or END, found {t}"))
+            }
+        }
+    }
+
+    fn window(&mut self, at: WindowAt, t: &Tok) -> Result<Flow, String> {
+        let spec = |p: &mut Self| p.push(Frame::Window(WindowAt::Spec));
+        match at {
+            WindowAt::AfterOver | WindowAt::Open => {
+                if is_punct(t, "(") {
+                    spec(self);
+                    return Ok(Flow::Consumed);
+                }
+                if at == WindowAt::AfterOver && ident(t).is_some() {
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected a window, found {t}"))
+            }
+            WindowAt::Spec => {
+                if is_kw(t, "partition") {
+                    spec(self);
+                    self.expr_list();
+                    self.expect(&["by"]);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "order") {
+                    spec(self);
+                    self.order_list();
+                    self.expect(&["by"]);
+                    return Ok(Flow::Consumed);
+                }
+                if is_kw(t, "rows") || is_kw(t, "range") || is_kw(t, "groups") {
+                    spec(self);
+                    self.push(Frame::Skip(0));
+                    return Ok(Flow::Consumed);
+                }
+                if is_punct(t, ")") {
+                    return Ok(Flow::Consumed);
+                }
+                if ident(t).is_some() {
+                    spec(self);
+                    return Ok(Flow::Consumed);
+                }
+                Err(format!("expected `)` to close the window, found {t}"))
+            }
+        }
+    }
+
+    /// The innermost SELECT's FROM clause is complete: settle the references
+    /// that waited for it.
+    fn finish_from(&mut self, schema: &SchemaIndex) -> Result<(), String> {
+        let Some(index) = self.scopes.iter().rposition(|s| s.kind == ScopeKind::Core) else {
+            return Ok(());
+        };
+        self.scopes[index].done = true;
+        let pending = std::mem::take(&mut self.scopes[index].pending);
+        for reference in pending {
+            self.settle(schema, reference, index)?;
+        }
+        Ok(())
+    }
+
+    fn reference(&mut self, schema: &SchemaIndex, reference: Ref) -> Result<(), String> {
+        let Some(index) = self.scopes.iter().rposition(|s| s.kind == ScopeKind::Core) else {
+            return Ok(());
+        };
+        self.settle(schema, reference, index)
+    }
+
+    fn settle(&mut self, schema: &SchemaIndex, reference: Ref, from: usize) -> Result<(), String> {
+        match self.resolve(schema, &reference, from) {
+            Resolution::Found => Ok(()),
+            Resolution::Defer(index) => {
+                self.scopes[index].pending.push(reference);
+                Ok(())
+            }
+            Resolution::Error(message) => Err(message),
+        }
+    }
+
+    /// Looks `reference` up from scope `from` outwards, as SQLite does.
+    fn resolve(&self, schema: &SchemaIndex, reference: &Ref, from: usize) -> Resolution {
+        for index in (0..=from).rev() {
+            let scope = &self.scopes[index];
+            if scope.kind != ScopeKind::Core {
+                continue;
+            }
+            match lookup(schema, scope, reference) {
+                Lookup::Hit => return Resolution::Found,
+                Lookup::Error(message) => {
+                    return Resolution::Error(format!("{message} (at byte {})", reference.offset))
+                }
+                Lookup::Miss if !scope.done => return Resolution::Defer(index),
+                Lookup::Miss => {}
+            }
+        }
+        Resolution::Error(format!(
+            "no such column: {} (at byte {})",
+            reference.describe(),
+            reference.offset
+        ))
+    }
+}
+
+fn has_column(schema: &SchemaIndex, source: &Source, column: &str) -> bool {
+    match source.table {
+        None => true,
+        Some(index) => {
+            schema.tables[index].columns.iter().any(|c| c == column) || ROWID.contains(&column)
+        }
+    }
+}
+
+fn lookup(schema: &SchemaIndex, scope: &Scope, reference: &Ref) -> Lookup {
+    match (&reference.qualifier, &reference.column) {
+        (Some(qualifier), column) => {
+            let Some(source) = scope.sources.iter().find(|s| &s.key == qualifier) else {
+                return Lookup::Miss;
+            };
+            match column {
+                Some(column) if !has_column(schema, source, column) => {
+                    Lookup::Error(format!("no such column: {qualifier}.{column}"))
+                }
+                _ => Lookup::Hit,
+            }
+        }
+        (None, Some(column)) => {
+            let holders: Vec<&Source> = scope
+                .sources
+                .iter()
+                .filter(|s| has_column(schema, s, column))
+                .collect();
+            let untracked = holders.iter().any(|s| s.table.is_none());
+            if holders.len() > 1 && !untracked && !scope.merged_columns && scope.done {
+                return Lookup::Error(format!("ambiguous column name: {column}"));
+            }
+            if !holders.is_empty() || scope.aliases.iter().any(|a| a == column) {
+                Lookup::Hit
+            } else {
+                Lookup::Miss
+            }
+        }
+        (None, None) => Lookup::Hit,
+    }
+}
