@@ -273,6 +273,7 @@ mod tests {
             }],
             foreign_keys: Vec::new(),
             ddls: Vec::new(),
+            values: None,
         }
     }
 

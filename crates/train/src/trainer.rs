@@ -341,12 +341,15 @@ impl Trainer {
         };
 
         let dataset = ProcessedDataset::open(&config.data.processed_dir)?;
-        let schemas = dataset
+        let schemas: HashMap<String, DatabaseSchema> = dataset
             .schemas()?
             .into_iter()
             .map(|(id, row)| (id, row.schema))
             .collect();
         let input_format = input_format(&config);
+        for schema in schemas.values() {
+            input_format.check_value_index(schema, &dataset.dir().display().to_string())?;
+        }
         let token_cache = TokenCache::open_or_build(
             &dataset,
             &ExampleEncoder::new(&tokenizer, &input_format, &schemas, dataset.dir()),
