@@ -11,5 +11,6 @@ pub mod sampler;
 pub mod schema;
 pub mod serialize;
 pub mod store;
+pub mod values;
 
 pub use error::DataError;

@@ -79,6 +79,22 @@ impl InputFormat {
         }
     }
 
+    /// An error when this format shows retrieved values (see
+    /// [`CompactOptions::retrieved_values`]) and `schema` has no value index
+    /// to retrieve them from: the inputs would silently differ from
+    /// training's. `source` says where the schema came from.
+    pub fn check_value_index(&self, schema: &DatabaseSchema, source: &str) -> Result<()> {
+        if self.schema.retrieved_values && schema.values.is_none() {
+            return Err(ModelError::Invalid(format!(
+                "the model's input format shows retrieved database values, but {source} has no \
+                 value index for `{}` (prepare the data again with --databases, which writes \
+                 values.parquet)",
+                schema.db_id
+            )));
+        }
+        Ok(())
+    }
+
     /// The encoder input `question | db_id | table : col , … | …`, pruned to
     /// `max_source_tokens` as counted by `tokenizer`. At training time pass
     /// the gold SQL so that the tables and columns it uses are never pruned.
@@ -124,6 +140,45 @@ mod tests {
         };
         format.save(dir.path()).unwrap();
         assert_eq!(InputFormat::load(dir.path()).unwrap(), format);
+    }
+
+    #[test]
+    fn formats_saved_before_value_retrieval_load_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(InputFormat::FILE_NAME),
+            r#"{"max_source_tokens": 512, "max_target_tokens": 256,
+                "schema": {"values": "matching_question", "foreign_keys": true},
+                "external_knowledge": true}"#,
+        )
+        .unwrap();
+        let old = InputFormat::load(dir.path()).unwrap();
+        assert!(!old.schema.retrieved_values);
+        // Saved again it reads the same, and an older build could read it.
+        old.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(InputFormat::FILE_NAME)).unwrap();
+        assert!(!text.contains("retrieved_values"), "{text}");
+
+        let mut retrieving = old.clone();
+        retrieving.schema.retrieved_values = true;
+        retrieving.save(dir.path()).unwrap();
+        assert_eq!(InputFormat::load(dir.path()).unwrap(), retrieving);
+        let schema = DatabaseSchema {
+            db_id: "shop".into(),
+            tables: vec![],
+            foreign_keys: vec![],
+            ddls: vec![],
+            values: None,
+        };
+        let err = retrieving
+            .check_value_index(&schema, "data/processed")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data/processed") && err.contains("`shop`"),
+            "{err}"
+        );
+        assert!(old.check_value_index(&schema, "data/processed").is_ok());
     }
 
     #[test]

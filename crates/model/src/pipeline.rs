@@ -349,6 +349,7 @@ mod tests {
             }],
             foreign_keys: Vec::new(),
             ddls: Vec::new(),
+            values: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
+use text2sql_data::values::index_values_from_sqlite;
 
 use crate::error::ServeError;
 use crate::introspect::read_schema_from_sqlite;
@@ -114,6 +115,12 @@ impl Catalog {
             if let Err(error) = enrich_from_sqlite(&mut schema, &path) {
                 warnings.push(format!(
                     "{db_id}: example values could not be read, the schema is shown without them: {error}"
+                ));
+            }
+            // In memory, for models trained with retrieved values.
+            if let Err(error) = index_values_from_sqlite(&mut schema, &path) {
+                warnings.push(format!(
+                    "{db_id}: values could not be indexed, questions will retrieve none: {error}"
                 ));
             }
             databases.insert(

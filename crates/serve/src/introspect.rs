@@ -119,6 +119,7 @@ pub fn read_schema_from_sqlite(
             tables,
             foreign_keys,
             ddls,
+            values: None,
         },
         warnings,
     ))

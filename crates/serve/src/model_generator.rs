@@ -83,6 +83,7 @@ mod tests {
             }],
             foreign_keys: Vec::new(),
             ddls: Vec::new(),
+            values: None,
         };
         let candidates = generator.generate("list the cities", &schema, 2).unwrap();
         assert_eq!(candidates.len(), 2);

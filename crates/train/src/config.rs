@@ -236,6 +236,7 @@ impl DataConfig {
             schema: CompactOptions {
                 values,
                 foreign_keys: self.schema.foreign_keys,
+                retrieved_values: self.schema.value_retrieval,
             },
             external_knowledge: self.schema.external_knowledge,
         }
@@ -268,6 +269,11 @@ pub struct SchemaOptions {
     /// does) instead of all of them.
     #[serde(default)]
     pub values_in_question_only: bool,
+    /// Show the database values each question mentions next to their
+    /// columns (`city ( Lyon )`), retrieved from the processed folder's
+    /// `values.parquet`, and keep those columns when pruning.
+    #[serde(default)]
+    pub value_retrieval: bool,
     /// Append `| t.c = t2.c` foreign-key segments after the tables.
     #[serde(default = "default_true")]
     pub foreign_keys: bool,
@@ -298,6 +304,7 @@ impl Default for SchemaOptions {
             sample_values: default_sample_values(),
             max_value_chars: default_value_chars(),
             values_in_question_only: false,
+            value_retrieval: false,
             foreign_keys: true,
             external_knowledge: true,
         }
@@ -1296,6 +1303,9 @@ checkpoint: {every_steps: 50, keep_last: 2}
             c.data.input_format().schema.values,
             ValuesShown::MatchingQuestion
         );
+        assert!(!c.data.input_format().schema.retrieved_values);
+        let c = parse(MINIMAL, &["data.schema.value_retrieval=true"]).unwrap();
+        assert!(c.data.input_format().schema.retrieved_values);
     }
 
     #[test]

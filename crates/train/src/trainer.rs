@@ -394,11 +394,14 @@ impl Trainer {
         let mut sources = Vec::new();
         for source in config.data.sources() {
             let dataset = ProcessedDataset::open(&source.processed_dir)?;
-            let schemas = dataset
+            let schemas: HashMap<String, DatabaseSchema> = dataset
                 .schemas()?
                 .into_iter()
                 .map(|(id, row)| (id, row.schema))
                 .collect();
+            for schema in schemas.values() {
+                input_format.check_value_index(schema, &dataset.dir().display().to_string())?;
+            }
             let token_cache = TokenCache::open_or_build(
                 &dataset,
                 &ExampleEncoder::new(&tokenizer, &input_format, &schemas, dataset.dir()),

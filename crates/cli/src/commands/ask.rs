@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
+use text2sql_data::values::index_values_from_sqlite;
 use text2sql_model::{Device, GeneratedSql, SqlModel};
 use text2sql_sql::{QueryResult, Sandbox, SandboxLimits, Value};
 
@@ -88,7 +89,10 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let (source, candidates) = match (&args.raw_input, &args.db, &args.question) {
         (Some(raw), _, _) => (raw.clone(), model.generate_from_raw(raw, beams)?),
         (None, Some(db), Some(question)) => {
-            let schema = load_schema(db, args.tables.as_deref())?;
+            let mut schema = load_schema(db, args.tables.as_deref())?;
+            if model.format().schema.retrieved_values {
+                index_values_from_sqlite(&mut schema, db)?;
+            }
             let source = model.source_text(question, &args.external_knowledge, &schema);
             let candidates = model
                 .generate_batch_for(&[source.as_str()], &[&schema], beams)?

@@ -191,6 +191,9 @@ fn generate_examples(
                 record.db_id
             )
         })?;
+        model
+            .format()
+            .check_value_index(&row.schema, &data_dir.display().to_string())?;
         sources.push(model.source_text(&record.question, &record.external_knowledge, &row.schema));
         record_schemas.push(&row.schema);
     }

@@ -7,6 +7,8 @@ use text2sql_data::serialize::{
     CompactOptions, Pruned, TokenBudget, ValuesShown,
 };
 
+use text2sql_data::values::index_values_from_sqlite;
+
 use crate::output::{print_json, GlobalOpts};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +31,8 @@ pub enum Values {
 const AFTER_HELP: &str = "\
 Without --db-id, lists the databases of the tables file. With it, prints that
 database's schema; --db or --databases add example values read from its SQLite
-file (opened read-only). --max-tokens fits the text to a budget by leaving out
+file (opened read-only), and with --retrieve-values the stored values the
+question mentions. --max-tokens fits the text to a budget by leaving out
 the example values, columns and tables least relevant to --question (keys and
 whatever --sql uses stay; names are never cut) and reports on stderr what it
 left out.
@@ -80,6 +83,12 @@ pub struct Args {
     /// Leave foreign keys out of the compact form.
     #[arg(long)]
     pub no_foreign_keys: bool,
+    /// Show the database values --question mentions next to their columns
+    /// (`city ( Lyon )`), as a model trained with
+    /// `data.schema.value_retrieval` gets them (compact format; needs --db
+    /// or --databases, whose text values are indexed in memory).
+    #[arg(long)]
+    pub retrieve_values: bool,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -111,6 +120,15 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     if let Some(database) = &database {
         enrich_from_sqlite(&mut schema, database)?;
     }
+    if args.retrieve_values {
+        if args.format != Format::Compact {
+            bail!("--retrieve-values applies to --format compact");
+        }
+        let database = database
+            .as_ref()
+            .context("--retrieve-values needs the database: give --db or --databases")?;
+        index_values_from_sqlite(&mut schema, database)?;
+    }
 
     if args.format == Format::Json {
         if args.max_tokens.is_some() {
@@ -126,6 +144,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
             Values::All => ValuesShown::All,
         },
         foreign_keys: !args.no_foreign_keys,
+        retrieved_values: args.retrieve_values,
     };
     let (text, pruned) = match args.max_tokens {
         None => (render(&args, &schema, question, &options), None),

@@ -102,6 +102,79 @@ fn compact_format_prunes_to_the_budget_and_says_what_it_left_out() {
 }
 
 #[test]
+fn retrieved_values_show_a_stored_value_that_is_not_an_example() {
+    let Some((tables, databases)) = spider() else {
+        return;
+    };
+    let schema = |db_id: &str, question: &str, extra: &[&str]| {
+        let mut args = vec![
+            "schema",
+            "--tables",
+            &tables,
+            "--db-id",
+            db_id,
+            "--databases",
+            &databases,
+            "--format",
+            "compact",
+            "--values",
+            "matching",
+            "--question",
+            question,
+        ];
+        args.extend_from_slice(extra);
+        stdout(&text2sql(&args))
+    };
+    // `France` is a singer's country, but the two examples are
+    // `Netherlands` and `United States`.
+    let question = "What is the average, minimum, and maximum age of all singers from France?";
+    let without = schema("concert_singer", question, &[]);
+    assert!(
+        without.contains("| singer : Singer_ID , Name , Country , "),
+        "{without}"
+    );
+    let with = schema("concert_singer", question, &["--retrieve-values"]);
+    assert!(
+        with.contains("| singer : Singer_ID , Name , Country ( France ) , "),
+        "{with}"
+    );
+    // A multi-word value, named in lower case with its punctuation, within a budget.
+    let question = "What is the accelerate of the car make amc hornet sportabout (sw)?";
+    let with = schema(
+        "car_1",
+        question,
+        &["--retrieve-values", "--max-tokens", "60"],
+    );
+    assert!(
+        with.contains("Make ( amc hornet sportabout (sw) )"),
+        "{with}"
+    );
+    // Unrelated questions get nothing more.
+    let question = "How many singers are there?";
+    assert_eq!(
+        schema("concert_singer", question, &["--retrieve-values"]),
+        schema("concert_singer", question, &[])
+    );
+    // The index needs the database.
+    let output = text2sql(&[
+        "schema",
+        "--tables",
+        &tables,
+        "--db-id",
+        "car_1",
+        "--format",
+        "compact",
+        "--retrieve-values",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--databases"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn tokenizer_file_counts_the_budget() {
     let Some((tables, databases)) = spider() else {
         return;

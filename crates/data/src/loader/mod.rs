@@ -15,8 +15,9 @@ use crate::error::DataError;
 use crate::prepare::{Manifest, Split};
 use crate::reader::Tier;
 use crate::store::{
-    examples_from_batch, read_schemas, store_error, Example, RowGroupEntry, SchemaRow,
-    FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VAL_FILE,
+    attach_values, examples_from_batch, read_schemas, read_values, store_error, Example,
+    RowGroupEntry, SchemaRow, FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VALUES_FILE,
+    VAL_FILE,
 };
 
 /// A folder written by `text2sql prepare`.
@@ -65,9 +66,17 @@ impl ProcessedDataset {
         }
     }
 
-    /// Every database's schema and serialized forms, by `db_id`.
+    /// Every database's schema and serialized forms, by `db_id`, with its
+    /// value index (`schema.values`) when the folder has `values.parquet`.
     pub fn schemas(&self) -> Result<HashMap<String, SchemaRow>, DataError> {
-        Ok(read_schemas(&self.dir.join(SCHEMAS_FILE))?
+        let mut rows = read_schemas(&self.dir.join(SCHEMAS_FILE))?;
+        let values = self.dir.join(VALUES_FILE);
+        if values.is_file() {
+            let indexes = read_values(&values)?;
+            let mut schemas: Vec<_> = rows.iter_mut().map(|row| &mut row.schema).collect();
+            attach_values(&values, &mut schemas, indexes)?;
+        }
+        Ok(rows
             .into_iter()
             .map(|row| (row.schema.db_id.clone(), row))
             .collect())

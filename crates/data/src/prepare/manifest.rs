@@ -33,6 +33,21 @@ pub struct Manifest {
     pub splits: Splits,
     /// Databases in `schemas.parquet`: those used by at least one kept record.
     pub databases: u64,
+    /// What `values.parquet` holds (written when the databases were read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValuesSummary>,
+}
+
+/// The size of `values.parquet` and the caps it was built with, so that a
+/// store built with other caps has another manifest (and token cache key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValuesSummary {
+    /// Distinct values over all databases and columns.
+    pub values: u64,
+    /// Columns with at least one value.
+    pub columns: u64,
+    pub max_values_per_column: u64,
+    pub max_value_chars: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

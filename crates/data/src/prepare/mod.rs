@@ -16,6 +16,7 @@ mod split;
 
 pub use manifest::{
     Checksum, ChecksumAlgorithm, Manifest, RecordCounts, SourceFile, Sources, SplitInfo, Splits,
+    ValuesSummary,
 };
 pub(crate) use split::splitmix64;
 pub use split::{database_split, example_split, stratified_subset, Split, SplitBy};
@@ -40,9 +41,11 @@ use crate::reader::{
 };
 use crate::schema::{enrich_from_sqlite, parse_tables_json, DatabaseSchema};
 use crate::store::{
-    examples_schema, write_schemas, ExampleBatchBuilder, PageCompression, RowGroupEntry, SchemaRow,
-    SplitWriter, FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE, VAL_FILE,
+    examples_schema, write_schemas, write_values, ExampleBatchBuilder, PageCompression,
+    RowGroupEntry, SchemaRow, SplitWriter, FORMAT_VERSION, MANIFEST_FILE, SCHEMAS_FILE, TRAIN_FILE,
+    VALUES_FILE, VAL_FILE,
 };
+use crate::values::{index_values_from_sqlite, MAX_VALUES_PER_COLUMN, MAX_VALUE_CHARS};
 
 /// The default share of validation for SynSQL and for Spider's and BIRD's
 /// training files (`train_spider.json`, `train.json`); their other files
@@ -300,12 +303,32 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
                 if let Some(dir) = &opts.databases {
                     let path = database_path(dir, &schema.db_id);
                     enrich_from_sqlite(&mut schema, &path)?;
+                    index_values_from_sqlite(&mut schema, &path)?;
                 }
                 Ok(SchemaRow::new(schema))
             })
             .collect::<Result<_, DataError>>()
     })?;
     write_schemas(&partial.path.join(SCHEMAS_FILE), &rows)?;
+    let values_summary = match opts.databases {
+        Some(_) => {
+            let schemas: Vec<&DatabaseSchema> = rows.iter().map(|r| &r.schema).collect();
+            write_values(&partial.path.join(VALUES_FILE), &schemas)?;
+            let indexes = schemas.iter().filter_map(|s| s.values.as_deref());
+            let (mut values, mut columns) = (0, 0);
+            for index in indexes {
+                values += index.value_count() as u64;
+                columns += index.columns().len() as u64;
+            }
+            Some(ValuesSummary {
+                values,
+                columns,
+                max_values_per_column: MAX_VALUES_PER_COLUMN as u64,
+                max_value_chars: MAX_VALUE_CHARS as u64,
+            })
+        }
+        None => None,
+    };
 
     let [train_groups, val_groups] = written.row_groups.unwrap_or_default();
     let split_info = |split: Split, row_groups: Vec<RowGroupEntry>| {
@@ -371,6 +394,7 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         invalid: validated.invalid,
         splits,
         databases: rows.len() as u64,
+        values: values_summary,
     };
     let manifest_path = partial.path.join(MANIFEST_FILE);
     let mut text = serde_json::to_string_pretty(&manifest)

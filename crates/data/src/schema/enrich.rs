@@ -151,6 +151,7 @@ mod tests {
             }],
             foreign_keys: vec![],
             ddls: vec![],
+            values: None,
         }
     }
 

@@ -8,7 +8,11 @@ mod tables_file;
 pub use enrich::{enrich_from_sqlite, quote_identifier, SAMPLE_VALUES_PER_COLUMN};
 pub use tables_file::{parse_tables_json, read_tables_file};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::values::ValueIndex;
 
 /// One database: its tables, columns and keys, in the order of the tables file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +23,11 @@ pub struct DatabaseSchema {
     /// The original `CREATE TABLE` statements when the tables file has them
     /// (SynSQL's `ddls`); empty for Spider and BIRD.
     pub ddls: Vec<String>,
+    /// The database's distinct text values, for value retrieval: built from
+    /// the SQLite file ([`crate::values::build_value_index`]) or read from a
+    /// processed folder's `values.parquet`. Not part of the schema's JSON.
+    #[serde(skip)]
+    pub values: Option<Arc<ValueIndex>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -292,6 +292,7 @@ fn parse_database(entry: &Value, file: &str, index: usize) -> Result<DatabaseSch
         tables,
         foreign_keys,
         ddls,
+        values: None,
     })
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::relevance::{relevance, sql_references};
 use super::selection::SchemaSelection;
 use crate::schema::DatabaseSchema;
+use crate::values::ValueMatches;
 
 /// A maximum token count and the tokenizer that counts (the data crate knows
 /// no tokenizer, so the caller passes one in).
@@ -125,11 +126,24 @@ enum Part {
 /// schema first. So an unrelated table goes before a column that shares a
 /// word with the question. The most relevant table, and in every table its
 /// keys (or its most relevant column when it has none), always stay.
-fn prunable_parts(schema: &DatabaseSchema, question: &str, gold_sql: Option<&str>) -> Vec<Part> {
+///
+/// Columns holding a value the question retrieved (`matches`) are kept
+/// with their values, and so are their tables, as if the gold SQL used them.
+fn prunable_parts(
+    schema: &DatabaseSchema,
+    question: &str,
+    gold_sql: Option<&str>,
+    matches: Option<&ValueMatches>,
+) -> Vec<Part> {
     let relevance = relevance(schema, question);
     let gold = gold_sql.map(|sql| sql_references(schema, sql));
-    let gold_table = |t: usize| gold.as_ref().is_some_and(|g| g.tables[t]);
-    let gold_column = |t: usize, c: usize| gold.as_ref().is_some_and(|g| g.columns[t][c]);
+    let matched = |t: usize, c: usize| matches.is_some_and(|m| m.has_column(t, c));
+    let gold_table = |t: usize| {
+        gold.as_ref().is_some_and(|g| g.tables[t])
+            || matches.is_some_and(|m| m.matches.iter().any(|v| v.table == t))
+    };
+    let gold_column =
+        |t: usize, c: usize| gold.as_ref().is_some_and(|g| g.columns[t][c]) || matched(t, c);
 
     let mut keys: Vec<Vec<bool>> = schema
         .tables
@@ -169,7 +183,8 @@ fn prunable_parts(schema: &DatabaseSchema, question: &str, gold_sql: Option<&str
             // `Continent` column.
             let column_score = 2 * relevance.columns[t][c] + relevance.table_names[t];
             let position = std::cmp::Reverse((t, c));
-            if !column.sample_values.is_empty() && !relevance.value_matches[t][c] {
+            if !column.sample_values.is_empty() && !relevance.value_matches[t][c] && !matched(t, c)
+            {
                 ranked.push((
                     (0, column_score, 0, table_score, position),
                     Part::Values(t, c),
@@ -214,6 +229,19 @@ pub fn prune_to_budget(
     budget: &TokenBudget<'_>,
     render: &dyn Fn(&SchemaSelection) -> String,
 ) -> PrunedText {
+    prune_to_budget_keeping(schema, question, gold_sql, None, budget, render)
+}
+
+/// [`prune_to_budget`] that also keeps the columns (with their values) and
+/// tables of the values the question retrieved.
+pub fn prune_to_budget_keeping(
+    schema: &DatabaseSchema,
+    question: &str,
+    gold_sql: Option<&str>,
+    matches: Option<&ValueMatches>,
+    budget: &TokenBudget<'_>,
+    render: &dyn Fn(&SchemaSelection) -> String,
+) -> PrunedText {
     let attempt = |parts: &[Part]| {
         let text = render(&selection_without(schema, parts));
         let tokens = (budget.count_tokens)(&text);
@@ -229,7 +257,7 @@ pub fn prune_to_budget(
             },
         };
     }
-    let parts = prunable_parts(schema, question, gold_sql);
+    let parts = prunable_parts(schema, question, gold_sql, matches);
     let (mut best_text, mut best_tokens) = attempt(&parts);
     let mut best = parts.len();
     let over_budget = best_tokens > budget.max_tokens;

@@ -13,11 +13,12 @@
 //! - foreign keys follow the tables as `| t.c = t2.c` segments, since joins
 //!   are where models most often go wrong.
 
-use super::budget::{prune_to_budget, PrunedText, TokenBudget};
+use super::budget::{prune_to_budget_keeping, PrunedText, TokenBudget};
 use super::python_repr::python_float;
 use super::relevance::value_in_question;
 use super::selection::SchemaSelection;
 use crate::schema::{DatabaseSchema, SampleValue};
+use crate::values::ValueMatches;
 
 /// Which example values the compact form shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -35,6 +36,12 @@ pub enum ValuesShown {
 pub struct CompactOptions {
     pub values: ValuesShown,
     pub foreign_keys: bool,
+    /// Show the database values the question mentions (retrieved from the
+    /// schema's value index, see [`crate::values`]) before a column's
+    /// example values, and keep their columns when pruning. Left out of
+    /// the JSON when off, so formats saved before it read back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retrieved_values: bool,
 }
 
 impl Default for CompactOptions {
@@ -42,7 +49,22 @@ impl Default for CompactOptions {
         Self {
             values: ValuesShown::All,
             foreign_keys: true,
+            retrieved_values: false,
         }
+    }
+}
+
+impl CompactOptions {
+    /// The values `question` retrieves from the schema's value index when
+    /// these options show retrieved values and the schema has an index.
+    pub fn retrieve(&self, schema: &DatabaseSchema, question: &str) -> Option<ValueMatches> {
+        if !self.retrieved_values {
+            return None;
+        }
+        schema
+            .values
+            .as_ref()
+            .map(|index| index.retrieve(&one_line(question)))
     }
 }
 
@@ -54,19 +76,28 @@ pub fn compact_schema(schema: &DatabaseSchema) -> String {
         &SchemaSelection::all(schema),
         &CompactOptions::default(),
         "",
+        None,
     )
 }
 
 /// The whole compact input, `question | db_id | …`, with nothing pruned
 /// (the schema part alone when the question is empty).
 pub fn compact_input(question: &str, schema: &DatabaseSchema, options: &CompactOptions) -> String {
-    render_input(question, schema, &SchemaSelection::all(schema), options)
+    let matches = options.retrieve(schema, question);
+    render_input(
+        question,
+        schema,
+        &SchemaSelection::all(schema),
+        options,
+        matches.as_ref(),
+    )
 }
 
 /// The compact input within `budget`: when the full text is too long,
 /// example values, then columns, then tables are left out, least relevant to
 /// the question first; keys and (at training time) whatever `gold_sql` uses
-/// stay. Names and values are never cut.
+/// stay, and so do the columns of retrieved values with those values. Names
+/// and values are never cut.
 pub fn compact_input_within_budget(
     question: &str,
     schema: &DatabaseSchema,
@@ -74,9 +105,15 @@ pub fn compact_input_within_budget(
     gold_sql: Option<&str>,
     budget: &TokenBudget<'_>,
 ) -> PrunedText {
-    prune_to_budget(schema, question, gold_sql, budget, &|selection| {
-        render_input(question, schema, selection, options)
-    })
+    let matches = options.retrieve(schema, question);
+    prune_to_budget_keeping(
+        schema,
+        question,
+        gold_sql,
+        matches.as_ref(),
+        budget,
+        &|selection| render_input(question, schema, selection, options, matches.as_ref()),
+    )
 }
 
 fn render_input(
@@ -84,9 +121,10 @@ fn render_input(
     schema: &DatabaseSchema,
     selection: &SchemaSelection,
     options: &CompactOptions,
+    matches: Option<&ValueMatches>,
 ) -> String {
     let question = one_line(question);
-    let schema_text = compact_schema_selected(schema, selection, options, &question);
+    let schema_text = compact_schema_selected(schema, selection, options, &question, matches);
     if question.is_empty() {
         schema_text
     } else {
@@ -95,12 +133,14 @@ fn render_input(
 }
 
 /// The schema part for the parts `selection` keeps; `question` decides which
-/// values [`ValuesShown::MatchingQuestion`] shows.
+/// values [`ValuesShown::MatchingQuestion`] shows, and `matches` (the values
+/// the question retrieved) go first in their columns' lists.
 pub fn compact_schema_selected(
     schema: &DatabaseSchema,
     selection: &SchemaSelection,
     options: &CompactOptions,
     question: &str,
+    matches: Option<&ValueMatches>,
 ) -> String {
     let question_lower = question.to_lowercase();
     let mut out = schema.db_id.clone();
@@ -115,7 +155,12 @@ pub fn compact_schema_selected(
             }
             let mut text = compact_identifier(&column.name);
             if selection.values_shown(t, c) {
-                let values: Vec<String> = column
+                let mut values: Vec<String> = matches
+                    .into_iter()
+                    .flat_map(|m| m.for_column(t, c))
+                    .map(one_line)
+                    .collect();
+                let examples = column
                     .sample_values
                     .iter()
                     .filter(|v| match options.values {
@@ -123,9 +168,13 @@ pub fn compact_schema_selected(
                         ValuesShown::MatchingQuestion => value_in_question(v, &question_lower),
                         ValuesShown::All => true,
                     })
-                    .map(compact_value)
-                    .filter(|v| !v.is_empty())
-                    .collect();
+                    .map(compact_value);
+                for example in examples {
+                    if !values.contains(&example) {
+                        values.push(example);
+                    }
+                }
+                values.retain(|v| !v.is_empty());
                 if !values.is_empty() {
                     text.push_str(&format!(" ( {} )", values.join(" , ")));
                 }
@@ -260,6 +309,7 @@ mod tests {
                 ref_column: 0,
             }],
             ddls: vec![],
+            values: None,
         }
     }
 
@@ -287,6 +337,7 @@ mod tests {
         let matching = CompactOptions {
             values: ValuesShown::MatchingQuestion,
             foreign_keys: false,
+            retrieved_values: false,
         };
         assert_eq!(
             compact_input("singers from the netherlands", &schema, &matching),

@@ -12,7 +12,9 @@ mod real_samples;
 mod relevance;
 mod selection;
 
-pub use budget::{prune_to_budget, PruneStats, Pruned, PrunedText, TokenBudget};
+pub use budget::{
+    prune_to_budget, prune_to_budget_keeping, PruneStats, Pruned, PrunedText, TokenBudget,
+};
 pub use compact::{
     compact_identifier, compact_input, compact_input_within_budget, compact_schema,
     compact_schema_selected, CompactOptions, ValuesShown,
@@ -22,7 +24,7 @@ pub use omnisql::{
     omnisql_ddl_selected, OMNISQL_MAX_VALUES,
 };
 pub use python_repr::{python_float, python_list, python_str, python_value};
-pub use relevance::{relevance, sql_references, words, Relevance, SqlReferences};
+pub use relevance::{is_stop_word, relevance, sql_references, words, Relevance, SqlReferences};
 pub use selection::SchemaSelection;
 
 use crate::schema::DatabaseSchema;

@@ -492,6 +492,7 @@ mod tests {
                 ref_column: 0,
             }],
             ddls: vec![],
+            values: None,
         };
         let expected = "CREATE TABLE stores (
     store_id INTEGER, -- Unique identifier for each store, example: [0, 1]
@@ -525,6 +526,7 @@ CREATE TABLE `Order Items` (
             }],
             foreign_keys: vec![],
             ddls: vec![],
+            values: None,
         };
         assert_eq!(
             omnisql_ddl(&schema),

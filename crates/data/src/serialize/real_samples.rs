@@ -175,6 +175,7 @@ fn parse_omnisql(text: &str) -> DatabaseSchema {
         tables,
         foreign_keys,
         ddls: vec![],
+        values: None,
     }
 }
 

@@ -37,8 +37,14 @@ pub fn words(text: &str) -> HashSet<String> {
     out
 }
 
+/// Whether a lower-cased word is one that carries no schema meaning in
+/// questions (`the`, `of`, `how`, ...).
+pub fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
+}
+
 fn push_word(out: &mut HashSet<String>, word: &str) {
-    if word.is_empty() || STOP_WORDS.contains(&word) {
+    if word.is_empty() || is_stop_word(word) {
         return;
     }
     let stem = match word.strip_suffix('s') {
@@ -299,6 +305,7 @@ mod tests {
             ],
             foreign_keys: vec![],
             ddls: vec![],
+            values: None,
         };
         let r = relevance(&schema, "List the continent name of car makers from USA");
         assert!(r.columns[0][0] > r.columns[1][0], "{:?}", r.columns);

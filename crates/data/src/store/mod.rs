@@ -7,12 +7,14 @@
 
 mod examples;
 mod schemas;
+mod values;
 
 pub use examples::{
     examples_from_batch, examples_schema, Example, ExampleBatchBuilder, PageCompression,
     RowGroupEntry, SplitWriter, ROW_GROUP_ROWS,
 };
 pub use schemas::{read_schemas, write_schemas, SchemaRow};
+pub use values::{attach_values, read_values, write_values};
 
 use std::path::Path;
 
@@ -25,6 +27,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const TRAIN_FILE: &str = "train.parquet";
 pub const VAL_FILE: &str = "val.parquet";
 pub const SCHEMAS_FILE: &str = "schemas.parquet";
+/// The databases' value indexes (see [`crate::values`]); written when
+/// `prepare` reads the databases.
+pub const VALUES_FILE: &str = "values.parquet";
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Parquet and Arrow errors carry no path; this adds it.
