@@ -332,7 +332,7 @@ fn physical_table(
 }
 
 /// The generator with physical names and this database's value ranges:
-/// wide numeric ranges scaled, dates shifted, categories skewed.
+/// wide numeric ranges scaled, dates and years shifted, categories skewed.
 fn vary_gen(
     gen: &Gen,
     table_names: &HashMap<&str, String>,
@@ -354,6 +354,11 @@ fn vary_gen(
         Gen::Real(low, high) => {
             let s = rng.random_range(0.7..1.5);
             Gen::Real(low * s, high * s)
+        }
+        // Years move a little, like dates.
+        Gen::Int(low, high) if *low >= 1000 => {
+            let shift = rng.random_range(-3..=1);
+            Gen::Int(low + shift, high + shift)
         }
         Gen::Int(low, high) if high - low >= 20 => {
             let s = rng.random_range(0.7..1.5);
