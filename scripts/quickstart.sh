@@ -22,7 +22,7 @@ cargo build --release --quiet --bin text2sql
 took
 run_start=$SECONDS
 
-echo "== 1/5 sample corpus (SynSQL format, about 330 databases)"
+echo "== 1/5 sample corpus (SynSQL format, 334 databases)"
 t2s sample --out quickstart/sample --records 50000 --seed 42 --force --quiet
 took
 

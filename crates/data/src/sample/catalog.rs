@@ -31,6 +31,12 @@ const DOMAIN_FILES: &[(&str, &str)] = domain_files![
     "public_library_lending",
     "company_project_staffing",
     "energy_grid_monitoring",
+    "restaurant_chain_orders",
+    "car_rental_fleet",
+    "software_issue_tracker",
+    "hotel_reservations",
+    "farm_harvest_records",
+    "fitness_club_members",
 ];
 
 const WORDS_FILE: &str = include_str!("../../sample-domains/words.json");
