@@ -93,7 +93,14 @@ fn sample_help_explains_the_options() {
     let help = text2sql(&["sample", "--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for option in ["--out", "--records", "--seed", "--force", "SynSQL"] {
+    for option in [
+        "--out",
+        "--records",
+        "--databases",
+        "--seed",
+        "--force",
+        "SynSQL",
+    ] {
         assert!(text.contains(option), "{option} missing from:\n{text}");
     }
 }
