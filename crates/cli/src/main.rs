@@ -32,12 +32,14 @@ struct Cli {
 enum Command {
     /// Write a synthetic corpus in the exact SynSQL format (data.json, tables.json, SQLite databases).
     ///
-    /// Ten databases from different domains (real SQLite files with hundreds of
-    /// rows per table, composite and foreign keys) and question/SQL records over
-    /// the four SynSQL tiers and nine question styles, some with external
-    /// knowledge. Every gold SQL was executed on its database while generating.
-    /// The same --seed gives byte-identical files; 2,544,390 records (the size
-    /// of SynSQL-2.5M) are written streaming, in flat memory.
+    /// Hundreds to thousands of databases (--databases; by default SynSQL's 150
+    /// records per database, at least 200), each a seeded variant of a built-in
+    /// domain with its own tables, naming style, columns and rows (real SQLite
+    /// files, composite and foreign keys), and question/SQL records over the four
+    /// SynSQL tiers and nine question styles, some with external knowledge.
+    /// Every gold SQL was executed on its database while generating. The same
+    /// --seed gives byte-identical files; 2,544,390 records (the size of
+    /// SynSQL-2.5M) are written in bounded memory.
     Sample(commands::sample::Args),
     /// Stream, validate and split a corpus (SynSQL, Spider, BIRD) into Parquet files.
     Prepare(commands::prepare::Args),

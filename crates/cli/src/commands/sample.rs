@@ -15,6 +15,10 @@ pub struct Args {
     /// Number of question/SQL records to write (2544390 is the size of SynSQL-2.5M).
     #[arg(long, default_value_t = 5000)]
     pub records: u64,
+    /// Number of databases, each a seeded variant of one of the built-in domains
+    /// [default: SynSQL's 150 records per database, at least 200, at most one per record].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub databases: Option<u64>,
     /// Seed of every random choice; the same seed gives the same bytes.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -26,6 +30,7 @@ pub struct Args {
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let opts = SampleOptions {
         records: args.records,
+        databases: args.databases.map(|n| n as usize),
         seed: args.seed,
         force: args.force,
     };

@@ -18,7 +18,7 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf) {
 fn ask_prints_sql_deterministically_and_json_has_every_candidate() {
     let dir = tempfile::tempdir().unwrap();
     let (sample, model) = fixture(dir.path());
-    let db = sample.join("databases/retail_store_sales/retail_store_sales.sqlite");
+    let db = sample.join("databases/retail_store_sales_0001/retail_store_sales_0001.sqlite");
     let tables = sample.join("tables.json");
     let base = [
         "ask",
@@ -69,7 +69,7 @@ fn ask_prints_sql_deterministically_and_json_has_every_candidate() {
 fn run_reports_the_failing_sql_in_one_line_and_bad_paths_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (sample, model) = fixture(dir.path());
-    let db = sample.join("databases/retail_store_sales/retail_store_sales.sqlite");
+    let db = sample.join("databases/retail_store_sales_0001/retail_store_sales_0001.sqlite");
     let out = text2sql(&[
         "ask",
         "--model",

@@ -78,7 +78,8 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     }
 }
 
-/// Writes `text2sql sample --records N` into `root/sample` and returns it.
+/// Writes `text2sql sample --records N --databases 10` into `root/sample`
+/// and returns it.
 pub fn sample_corpus(root: &Path, records: usize) -> PathBuf {
     let sample = root.join("sample");
     ok(text2sql(&[
@@ -88,6 +89,8 @@ pub fn sample_corpus(root: &Path, records: usize) -> PathBuf {
         s(&sample),
         "--records",
         &records.to_string(),
+        "--databases",
+        "10",
     ]));
     sample
 }

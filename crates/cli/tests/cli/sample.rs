@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::text2sql;
+use crate::common::{ok, s, text2sql};
 
 #[test]
 fn sample_writes_a_synsql_corpus_and_guards_its_folder() {
@@ -93,7 +93,114 @@ fn sample_help_explains_the_options() {
     let help = text2sql(&["sample", "--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for option in ["--out", "--records", "--seed", "--force", "SynSQL"] {
+    for option in [
+        "--out",
+        "--records",
+        "--databases",
+        "--seed",
+        "--force",
+        "SynSQL",
+    ] {
         assert!(text.contains(option), "{option} missing from:\n{text}");
     }
+}
+
+/// The default sample has at least 200 databases, and `prepare`'s default
+/// split by database puts 2-10% of them, with all their questions, on the
+/// validation side and none on both sides.
+#[test]
+fn default_sample_prepared_by_database_gives_unseen_validation_databases() {
+    use std::collections::BTreeSet;
+
+    use text2sql_data::loader::ProcessedDataset;
+    use text2sql_data::prepare::Split;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("sample");
+    let run = ok(text2sql(&["sample", "--out", s(&sample), "--json"]));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["records"], 5000);
+    let databases = summary["databases"].as_u64().unwrap();
+    assert!(databases >= 200, "{databases} databases");
+    let entries = std::fs::read_dir(sample.join("databases")).unwrap().count() as u64;
+    assert_eq!(entries, databases);
+
+    let processed = dir.path().join("processed");
+    ok(text2sql(&[
+        "-q",
+        "prepare",
+        "--data",
+        s(&sample.join("data.json")),
+        "--tables",
+        s(&sample.join("tables.json")),
+        "--databases",
+        s(&sample.join("databases")),
+        "--out",
+        s(&processed),
+    ]));
+    let dataset = ProcessedDataset::open(&processed).unwrap();
+    let ids = |split| -> BTreeSet<String> {
+        dataset
+            .split(split)
+            .iter()
+            .map(|e| e.unwrap().db_id)
+            .collect()
+    };
+    let (train, val) = (ids(Split::Train), ids(Split::Val));
+    assert!(train.is_disjoint(&val), "a database on both sides");
+    let share = val.len() as f64 / (train.len() + val.len()) as f64;
+    assert!(
+        (0.02..=0.10).contains(&share),
+        "{} of {} databases in validation",
+        val.len(),
+        train.len() + val.len()
+    );
+}
+
+/// `--databases` sets the number of databases; each opens and holds rows.
+#[test]
+fn databases_option_sets_how_many_databases_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("corpus");
+    let run = ok(text2sql(&[
+        "sample",
+        "--out",
+        s(&out),
+        "--records",
+        "60",
+        "--databases",
+        "23",
+        "--json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["databases"], 23);
+    let schemas = text2sql_data::schema::read_tables_file(&out.join("tables.json")).unwrap();
+    assert_eq!(schemas.len(), 23);
+    for schema in &schemas {
+        let path = out
+            .join("databases")
+            .join(&schema.db_id)
+            .join(format!("{}.sqlite", schema.db_id));
+        let limits = text2sql_sql::SandboxLimits::default();
+        let mut db = text2sql_sql::Sandbox::open(&path, limits).unwrap();
+        for table in &schema.tables {
+            let sql = format!("SELECT * FROM {} LIMIT 1", table.name);
+            let result = db.query(&sql).unwrap();
+            assert_eq!(
+                result.rows.len(),
+                1,
+                "{}.{} is empty",
+                schema.db_id,
+                table.name
+            );
+        }
+    }
+    let zero = text2sql(&[
+        "sample",
+        "--out",
+        s(&dir.path().join("z")),
+        "--databases",
+        "0",
+    ]);
+    assert!(!zero.status.success());
 }

@@ -83,13 +83,15 @@ fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
     let (status, list) = http(&addr, "GET", "/api/databases", None);
     assert_eq!(status, 200);
     let databases = list["databases"].as_array().unwrap();
-    assert!(databases.iter().any(|d| d["db_id"] == "retail_store_sales"));
+    assert!(databases
+        .iter()
+        .any(|d| d["db_id"] == "retail_store_sales_0001"));
 
     let (status, answer) = http(
         &addr,
         "POST",
         "/api/ask",
-        Some(r#"{"db_id": "retail_store_sales", "question": "How many stores are there?"}"#),
+        Some(r#"{"db_id": "retail_store_sales_0001", "question": "How many stores are there?"}"#),
     );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
@@ -107,7 +109,7 @@ fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
         &addr,
         "POST",
         "/api/execute",
-        Some(r#"{"db_id": "retail_store_sales", "sql": "SELECT 1 + 1 AS two"}"#),
+        Some(r#"{"db_id": "retail_store_sales_0001", "sql": "SELECT 1 + 1 AS two"}"#),
     );
     assert_eq!(status, 200, "{executed}");
     assert_eq!(

@@ -49,17 +49,23 @@ impl<'a> DbContext<'a> {
                 dates: Vec::new(),
                 key: None,
             };
+            // The label: a person's or thing's name before a code, the
+            // first in column order among equals.
+            r.label = [true, false].iter().find_map(|&names| {
+                table.columns.iter().position(|column| match column.gen {
+                    Gen::Person | Gen::Named(..) => names,
+                    Gen::Code(_) => !names,
+                    _ => false,
+                })
+            });
             for (c, column) in table.columns.iter().enumerate() {
-                match column.gen {
-                    Gen::Person | Gen::Named(..) | Gen::Code(_) if r.label.is_none() => {
-                        r.label = Some(c)
-                    }
+                match &column.gen {
                     Gen::Pick(_) => r.categories.push(c),
                     Gen::Int(low, high) if high - low >= 2 => r.measures.push(c),
                     Gen::Real(..) => r.measures.push(c),
                     Gen::Date(..) | Gen::DateAfter(..) => r.dates.push(c),
                     Gen::Ref(parent) => {
-                        if let Some(p) = domain.tables.iter().position(|x| x.name == parent) {
+                        if let Some(p) = domain.table_index(parent) {
                             let parent_col = domain.tables[p]
                                 .primary_key
                                 .first()
@@ -76,7 +82,7 @@ impl<'a> DbContext<'a> {
                     _ => {}
                 }
             }
-            if let [single] = table.primary_key {
+            if let [single] = table.primary_key.as_slice() {
                 r.key = table.column_index(single);
             }
             roles.push(r);
@@ -89,17 +95,17 @@ impl<'a> DbContext<'a> {
         }
     }
 
-    pub fn table(&self, t: usize) -> &'static str {
-        self.domain.tables[t].name
+    pub fn table(&self, t: usize) -> &'a str {
+        &self.domain.tables[t].name
     }
-    pub fn plural(&self, t: usize) -> &'static str {
-        self.domain.tables[t].plural
+    pub fn plural(&self, t: usize) -> &'a str {
+        &self.domain.tables[t].plural
     }
-    pub fn singular(&self, t: usize) -> &'static str {
-        self.domain.tables[t].singular
+    pub fn singular(&self, t: usize) -> &'a str {
+        &self.domain.tables[t].singular
     }
-    pub fn col(&self, t: usize, c: usize) -> &'static str {
-        self.domain.tables[t].columns[c].name
+    pub fn col(&self, t: usize, c: usize) -> &'a str {
+        &self.domain.tables[t].columns[c].name
     }
     /// The column in words, as questions name it.
     pub fn words(&self, t: usize, c: usize) -> String {
@@ -124,10 +130,8 @@ impl<'a> DbContext<'a> {
     }
 
     fn edge_role(&self, e: Edge) -> Option<String> {
-        let (fk, pk) = (
-            self.col(e.child, e.child_col),
-            self.col(e.parent, e.parent_col),
-        );
+        let column = |t: usize, c: usize| self.domain.tables[t].columns[c].logical_name();
+        let (fk, pk) = (column(e.child, e.child_col), column(e.parent, e.parent_col));
         (fk != pk).then(|| fk.trim_end_matches("_id").replace('_', " "))
     }
 

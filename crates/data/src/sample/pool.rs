@@ -72,11 +72,15 @@ fn schema_notes(domain: &Domain, sql: &str) -> String {
         .filter(|w| !w.is_empty())
         .collect();
     let mut lines = Vec::new();
-    for table in domain.tables.iter().filter(|t| words.contains(t.name)) {
+    for table in domain
+        .tables
+        .iter()
+        .filter(|t| words.contains(t.name.as_str()))
+    {
         let columns: Vec<String> = table
             .columns
             .iter()
-            .filter(|c| words.contains(c.name))
+            .filter(|c| words.contains(c.name.as_str()))
             .map(|c| format!("`{}` ({})", c.name, c.description(table)))
             .collect();
         lines.push(format!(

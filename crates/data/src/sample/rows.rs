@@ -10,55 +10,44 @@ use rand::{Rng, RngCore};
 use rusqlite::types::Value;
 use serde_json::{json, Value as Json};
 
+use super::catalog::Words;
 use super::spec::{Domain, Gen, TableSpec};
 use crate::error::DataError;
-
-const FIRST_NAMES: &[&str] = &[
-    "Alice", "Bob", "Carla", "David", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kate",
-    "Liam", "Maria", "Noah", "Olivia", "Pedro", "Quinn", "Rosa", "Samir", "Tara", "Umar", "Vera",
-    "Wei", "Ximena", "Yusuf", "Zoe", "Anna", "Ben", "Chloe", "Diego", "Emma", "Felix",
-];
-
-const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Garcia", "Nguyen", "Müller", "Rossi", "Kowalski", "Okafor", "Tanaka",
-    "Silva", "Brown", "O'Neil", "Haddad", "Larsen", "Novak", "Patel", "Kim", "Dubois", "Ivanova",
-    "Lopez", "Walker", "Chen", "Schmidt", "Moreau",
-];
-
-const CITIES: &[&str] = &[
-    "Springfield",
-    "Riverton",
-    "Lakeside",
-    "Fairview",
-    "Georgetown",
-    "Madison",
-    "Ashland",
-    "Clinton",
-    "Salem",
-    "Oakridge",
-    "Bristol",
-    "Dover",
-    "Franklin",
-    "Milton",
-    "Newport",
-    "Kingston",
-    "Arlington",
-    "Burlington",
-];
 
 /// The generated rows of one table, in insertion order.
 pub(crate) struct TableData {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Generates every table of `domain`, parents first.
-pub(crate) fn generate_rows(domain: &Domain, rng: &mut impl RngCore) -> Vec<TableData> {
+/// Generates every table of `domain`, parents first. Within a row, a
+/// column derived from another (`date_after`, an email from the name) is
+/// generated after it, wherever the columns stand.
+pub(crate) fn generate_rows(
+    domain: &Domain,
+    words: &Words,
+    rng: &mut impl RngCore,
+) -> Vec<TableData> {
     let mut data: Vec<TableData> = Vec::with_capacity(domain.tables.len());
-    for table in domain.tables {
+    for table in &domain.tables {
         let person = table
             .columns
             .iter()
             .position(|c| matches!(c.gen, Gen::Person));
+        let derived = |g: &Gen| matches!(g, Gen::DateAfter(..) | Gen::Email);
+        let order: Vec<usize> = (0..table.columns.len())
+            .filter(|&c| !derived(&table.columns[c].gen))
+            .chain((0..table.columns.len()).filter(|&c| derived(&table.columns[c].gen)))
+            .collect();
+        let parent_rows: Vec<i64> = table
+            .columns
+            .iter()
+            .map(|c| match &c.gen {
+                Gen::Ref(parent) => domain
+                    .table_index(parent)
+                    .map_or(1, |i| data[i].rows.len().max(1) as i64),
+                _ => 1,
+            })
+            .collect();
         // A composite key must stay unique: draw again on a repeat; give up
         // on a row after a few tries rather than loop (the spec's row counts
         // are far below the number of possible pairs).
@@ -73,27 +62,20 @@ pub(crate) fn generate_rows(domain: &Domain, rng: &mut impl RngCore) -> Vec<Tabl
         while rows.len() < table.rows && attempts < table.rows * 20 {
             attempts += 1;
             let serial = rows.len() as i64 + 1;
-            let mut row: Vec<Value> = Vec::with_capacity(table.columns.len());
-            for column in table.columns {
-                let value = match column.gen {
+            let mut row: Vec<Value> = vec![Value::Null; table.columns.len()];
+            for &c in &order {
+                let value = match &table.columns[c].gen {
                     Gen::Serial => Value::Integer(serial),
-                    Gen::Ref(parent) => {
-                        let parent_rows = domain
-                            .tables
-                            .iter()
-                            .position(|t| t.name == parent)
-                            .map_or(1, |i| data[i].rows.len().max(1));
-                        Value::Integer(rng.random_range(1..=parent_rows as i64))
-                    }
-                    Gen::Pick(values) => text(values.choose(rng).copied().unwrap_or_default()),
-                    Gen::Int(low, high) => Value::Integer(rng.random_range(low..=high)),
+                    Gen::Ref(_) => Value::Integer(rng.random_range(1..=parent_rows[c])),
+                    Gen::Pick(values) => text(pick(values, rng)),
+                    Gen::Int(low, high) => Value::Integer(rng.random_range(*low..=*high)),
                     Gen::Real(low, high) => {
-                        Value::Real((rng.random_range(low..=high) * 100.0).round() / 100.0)
+                        Value::Real((rng.random_range(*low..=*high) * 100.0).round() / 100.0)
                     }
                     Gen::Date(from, to) => {
-                        let day = days_from_civil(from, 1, 1)
+                        let day = days_from_civil(*from, 1, 1)
                             + rng.random_range(
-                                0..=(days_from_civil(to, 12, 31) - days_from_civil(from, 1, 1)),
+                                0..=(days_from_civil(*to, 12, 31) - days_from_civil(*from, 1, 1)),
                             );
                         Value::Text(civil_from_days(day))
                     }
@@ -106,12 +88,12 @@ pub(crate) fn generate_rows(domain: &Domain, rng: &mut impl RngCore) -> Vec<Tabl
                                 _ => None,
                             })
                             .unwrap_or_else(|| days_from_civil(2023, 1, 1));
-                        Value::Text(civil_from_days(base + rng.random_range(low..=high)))
+                        Value::Text(civil_from_days(base + rng.random_range(*low..=*high)))
                     }
                     Gen::Person => text(&format!(
                         "{} {}",
-                        FIRST_NAMES.choose(rng).copied().unwrap_or_default(),
-                        LAST_NAMES.choose(rng).copied().unwrap_or_default()
+                        pick(&words.first_names, rng),
+                        pick(&words.last_names, rng)
                     )),
                     Gen::Email => {
                         let local = match person.and_then(|p| row.get(p)) {
@@ -125,15 +107,13 @@ pub(crate) fn generate_rows(domain: &Domain, rng: &mut impl RngCore) -> Vec<Tabl
                         rng.random_range(100..1000),
                         rng.random_range(0..10000)
                     )),
-                    Gen::Named(first, second) => text(&format!(
-                        "{} {}",
-                        first.choose(rng).copied().unwrap_or_default(),
-                        second.choose(rng).copied().unwrap_or_default()
-                    )),
+                    Gen::Named(first, second) => {
+                        text(&format!("{} {}", pick(first, rng), pick(second, rng)))
+                    }
                     Gen::Code(prefix) => Value::Text(format!("{prefix}{serial:04}")),
-                    Gen::City => text(CITIES.choose(rng).copied().unwrap_or_default()),
+                    Gen::City => text(pick(&words.cities, rng)),
                 };
-                row.push(value);
+                row[c] = value;
             }
             if key_columns.len() > 1 {
                 let key: Vec<String> = key_columns
@@ -149,6 +129,10 @@ pub(crate) fn generate_rows(domain: &Domain, rng: &mut impl RngCore) -> Vec<Tabl
         data.push(TableData { rows });
     }
     data
+}
+
+fn pick<'a>(values: &'a [String], rng: &mut impl RngCore) -> &'a str {
+    values.choose(rng).map(String::as_str).unwrap_or_default()
 }
 
 fn text(s: &str) -> Value {
@@ -222,15 +206,14 @@ pub(crate) fn create_table_sql(table: &TableSpec, domain: &Domain) -> String {
         .map(|k| format!("\"{k}\""))
         .collect();
     lines.push(format!("  PRIMARY KEY ({})", key.join(", ")));
-    for column in table.columns {
-        if let Gen::Ref(parent) = column.gen {
+    for column in &table.columns {
+        if let Gen::Ref(parent) = &column.gen {
             let parent_key = domain
                 .tables
                 .iter()
-                .find(|t| t.name == parent)
+                .find(|t| &t.name == parent)
                 .and_then(|t| t.primary_key.first())
-                .copied()
-                .unwrap_or("id");
+                .map_or("id", String::as_str);
             lines.push(format!(
                 "  FOREIGN KEY (\"{}\") REFERENCES \"{parent}\" (\"{parent_key}\")",
                 column.name
@@ -288,37 +271,37 @@ pub(crate) fn tables_json_entry(domain: &Domain) -> Json {
     let mut offsets = Vec::with_capacity(domain.tables.len());
     for (t, table) in domain.tables.iter().enumerate() {
         offsets.push(column_names.len());
-        for column in table.columns {
+        for column in &table.columns {
             column_names.push(json!([t, column.description(table)]));
             column_names_original.push(json!([t, column.name]));
             column_types.push(json!(column.ty));
         }
     }
     let global = |table: &str, column: &str| -> Option<usize> {
-        let t = domain.tables.iter().position(|x| x.name == table)?;
+        let t = domain.table_index(table)?;
         Some(offsets[t] + domain.tables[t].column_index(column)?)
     };
     let mut primary_keys = Vec::new();
     let mut foreign_keys = Vec::new();
-    for table in domain.tables {
+    for table in &domain.tables {
         let key: Vec<usize> = table
             .primary_key
             .iter()
-            .filter_map(|k| global(table.name, k))
+            .filter_map(|k| global(&table.name, k))
             .collect();
         primary_keys.push(match key.as_slice() {
             [single] => json!(single),
             _ => json!(key),
         });
-        for column in table.columns {
-            if let Gen::Ref(parent) = column.gen {
+        for column in &table.columns {
+            if let Gen::Ref(parent) = &column.gen {
                 let parent_key = domain
                     .tables
                     .iter()
-                    .find(|t| t.name == parent)
+                    .find(|t| &t.name == parent)
                     .and_then(|t| t.primary_key.first());
                 if let (Some(src), Some(dst)) = (
-                    global(table.name, column.name),
+                    global(&table.name, &column.name),
                     parent_key.and_then(|k| global(parent, k)),
                 ) {
                     foreign_keys.push(json!([src, dst]));
@@ -329,8 +312,8 @@ pub(crate) fn tables_json_entry(domain: &Domain) -> Json {
     json!({
         "db_id": domain.db_id,
         "ddls": domain.tables.iter().map(|t| create_table_sql(t, domain)).collect::<Vec<_>>(),
-        "table_names": domain.tables.iter().map(|t| t.plural).collect::<Vec<_>>(),
-        "table_names_original": domain.tables.iter().map(|t| t.name).collect::<Vec<_>>(),
+        "table_names": domain.tables.iter().map(|t| t.plural.as_str()).collect::<Vec<_>>(),
+        "table_names_original": domain.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         "column_names": column_names,
         "column_names_original": column_names_original,
         "column_types": column_types,

@@ -1,96 +1,113 @@
 //! The declarative description of a synthetic database: tables, columns, how
 //! each column's values are generated, keys, and domain "concepts" (named
 //! conditions that questions with external knowledge refer to).
+//!
+//! Domains are read from the JSON files under `crates/data/sample-domains/`
+//! (see [`super::catalog`]) and describe the *logical* schema; a
+//! [`super::variant`] turns one into the physical schema of one database
+//! (a table subset, naming style, column order, extra columns, row counts).
 
-/// One synthetic database of the sample corpus.
+use serde::Deserialize;
+
+/// One domain (logical) or one generated database (physical).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Domain {
-    pub db_id: &'static str,
+    /// The domain's name (`retail_store_sales`); a variant's `db_id`.
+    #[serde(rename = "name")]
+    pub db_id: String,
     /// What the database is about, in a few words ("retail store sales").
-    pub topic: &'static str,
+    pub topic: String,
     /// Parents before children: a `Gen::Ref` only refers to an earlier table.
-    pub tables: &'static [TableSpec],
-    pub concepts: &'static [Concept],
+    pub tables: Vec<TableSpec>,
+    #[serde(default)]
+    pub concepts: Vec<Concept>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TableSpec {
-    pub name: &'static str,
+    pub name: String,
     /// Natural plural name (`table_names`), e.g. "order items".
-    pub plural: &'static str,
-    pub singular: &'static str,
+    pub plural: String,
+    pub singular: String,
+    /// Other natural names of the table, each `[singular, plural]`
+    /// ("client", "clients"); a variant may name the table by one.
+    #[serde(default)]
+    pub synonyms: Vec<[String; 2]>,
     pub rows: usize,
-    pub columns: &'static [ColumnSpec],
+    pub columns: Vec<ColumnSpec>,
     /// Column names of the primary key; two or more for a composite key.
-    pub primary_key: &'static [&'static str],
+    pub primary_key: Vec<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ColumnSpec {
-    pub name: &'static str,
+    pub name: String,
     /// The raw DDL type, as SynSQL's `column_types` holds it.
-    pub ty: &'static str,
+    #[serde(rename = "type")]
+    pub ty: String,
     /// The description for `column_names`; empty means "derive one".
-    pub desc: &'static str,
+    #[serde(default)]
+    pub desc: String,
+    /// Natural phrasings of the column ("unit price", "price per unit");
+    /// questions use the first, so a variant puts its choice first. Empty
+    /// means the name in words.
+    #[serde(default)]
+    pub phrases: Vec<String>,
+    /// The logical (domain) name of a physical column; empty in a domain.
+    #[serde(skip)]
+    pub logical: String,
     pub gen: Gen,
 }
 
 /// How a column's values are generated.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Gen {
     /// 1, 2, 3, ... (a single-column primary key).
     Serial,
     /// A key of an earlier table (a foreign key to its primary key).
-    Ref(&'static str),
-    /// A category drawn from a fixed list.
-    Pick(&'static [&'static str]),
+    Ref(String),
+    /// A category drawn from a fixed list (a value listed twice is drawn
+    /// twice as often).
+    Pick(Vec<String>),
     Int(i64, i64),
     /// Uniform in the range, rounded to 2 decimals.
     Real(f64, f64),
     /// A `YYYY-MM-DD` date within the years (inclusive).
     Date(i32, i32),
     /// A date between min and max days after another date column of the row.
-    DateAfter(&'static str, i64, i64),
+    DateAfter(String, i64, i64),
     /// "First Last".
     Person,
     /// Derived from the row's `Person` column when there is one.
     Email,
     Phone,
     /// "<word from first list> <word from second list>".
-    Named(&'static [&'static str], &'static [&'static str]),
+    Named(Vec<String>, Vec<String>),
     /// Prefix followed by the row number, zero-padded to 4 digits.
-    Code(&'static str),
+    Code(String),
     /// A city name.
     City,
 }
 
 /// A named condition on one table ("premium products"), explained in a
 /// record's `external_knowledge`. `condition` writes `{a}` where a table
-/// alias prefix (`T1.`) or nothing goes.
+/// alias prefix (`T1.`) or nothing goes, right before each column name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Concept {
-    pub term: &'static str,
-    pub table: &'static str,
-    pub condition: &'static str,
-    pub explanation: &'static str,
+    pub term: String,
+    pub table: String,
+    pub condition: String,
+    pub explanation: String,
 }
 
-pub(crate) const fn col(name: &'static str, ty: &'static str, gen: Gen) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        desc: "",
-        gen,
-    }
-}
-
-pub(crate) const fn cold(
-    name: &'static str,
-    ty: &'static str,
-    desc: &'static str,
-    gen: Gen,
-) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        desc,
-        gen,
+impl Domain {
+    pub fn table_index(&self, name: &str) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == name)
     }
 }
 
@@ -101,9 +118,22 @@ impl TableSpec {
 }
 
 impl ColumnSpec {
-    /// The column's name in words: `unit_price` -> "unit price".
+    /// The column in words as questions name it: the first phrasing, or
+    /// `unit_price` -> "unit price".
     pub fn words(&self) -> String {
-        self.name.replace('_', " ")
+        match self.phrases.first() {
+            Some(phrase) => phrase.clone(),
+            None => self.logical_name().replace('_', " "),
+        }
+    }
+
+    /// The domain's name of the column (its own name in a domain).
+    pub fn logical_name(&self) -> &str {
+        if self.logical.is_empty() {
+            &self.name
+        } else {
+            &self.logical
+        }
     }
 
     /// The `column_names` description: the spec's own, or one derived from
@@ -113,15 +143,20 @@ impl ColumnSpec {
             return self.desc.to_string();
         }
         let words = self.words();
-        let thing = table.singular;
-        match self.gen {
+        let thing = &table.singular;
+        match &self.gen {
             Gen::Serial => format!("Unique identifier for each {thing}"),
             Gen::Ref(parent) => format!(
                 "Identifier of the {} ({parent}) of the {thing}",
                 words.trim_end_matches(" id")
             ),
             Gen::Pick(values) => {
-                let shown: Vec<&str> = values.iter().take(3).copied().collect();
+                let mut shown: Vec<&str> = Vec::new();
+                for value in values {
+                    if shown.len() < 3 && !shown.contains(&value.as_str()) {
+                        shown.push(value);
+                    }
+                }
                 format!(
                     "{} of the {thing} (e.g., {})",
                     capitalise(&words),
@@ -142,7 +177,7 @@ impl ColumnSpec {
     }
 }
 
-fn capitalise(s: &str) -> String {
+pub(crate) fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

@@ -197,35 +197,35 @@ fn with_ctes(ctes: &[(&str, &str, String)], final_select: &str, comments: bool) 
 }
 
 #[derive(Clone, Copy)]
-struct Concept {
-    term: &'static str,
+struct Concept<'a> {
+    term: &'a str,
     table: usize,
-    explanation: &'static str,
-    condition: &'static str,
+    explanation: &'a str,
+    condition: &'a str,
 }
 
-impl Concept {
+impl Concept<'_> {
     fn condition(&self, alias: &str) -> String {
         self.condition.replace("{a}", alias)
     }
 }
 
-fn pick_concept(
-    ctx: &DbContext,
+fn pick_concept<'a>(
+    ctx: &DbContext<'a>,
     rng: &mut ChaCha8Rng,
     pred: impl Fn(usize) -> bool,
-) -> Option<Concept> {
+) -> Option<Concept<'a>> {
     let concepts: Vec<Concept> = ctx
         .domain
         .concepts
         .iter()
         .filter_map(|c| {
-            let table = ctx.domain.tables.iter().position(|t| t.name == c.table)?;
+            let table = ctx.domain.table_index(&c.table)?;
             pred(table).then_some(Concept {
-                term: c.term,
+                term: &c.term,
                 table,
-                explanation: c.explanation,
-                condition: c.condition,
+                explanation: &c.explanation,
+                condition: &c.condition,
             })
         })
         .collect();
