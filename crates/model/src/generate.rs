@@ -704,6 +704,7 @@ mod tests {
                 }],
                 foreign_keys: Vec::new(),
                 ddls: Vec::new(),
+                values: None,
             };
             let inputs = [lines[0], lines[4]]
                 .iter()

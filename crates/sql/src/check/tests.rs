@@ -35,6 +35,7 @@ fn schema() -> Arc<SchemaIndex> {
         ],
         foreign_keys: Vec::new(),
         ddls: Vec::new(),
+        values: None,
     }))
 }
 
