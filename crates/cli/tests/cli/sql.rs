@@ -129,7 +129,7 @@ fn ask_constrains_by_default_and_takes_the_generation_flags() {
     let sample = sample_corpus(dir.path(), 50);
     let model = dir.path().join("model");
     random_model(&sample, &model, 24, 11);
-    let db_id = "retail_store_sales";
+    let db_id = "retail_store_sales_0001";
     let db = sample.join(format!("databases/{db_id}/{db_id}.sqlite"));
     let tables = sample.join("tables.json");
     let ask = |extra: &[&str]| {
