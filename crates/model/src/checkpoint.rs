@@ -32,6 +32,18 @@ pub const TOKENIZER_FILES: &[&str] = &[
     "merges.txt",
 ];
 
+/// The tokenizer files of [`TOKENIZER_FILES`] present in `dir`: what a
+/// checkpoint carries from its tokenizer folder, whichever of the formats
+/// (`tokenizer.json`, `spiece.model`, CodeT5's `vocab.json` + `merges.txt`)
+/// the folder holds.
+pub fn tokenizer_files_in(dir: &Path) -> Vec<PathBuf> {
+    TOKENIZER_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|path| path.is_file())
+        .collect()
+}
+
 /// Other names under which checkpoints store a tensor the model asks for:
 /// transformers ties the encoder/decoder embeddings to `shared`, and some
 /// exports keep only one of the copies.
@@ -483,15 +495,10 @@ pub struct ConvertReport {
 pub fn convert(from: &Path, to: &Path, dtype: DType) -> Result<ConvertReport> {
     let source_weights = WeightSource::open(from)?.path;
     let model = T5Model::load(from, dtype, &Device::Cpu)?;
-    let mut copied = Vec::new();
-    for name in TOKENIZER_FILES
-        .iter()
-        .chain(std::iter::once(&GENERATION_CONFIG_FILE))
-    {
-        let path = from.join(name);
-        if path.is_file() {
-            copied.push(path);
-        }
+    let mut copied = tokenizer_files_in(from);
+    let generation_config = from.join(GENERATION_CONFIG_FILE);
+    if generation_config.is_file() {
+        copied.push(generation_config);
     }
     // A checkpoint that ships only `spiece.model` also gets the
     // `tokenizer.json` our layout promises, built by the same conversion

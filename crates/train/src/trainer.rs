@@ -188,25 +188,6 @@ pub fn input_format(config: &TrainConfig) -> InputFormat {
     config.data.input_format()
 }
 
-/// Files of a tokenizer folder that a checkpoint carries.
-fn tokenizer_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| TrainError::io(dir, e))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_file()
-            && (name.starts_with("tokenizer")
-                || name == "spiece.model"
-                || name == "special_tokens_map.json")
-        {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// The model's trainable variables by name.
 fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().unwrap_or_else(|p| p.into_inner());
@@ -325,7 +306,9 @@ impl Trainer {
                 message: "model.tokenizer (or model.init_from) is required".into(),
             })?;
         let tokenizer = Tokenizer::from_dir(&tokenizer_dir)?;
-        let tokenizer_files = tokenizer_files(&tokenizer_dir)?;
+        // The model crate's one list of tokenizer files, so that every format
+        // `Tokenizer::from_dir` reads travels with `best/` and checkpoints.
+        let tokenizer_files = text2sql_model::checkpoint::tokenizer_files_in(&tokenizer_dir);
 
         let (model, varmap) = if let Some(ckpt) = &latest {
             T5Model::load_trainable(&ckpt.path, dtype, &device)?

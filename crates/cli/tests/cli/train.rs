@@ -451,3 +451,49 @@ fn a_missing_database_folder_is_a_config_error() {
         "{stderr}"
     );
 }
+
+/// A run trained with CodeT5's tokenizer folder (`vocab.json` + `merges.txt`,
+/// no `tokenizer.json`) writes a `best/` that `ask` loads: the checkpoint
+/// carries every tokenizer file the model crate knows.
+#[test]
+fn a_model_trained_with_a_codet5_tokenizer_folder_can_be_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, _) = corpus(dir.path(), None);
+    let codet5 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../model/fixtures/tokenizer/codet5/bpe")
+        .canonicalize()
+        .unwrap();
+    let config = write_config(dir.path(), &processed, &codet5, "");
+    ok(&text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "model.architecture.vocab_size=448",
+        "--set",
+        "training.max_steps=4",
+        "--set",
+        "eval.every_steps=4",
+        "--set",
+        "checkpoint.every_steps=4",
+    ]));
+    let best = dir.path().join("runs/tiny/best");
+    for file in ["vocab.json", "merges.txt", "added_tokens.json"] {
+        assert!(best.join(file).is_file(), "best/{file} missing");
+    }
+    let asked = text2sql(&[
+        "ask",
+        "--model",
+        best.to_str().unwrap(),
+        "--raw-input",
+        "How many stores are there? | retail | stores : store_id",
+        "--no-constrain",
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]);
+    assert!(asked.status.success(), "{asked:?}");
+    let json: Value = serde_json::from_slice(&asked.stdout).unwrap();
+    assert!(json["sql"].is_string(), "{json}");
+}
