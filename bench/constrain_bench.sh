@@ -6,11 +6,13 @@
 # `text2sql prepare` (the quickstart's quickstart/processed, or Spider dev
 # prepared with --format spider); DB_DIR: its <db_id>/<db_id>.sqlite
 # folder. Runs `text2sql eval --model` on LIMIT validation questions
-# (default 200) four times, interleaved per setting so that load changes
-# hit both sides alike, and prints one row per run. The time is the whole
-# command's wall time divided by the questions (model load and scoring
-# included, the same on both sides); each run's report.json is kept in
-# OUT_DIR (default /tmp/constrain-bench).
+# (default 200) in four settings, ROUNDS times each (default 2), the
+# settings interleaved within a round so that load changes hit both sides
+# alike, and prints one row per setting: accuracy and SQL error rate (the
+# same every round: decoding is deterministic) and the median of the
+# rounds' generation time per question (the report's `generation`: decoding
+# alone, without model load or scoring). Each run's report.json is kept in
+# OUT_DIR (default /tmp/constrain-bench). The CPU is printed first.
 #
 # Example (the quickstart model on its validation databases):
 #   bench/constrain_bench.sh runs/quickstart/best quickstart/processed \
@@ -21,26 +23,30 @@ DATA=${2:?prepared data folder}
 DB_DIR=${3:?database folder}
 LIMIT=${4:-200}
 OUT=${5:-/tmp/constrain-bench}
-BIN=${TEXT2SQL:-target/release/text2sql}
+ROUNDS=${ROUNDS:-2}
+BIN=${TEXT2SQL:-${CARGO_TARGET_DIR:-target}/release/text2sql}
 mkdir -p "$OUT"
-printf '%-6s %-12s %9s %9s %12s\n' beams decoding accuracy errors 's/question'
-for beams in 1 4; do
-  for mode in constrained free; do
-    flag=()
-    [ "$mode" = free ] && flag=(--no-constrain)
-    report="$OUT/report-$beams-$mode.json"
-    start=$(date +%s.%N)
-    "$BIN" -q eval --model "$MODEL" --data "$DATA" --split val --limit "$LIMIT" \
-      --db-dir "$DB_DIR" --beams "$beams" "${flag[@]}" --report "$report" >/dev/null
-    end=$(date +%s.%N)
-    python3 - "$report" "$start" "$end" "$beams" "$mode" <<'PY'
-import json, sys
-report, start, end, beams, mode = sys.argv[1:]
-s = json.load(open(report))
-s = s.get("summary", s)
-n = max(s["total"], 1)
-print(f"{beams:<6} {mode:<12} {100 * s['accuracy']:8.1f}% {100 * s['error_rate']:8.1f}% "
-      f"{(float(end) - float(start)) / n:12.3f}")
-PY
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores)"
+for round in $(seq 1 "$ROUNDS"); do
+  for beams in 1 4; do
+    for mode in constrained free; do
+      flag=()
+      [ "$mode" = free ] && flag=(--no-constrain)
+      "$BIN" -q eval --model "$MODEL" --data "$DATA" --split val --limit "$LIMIT" \
+        --db-dir "$DB_DIR" --beams "$beams" ${flag[@]+"${flag[@]}"} \
+        --report "$OUT/report-$beams-$mode-$round.json" >/dev/null
+    done
   done
 done
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+print(f"{'beams':<6} {'decoding':<12} {'accuracy':>9} {'errors':>9} {'ms/question':>12}")
+for beams in (1, 4):
+    for mode in ("constrained", "free"):
+        runs = [json.load(open(f"{out}/report-{beams}-{mode}-{r}.json")) for r in range(1, rounds + 1)]
+        s = runs[0]
+        ms = statistics.median(r["generation"]["ms_per_question"] for r in runs)
+        print(f"{beams:<6} {mode:<12} {100 * s['accuracy']:8.1f}% {100 * s['error_rate']:8.1f}% {ms:12.1f}"
+              f"   ({s['correct']}/{s['scored']} correct, {s['sql_errors']} SQL errors)")
+PY

@@ -21,7 +21,19 @@ impl SqlRunner for SandboxRunner {
             max_rows: Some(limits.max_rows),
             ..SandboxLimits::default()
         };
-        let mut sandbox = Sandbox::open(database, sandbox_limits).map_err(to_run_error)?;
+        let mut sandbox = Sandbox::open(database, sandbox_limits).map_err(|e| match e {
+            // The reply names the database by its file name only: the
+            // server's folders are nobody's business; the log keeps the path.
+            ExecError::Open(message) => {
+                tracing::warn!("{message}");
+                let name = database
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                RunError::Unavailable(message.replace(&database.display().to_string(), &name))
+            }
+            other => to_run_error(other),
+        })?;
         let result = sandbox.query(sql).map_err(|e| match e {
             ExecError::Timeout(_) => RunError::TimedOut(limits.timeout),
             other => to_run_error(other),
@@ -140,7 +152,11 @@ mod tests {
         let err = SandboxRunner
             .run(&dir.path().join("absent.sqlite"), "SELECT 1", limits(10))
             .unwrap_err();
-        assert!(matches!(err, RunError::Unavailable(_)), "{err:?}");
+        let folder = dir.path().display().to_string();
+        assert!(
+            matches!(&err, RunError::Unavailable(m) if m.contains("absent.sqlite") && !m.contains(&folder)),
+            "{err:?}"
+        );
     }
 
     #[test]

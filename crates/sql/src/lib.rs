@@ -15,9 +15,11 @@ pub use check::{check_pieces, check_sql, Rejection, SchemaIndex, SqlChecker};
 pub use compare::{results_equal, Rule};
 pub use eval::{
     evaluate, score_example, EvalExample, EvalOptions, EvalReport, EvalSummary, ExampleOutcome,
-    Verdict,
+    GenerationStats, ThreadPoolError, Verdict,
 };
 pub use exact::{normalize_sql, normalized_exact_match};
 pub use hardness::{spider_hardness, Hardness};
-pub use sandbox::{run_query, CancelHandle, ExecError, QueryResult, Sandbox, SandboxLimits};
+pub use sandbox::{
+    run_query, timeout_from_secs, CancelHandle, ExecError, QueryResult, Sandbox, SandboxLimits,
+};
 pub use value::Value;

@@ -1032,11 +1032,8 @@ impl TrainConfig {
             }
             _ => {}
         }
-        if !(eval.timeout_s.is_finite() && eval.timeout_s > 0.0) {
-            return Err(invalid(
-                "eval.timeout_s",
-                format!("{} must be a positive number of seconds", eval.timeout_s),
-            ));
+        if let Err(e) = text2sql_sql::timeout_from_secs(eval.timeout_s) {
+            return Err(invalid("eval.timeout_s", e.to_string()));
         }
         if eval.max_new_tokens == Some(0) {
             return Err(invalid("eval.max_new_tokens", "must be at least 1".into()));
@@ -1400,6 +1397,7 @@ checkpoint: {every_steps: 50, keep_last: 2}
             ),
             (vec!["eval.rule=strict"], "eval.rule", "unknown variant"),
             (vec!["eval.timeout_s=0"], "eval.timeout_s", "positive"),
+            (vec!["eval.timeout_s=1e20"], "eval.timeout_s", "at most"),
             (
                 vec!["eval.max_new_tokens=0"],
                 "eval.max_new_tokens",

@@ -282,7 +282,7 @@ impl ExecSample {
                 });
             }
         }
-        Ok(evaluate(&examples, options, &|| {}))
+        evaluate(&examples, options, &|| {}).map_err(|e| TrainError::Dataset(e.to_string()))
     }
 }
 

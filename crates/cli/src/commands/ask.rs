@@ -3,7 +3,6 @@
 //! `text2sql_input.json`); `--run` executes the best SQL in the sandbox.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
@@ -67,12 +66,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
-    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
-        bail!(
-            "--timeout-s must be a positive number of seconds, got {}",
-            args.timeout_s
-        );
-    }
+    // Checked before the model loads, so that a bad flag fails at once.
+    text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?;
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
@@ -111,13 +106,18 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     };
 
     if global.json {
-        return print_json(&serde_json::json!({
+        print_json(&serde_json::json!({
             "input": source,
             "sql": best.sql,
             "candidates": candidates,
             "result": execution.as_ref().map(|r| r.as_ref().ok()),
             "error": execution.as_ref().and_then(|r| r.as_ref().err().map(|e| format!("{e:#}"))),
-        }));
+        }))?;
+        // The same exit status as without --json: a failed --run fails.
+        if let Some(Err(error)) = execution {
+            bail!("{error:#}");
+        }
+        return Ok(());
     }
     println!("{}", best.sql);
     if beams > 1 && !global.quiet {
@@ -165,7 +165,7 @@ fn load_schema(db: &Path, tables: Option<&Path>) -> Result<DatabaseSchema> {
 
 fn execute(db: &Path, sql: &str, args: &Args) -> Result<QueryResult> {
     let limits = SandboxLimits {
-        timeout: Duration::from_secs_f64(args.timeout_s),
+        timeout: text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?,
         max_rows: Some(args.max_rows),
         ..SandboxLimits::default()
     };

@@ -4,14 +4,14 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use text2sql_sql::eval::files::{
     read_bird_predictions, read_gold_file, read_gold_json, read_spider_predictions,
 };
 use text2sql_sql::{
-    evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, Rule, SandboxLimits,
+    evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, GenerationStats, Rule,
+    SandboxLimits,
 };
 
 use text2sql_data::loader::ProcessedDataset;
@@ -108,21 +108,19 @@ pub enum SplitArg {
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
-    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
-        bail!(
-            "--timeout-s must be a positive number of seconds, got {}",
-            args.timeout_s
-        );
-    }
+    let timeout = text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?;
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
     if !args.db_dir.is_dir() {
         bail!("--db-dir {} is not a folder", args.db_dir.display());
     }
-    let examples = match &args.model {
-        Some(model) => generate_examples(&args, model, global)?,
-        None => load_examples(&args)?,
+    let (examples, generation) = match &args.model {
+        Some(model) => {
+            let (examples, stats) = generate_examples(&args, model, global)?;
+            (examples, Some(stats))
+        }
+        None => (load_examples(&args)?, None),
     };
     let options = EvalOptions {
         rule: args.rule,
@@ -130,12 +128,13 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         execution_guided: args.execution_guided,
         limits: SandboxLimits {
             max_rows: Some(args.max_rows),
-            ..SandboxLimits::for_eval(Duration::from_secs_f64(args.timeout_s))
+            ..SandboxLimits::for_eval(timeout)
         },
         threads: args.threads,
     };
     let bar = progress_bar(global, examples.len() as u64, "eval", false);
-    let report = evaluate(&examples, &options, &|| bar.inc(1));
+    let mut report = evaluate(&examples, &options, &|| bar.inc(1))?;
+    report.summary.generation = generation;
     bar.finish_and_clear();
     emit_report(
         &report,
@@ -151,7 +150,7 @@ fn generate_examples(
     args: &Args,
     model_dir: &Path,
     global: &GlobalOpts,
-) -> Result<Vec<EvalExample>> {
+) -> Result<(Vec<EvalExample>, GenerationStats)> {
     let data_dir = args.data.as_deref().context("--model needs --data")?;
     if args.beams == 0 || args.batch_size == 0 {
         bail!("--beams and --batch-size must be at least 1");
@@ -199,6 +198,7 @@ fn generate_examples(
     }
 
     let bar = progress_bar(global, records.len() as u64, "generate", false);
+    let started = std::time::Instant::now();
     let mut candidates = Vec::with_capacity(records.len());
     for (chunk, chunk_schemas) in sources
         .chunks(args.batch_size)
@@ -210,8 +210,14 @@ fn generate_examples(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    let stats = GenerationStats::new(
+        records.len(),
+        args.beams,
+        !args.no_constrain,
+        started.elapsed().as_secs_f64(),
+    );
 
-    Ok(records
+    let examples = records
         .into_iter()
         .zip(candidates)
         .map(|(record, candidates)| {
@@ -232,7 +238,8 @@ fn generate_examples(
                 db_id: record.db_id,
             }
         })
-        .collect())
+        .collect();
+    Ok((examples, stats))
 }
 
 fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use text2sql_model::{Device, SqlModel};
 use text2sql_serve::{ModelGenerator, SandboxRunner, ServeConfig, Server, SqlGenerator, SqlRunner};
 
@@ -55,10 +55,7 @@ pub struct Args {
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
-    if !value.is_finite() || value <= 0.0 {
-        bail!("--{flag} must be a positive number of seconds, got {value}");
-    }
-    Duration::try_from_secs_f64(value).with_context(|| format!("--{flag} {value}"))
+    text2sql_sql::timeout_from_secs(value).with_context(|| format!("--{flag}"))
 }
 
 impl Args {

@@ -70,7 +70,7 @@ fn run_reports_the_failing_sql_in_one_line_and_bad_paths_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (sample, model) = fixture(dir.path());
     let db = sample.join("databases/retail_store_sales_0001/retail_store_sales_0001.sqlite");
-    let out = text2sql(&[
+    let args = [
         "ask",
         "--model",
         model.to_str().unwrap(),
@@ -79,12 +79,25 @@ fn run_reports_the_failing_sql_in_one_line_and_bad_paths_are_named() {
         "--question",
         "How many stores are there?",
         "--run",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    ];
+    let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let out = text2sql(&json_args);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // A random model's SQL either runs (rows) or fails (an error), never both.
+    // A random model's SQL either runs (rows) or fails (an error), never both,
+    // and the exit status says which, with or without --json.
     assert_ne!(json["result"].is_null(), json["error"].is_null(), "{json}");
+    assert_eq!(out.status.success(), !json["result"].is_null(), "{out:?}");
+    assert_eq!(text2sql(&args).status.code(), out.status.code());
+
+    // A deadline too large for a Duration is refused with its flag, not a panic.
+    let huge: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--timeout-s", "1e20"])
+        .collect();
+    let out = text2sql(&huge);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-s"));
 
     let missing = text2sql(&[
         "ask",

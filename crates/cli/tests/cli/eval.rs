@@ -235,11 +235,14 @@ fn misaligned_or_malformed_inputs_fail_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(stderr.contains("gold.sql: line 1"), "{stderr}");
 
-    let mut a = base(&gold);
-    a.extend(["--timeout-s".to_string(), "0".to_string()]);
-    let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-s"));
+    for timeout in ["0", "1e20", "NaN"] {
+        let mut a = base(&gold);
+        a.extend(["--timeout-s".to_string(), timeout.to_string()]);
+        let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        // Exit status 1 with the flag named: no panic (101).
+        assert_eq!(out.status.code(), Some(1), "{timeout}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-s"));
+    }
 }
 
 #[test]

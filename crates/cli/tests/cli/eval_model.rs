@@ -90,7 +90,14 @@ fn model_predictions_are_scored_per_tier_with_every_example_accounted_for() {
     // Deterministic, and beams with execution-guided selection run too.
     let without_latency = |stdout: &[u8]| {
         let mut v: serde_json::Value = serde_json::from_slice(stdout).unwrap();
-        v.as_object_mut().unwrap().remove("prediction_latency");
+        let object = v.as_object_mut().unwrap();
+        object.remove("prediction_latency");
+        // Generation is timed: the time varies, what was generated does not.
+        let generation = object
+            .remove("generation")
+            .expect("eval --model times generation");
+        assert_eq!(generation["questions"], 12, "{generation}");
+        assert_eq!(generation["constrained"], true, "{generation}");
         v
     };
     let again = ok(text2sql(&base));

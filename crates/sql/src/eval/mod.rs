@@ -11,7 +11,7 @@ use std::time::Duration;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use report::{Bucket, EvalReport, EvalSummary, Latency};
+pub use report::{Bucket, EvalReport, EvalSummary, GenerationStats, Latency};
 
 use crate::compare::{results_equal, Rule};
 use crate::exact::normalized_exact_match;
@@ -118,13 +118,24 @@ pub struct ExampleOutcome {
     pub gold_ms: Option<f64>,
 }
 
+/// The scorer's own thread pool could not be built (`--threads N`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {threads} scoring threads: {message}")]
+pub struct ThreadPoolError {
+    pub threads: usize,
+    pub message: String,
+}
+
 /// Scores `examples` in parallel; `on_done` is called once per finished
-/// example (for a progress bar). Outcomes keep the input order.
+/// example (for a progress bar). Outcomes keep the input order. With
+/// `options.threads` set, a pool of exactly that many threads scores, or
+/// nothing does: silently falling back to every core would break a user's
+/// limit.
 pub fn evaluate(
     examples: &[EvalExample],
     options: &EvalOptions,
     on_done: &(dyn Fn() + Sync),
-) -> EvalReport {
+) -> Result<EvalReport, ThreadPoolError> {
     let score_all = || -> Vec<ExampleOutcome> {
         examples
             .par_iter()
@@ -136,14 +147,18 @@ pub fn evaluate(
             })
             .collect()
     };
-    let pool = options
-        .threads
-        .and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
-    let outcomes = match pool {
-        Some(pool) => pool.install(score_all),
+    let outcomes = match options.threads {
+        Some(threads) => rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| ThreadPoolError {
+                threads,
+                message: e.to_string(),
+            })?
+            .install(score_all),
         None => score_all(),
     };
-    EvalReport::from_outcomes(outcomes, options)
+    Ok(EvalReport::from_outcomes(outcomes, options))
 }
 
 /// Scores one example: execute the gold, then the candidate(s), compare.

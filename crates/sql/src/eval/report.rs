@@ -32,6 +32,32 @@ pub struct Latency {
     pub max_ms: f64,
 }
 
+/// How the predictions were made, when a model made them in the same run
+/// (`eval --model`): decoding time is what constrained decoding costs, so
+/// the report carries it next to the accuracy it buys.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationStats {
+    pub questions: usize,
+    pub beams: usize,
+    pub constrained: bool,
+    /// Wall-clock seconds of generation alone (inputs built, model loaded
+    /// and scoring not counted).
+    pub seconds: f64,
+    pub ms_per_question: f64,
+}
+
+impl GenerationStats {
+    pub fn new(questions: usize, beams: usize, constrained: bool, seconds: f64) -> Self {
+        GenerationStats {
+            questions,
+            beams,
+            constrained,
+            seconds,
+            ms_per_question: 1000.0 * seconds / questions.max(1) as f64,
+        }
+    }
+}
+
 /// The report without the per-example lines.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalSummary {
@@ -62,6 +88,9 @@ pub struct EvalSummary {
     pub by_tier: Vec<Bucket>,
     pub by_hardness: Vec<Bucket>,
     pub prediction_latency: Latency,
+    /// Set by `eval --model`; absent when predictions came from a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationStats>,
 }
 
 /// The summary and one outcome per example, in input order.
@@ -181,6 +210,7 @@ impl EvalReport {
                 p99_ms: percentile(&latencies, 99.0),
                 max_ms: latencies.last().copied().unwrap_or(0.0),
             },
+            generation: None,
         };
         EvalReport { summary, examples }
     }
@@ -265,6 +295,21 @@ impl EvalSummary {
             "prediction execution: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
         );
+        if let Some(g) = &self.generation {
+            let _ = writeln!(
+                out,
+                "generation: {} questions in {:.2} s ({:.1} ms per question), {} beam(s), {}",
+                g.questions,
+                g.seconds,
+                g.ms_per_question,
+                g.beams,
+                if g.constrained {
+                    "constrained"
+                } else {
+                    "unconstrained"
+                }
+            );
+        }
         out
     }
 }

@@ -195,7 +195,8 @@ fn the_report_counts_every_example() {
     let done = std::sync::atomic::AtomicUsize::new(0);
     let report = evaluate(&examples, &options(Rule::Spider), &|| {
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    });
+    })
+    .unwrap();
     assert_eq!(done.into_inner(), 4);
     let s = &report.summary;
     assert_eq!(
@@ -260,7 +261,7 @@ fn spider_dev_gold_against_itself_scores_one_under_both_rules() {
             rule,
             ..EvalOptions::default()
         };
-        let report = evaluate(&examples, &opts, &|| {});
+        let report = evaluate(&examples, &opts, &|| {}).unwrap();
         let s = &report.summary;
         let failures: Vec<_> = report
             .examples

@@ -18,6 +18,24 @@ use serde::Serialize;
 
 use crate::value::Value;
 
+/// The longest deadline a query may be given: a day. Beyond it a deadline
+/// is a mistake (`--timeout-s 1e20`), and `Duration` cannot hold every `f64`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// A deadline given in seconds (a flag or a config value) was not usable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("must be a positive number of seconds, at most {max}, got {0}", max = MAX_TIMEOUT.as_secs())]
+pub struct InvalidTimeout(pub f64);
+
+/// A query deadline from a number of seconds a user gave: finite, above zero
+/// and at most [`MAX_TIMEOUT`]; the one check behind every `--timeout-s`.
+pub fn timeout_from_secs(seconds: f64) -> Result<Duration, InvalidTimeout> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= MAX_TIMEOUT.as_secs_f64()) {
+        return Err(InvalidTimeout(seconds));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| InvalidTimeout(seconds))
+}
+
 /// How far one query may go.
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
@@ -30,16 +48,23 @@ pub struct SandboxLimits {
     pub max_sql_bytes: usize,
     /// Largest string or blob a query may build, in bytes (`SQLITE_LIMIT_LENGTH`).
     pub max_value_bytes: usize,
+    /// Largest result read back, in bytes (text and blob lengths, 8 per
+    /// number or NULL): a row cap alone lets 1,000 rows of 10 MB values
+    /// through. Past it the query is refused ("the result is larger than
+    /// ..."); `None` reads any size.
+    pub max_result_bytes: Option<usize>,
 }
 
 impl Default for SandboxLimits {
-    /// Limits for serving people: 10 s, 10,000 rows, 100 kB of SQL, 10 MB values.
+    /// Limits for serving people: 10 s, 10,000 rows, 100 kB of SQL, 10 MB
+    /// values, 32 MB of results.
     fn default() -> Self {
         SandboxLimits {
             timeout: Duration::from_secs(10),
             max_rows: Some(10_000),
             max_sql_bytes: 100_000,
             max_value_bytes: 10_000_000,
+            max_result_bytes: Some(32_000_000),
         }
     }
 }
@@ -53,6 +78,7 @@ impl SandboxLimits {
             timeout,
             max_rows: Some(1_000_000),
             max_value_bytes: 100_000_000,
+            max_result_bytes: Some(1_000_000_000),
             ..SandboxLimits::default()
         }
     }
@@ -179,6 +205,10 @@ impl Sandbox {
         let setup = |conn: &mut Connection| -> rusqlite::Result<()> {
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+            // Sorts, DISTINCT and materialised subqueries that outgrow the
+            // page cache go to memory (bounded by the heap limit), never to
+            // temporary files on the server's disk.
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.pragma_update(None, "query_only", true)?;
             conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
             conn.set_limit(
@@ -268,6 +298,7 @@ impl Sandbox {
         let width = columns.len();
         let mut rows_out = Vec::new();
         let mut truncated = false;
+        let mut result_bytes = 0usize;
         let mut rows = stmt.query([]).map_err(RunError::Sqlite)?;
         loop {
             if Instant::now() >= deadline {
@@ -288,6 +319,20 @@ impl Sandbox {
             let mut values = Vec::with_capacity(width);
             for i in 0..width {
                 let cell = row.get_ref(i).map_err(RunError::Sqlite)?;
+                // Counted before the copy: a `zeroblob` is small inside
+                // SQLite and grows only when read.
+                result_bytes = result_bytes.saturating_add(match cell {
+                    ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+                    _ => 8,
+                });
+                if let Some(cap) = self.limits.max_result_bytes {
+                    if result_bytes > cap {
+                        return Err(RunError::Refused(format!(
+                            "the result is larger than {}",
+                            human_bytes(cap)
+                        )));
+                    }
+                }
                 values.push(to_value(cell));
             }
             rows_out.push(values);
@@ -333,6 +378,25 @@ enum RunError {
     Sqlite(rusqlite::Error),
     Refused(String),
     Deadline,
+}
+
+/// `32 MB`, `1.5 kB`: a size as a person reads it in an error message.
+fn human_bytes(n: usize) -> String {
+    let n = n as f64;
+    let (value, unit) = if n >= 1e9 {
+        (n / 1e9, "GB")
+    } else if n >= 1e6 {
+        (n / 1e6, "MB")
+    } else if n >= 1e3 {
+        (n / 1e3, "kB")
+    } else {
+        (n, "bytes")
+    };
+    if value.fract() == 0.0 {
+        format!("{value} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
 }
 
 fn clamp_i32(n: usize) -> i32 {

@@ -126,6 +126,42 @@ fn adversarial_sql_is_refused_or_cut_off_and_the_file_is_untouched() {
 }
 
 #[test]
+fn results_are_bounded_in_bytes_not_only_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let limits = SandboxLimits {
+        max_result_bytes: Some(1_000_000),
+        ..fast_limits()
+    };
+    // 20 rows of 100 kB blobs, each tiny inside SQLite until read.
+    let err = run_query(&db, "SELECT zeroblob(100000) FROM t LIMIT 20", &limits).unwrap_err();
+    assert_eq!(
+        err,
+        ExecError::Refused("the result is larger than 1 MB".to_string())
+    );
+    // Under the budget the same query runs.
+    let ok = run_query(&db, "SELECT zeroblob(100000) FROM t LIMIT 5", &limits).unwrap();
+    assert_eq!(ok.rows.len(), 5);
+}
+
+#[test]
+fn temporary_storage_stays_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let mut sandbox = Sandbox::open(&db, fast_limits()).unwrap();
+    // The sandbox's authorizer refuses PRAGMA; the test reads it without.
+    sandbox
+        .conn
+        .authorizer(None::<fn(rusqlite::hooks::AuthContext<'_>) -> rusqlite::hooks::Authorization>)
+        .unwrap();
+    let temp_store: i64 = sandbox
+        .conn
+        .pragma_query_value(None, "temp_store", |row| row.get(0))
+        .unwrap();
+    assert_eq!(temp_store, 2, "2 = MEMORY");
+}
+
+#[test]
 fn sql_errors_carry_sqlites_message() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture_db(dir.path());
