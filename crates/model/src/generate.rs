@@ -10,7 +10,10 @@
 //! costs the new text only), and those that cannot lead to a valid query on
 //! the input's schema are masked. EOS is a candidate only where the text is
 //! a complete query. A hypothesis none of whose `top_k` candidates passes
-//! goes on unconstrained, as it would have without the checker.
+//! takes the best passing token of the rest of the vocabulary, in rank
+//! order (a small model on an unseen schema often ranks every real name
+//! below its top 16, and an unchecked token there is an SQL error for
+//! certain); only one with no passing token at all goes on unconstrained.
 
 use std::path::Path;
 
@@ -135,9 +138,35 @@ fn top_indices(row: &[f32], k: usize) -> Vec<u32> {
     top
 }
 
+/// Every entry's index but the masked (`-inf`) ones, largest first, the
+/// lower index first among equals (so its first `k` are [`top_indices`]'s).
+fn ranked_indices(row: &[f32]) -> Vec<u32> {
+    let mut all: Vec<u32> = (0..row.len() as u32)
+        .filter(|&i| row[i as usize] != f32::NEG_INFINITY)
+        .collect();
+    all.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]));
+    all
+}
+
+/// The best-ranked token past the first `skip` that passes the checker:
+/// the fallback when none of the top `skip` does.
+fn first_passing_after(
+    checker: &SqlChecker,
+    row: &[f32],
+    skip: usize,
+    texts: &TokenTexts,
+    eos: u32,
+) -> Option<(u32, SqlChecker)> {
+    ranked_indices(row)
+        .into_iter()
+        .skip(skip)
+        .find_map(|token| try_token(checker, texts, token, eos).map(|n| (token, n)))
+}
+
 /// Greedy's choice for one row under the checker: the argmax when it
 /// passes (the common case costs one check), else the best of the top
-/// `top_k` that passes; None when none does.
+/// `top_k` that passes, else the best passing token of the rest; None when
+/// no token passes.
 fn constrained_choice(
     checker: &SqlChecker,
     row: &[f32],
@@ -154,6 +183,7 @@ fn constrained_choice(
         .into_iter()
         .filter(|&token| token != argmax_token)
         .find_map(|token| try_token(checker, constraint.texts, token, eos).map(|n| (token, n)))
+        .or_else(|| first_passing_after(checker, row, constraint.top_k, constraint.texts, eos))
 }
 
 /// How to decode. Field names follow transformers' `GenerationConfig`.
@@ -538,6 +568,18 @@ fn beam_search(
                             }
                         }
                     }
+                    if checked.len() == before {
+                        if let Some((token, next)) = first_passing_after(
+                            checker,
+                            &row,
+                            c.top_k,
+                            c.texts,
+                            config.eos_token_id,
+                        ) {
+                            insert(&mut top, token, row[token as usize]);
+                            checked.push(((k, token), next));
+                        }
+                    }
                     if checked.len() > before {
                         continue;
                     }
@@ -738,7 +780,6 @@ mod tests {
         fn every_hypothesis_is_sql_the_checker_accepts() {
             let f = fixture();
             let texts = TokenTexts::new(&f.tokenizer);
-            let vocab = f.tokenizer.vocab_size();
             for beams in [1, 3] {
                 let config = GenerationConfig {
                     max_new_tokens: 24,
@@ -756,7 +797,9 @@ mod tests {
                 let constraint = Constraint {
                     texts: &texts,
                     checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
-                    top_k: vocab,
+                    // Two checked first, the rest of the vocabulary only
+                    // when both fail.
+                    top_k: 2,
                 };
                 let held =
                     generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
@@ -774,23 +817,30 @@ mod tests {
         }
 
         #[test]
-        fn a_row_with_no_passing_candidate_goes_on_as_unconstrained() {
+        fn a_rejected_top_k_falls_back_to_the_best_passing_token_of_the_vocabulary() {
             let f = fixture();
             let texts = TokenTexts::new(&f.tokenizer);
             let config = GenerationConfig {
                 max_new_tokens: 16,
                 ..GenerationConfig::for_model(f.model.config())
             };
-            // With one candidate checked, a rejected argmax leaves the row
-            // unconstrained at once: greedy then is exactly greedy.
-            let constraint = Constraint {
-                texts: &texts,
-                checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
-                top_k: 1,
+            // With one candidate checked first, a rejected argmax sends the
+            // row to the rest of the vocabulary in rank order: the same
+            // tokens as checking the whole vocabulary at once.
+            let constrained = |top_k: usize| {
+                let constraint = Constraint {
+                    texts: &texts,
+                    checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
+                    top_k,
+                };
+                generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap()
             };
-            let held =
-                generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
-            assert_eq!(held, generate(&f.model, &config, &f.inputs).unwrap());
+            let held = constrained(1);
+            assert_eq!(held, constrained(f.tokenizer.vocab_size()));
+            assert_ne!(held, generate(&f.model, &config, &f.inputs).unwrap());
+            for hypothesis in held.iter().flatten() {
+                assert!(acceptable(&f, &texts, &hypothesis.tokens));
+            }
             let wrong = Constraint {
                 texts: &texts,
                 checkers: vec![SqlChecker::new(f.schema.clone())],

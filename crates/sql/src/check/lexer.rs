@@ -93,7 +93,23 @@ pub(crate) struct Lexer {
     pos: usize,
     /// The last token was a name or `)`: a following `.` is member access.
     after_name: bool,
+    /// Nothing but whitespace so far on the current line.
+    line_blank: bool,
+    /// The pending `-` or `/` starts its line, so it may open a comment.
+    comment_allowed: bool,
+    /// Characters of the comment being read.
+    comment_len: usize,
 }
+
+/// Comments stand on lines of their own, as in SynSQL's gold SQL, and are
+/// short: a decoder that could open one anywhere, or write one without end,
+/// would escape every other check inside it.
+const MAX_COMMENT_CHARS: usize = 200;
+
+/// The longest quoted string or name, in bytes: Spider's and the sample's
+/// longest literal has 56 characters, and a quote a decoder never closes
+/// would hide the rest of its query.
+const MAX_QUOTED_BYTES: usize = 120;
 
 impl Default for Lexer {
     fn default() -> Self {
@@ -103,6 +119,9 @@ impl Default for Lexer {
             start: 0,
             pos: 0,
             after_name: false,
+            line_blank: true,
+            comment_allowed: false,
+            comment_len: 0,
         }
     }
 }
@@ -191,6 +210,12 @@ impl Lexer {
                 all
             }
             State::Number { .. } => vec![Tok::Num],
+            // A `-` or `/` that cannot open a comment here is an operator.
+            State::Minus if !self.comment_allowed => {
+                vec![Tok::Punct("-"), Tok::Punct("->"), Tok::Punct("->>")]
+            }
+            State::Slash if !self.comment_allowed => vec![Tok::Punct("/")],
+            State::Arrow => vec![Tok::Punct("->"), Tok::Punct("->>")],
             State::Dot => vec![Tok::Punct("."), Tok::Num],
             State::Quote { open: '\'', .. } => vec![Tok::Str],
             _ => Vec::new(),
@@ -215,6 +240,11 @@ impl Lexer {
         for c in text.chars() {
             self.step(c, out)?;
             self.pos += c.len_utf8();
+            if c == '\n' {
+                self.line_blank = true;
+            } else if !c.is_whitespace() {
+                self.line_blank = false;
+            }
         }
         Ok(())
     }
@@ -367,6 +397,14 @@ impl Lexer {
                             };
                         } else {
                             self.buf.push(c);
+                            if self.buf.len() > MAX_QUOTED_BYTES {
+                                return Err(LexError {
+                                    offset: self.start,
+                                    message: format!(
+                                        "a quoted text longer than {MAX_QUOTED_BYTES} bytes"
+                                    ),
+                                });
+                            }
                         }
                         return Ok(());
                     }
@@ -395,6 +433,7 @@ impl Lexer {
                 }
                 State::Minus => match c {
                     '-' => {
+                        self.open_comment()?;
                         self.state = State::LineComment;
                         return Ok(());
                     }
@@ -406,6 +445,7 @@ impl Lexer {
                 },
                 State::Slash => {
                     if c == '*' {
+                        self.open_comment()?;
                         self.state = State::BlockComment { star: false };
                         return Ok(());
                     }
@@ -414,10 +454,13 @@ impl Lexer {
                 State::LineComment => {
                     if c == '\n' {
                         self.state = State::Idle;
+                    } else {
+                        self.comment_char()?;
                     }
                     return Ok(());
                 }
                 State::BlockComment { star } => {
+                    self.comment_char()?;
                     self.state = if star && c == '/' {
                         State::Idle
                     } else {
@@ -443,8 +486,31 @@ impl Lexer {
         }
     }
 
+    fn open_comment(&mut self) -> Result<(), LexError> {
+        if !self.comment_allowed {
+            return Err(LexError {
+                offset: self.start,
+                message: "a comment must stand on a line of its own".to_string(),
+            });
+        }
+        self.comment_len = 0;
+        Ok(())
+    }
+
+    fn comment_char(&mut self) -> Result<(), LexError> {
+        self.comment_len += 1;
+        if self.comment_len > MAX_COMMENT_CHARS {
+            return Err(LexError {
+                offset: self.start,
+                message: format!("a comment longer than {MAX_COMMENT_CHARS} characters"),
+            });
+        }
+        Ok(())
+    }
+
     fn start_token(&mut self, c: char, out: &mut Vec<Token>) -> Result<(), LexError> {
         self.start = self.pos;
+        self.comment_allowed = self.line_blank;
         self.buf.clear();
         self.state = match c {
             _ if c.is_whitespace() => State::Idle,

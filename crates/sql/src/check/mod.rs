@@ -60,6 +60,16 @@ impl SchemaIndex {
         }
     }
 
+    /// The longest table or column name, in bytes.
+    fn longest_name(&self) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|t| std::iter::once(&t.name).chain(&t.columns))
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn table_index(&self, name: &str) -> Option<usize> {
         self.tables.iter().position(|t| t.name == name)
     }
@@ -160,7 +170,7 @@ impl SqlChecker {
             if !self.parser.word_prefix_possible(&self.schema, &prefix) {
                 return Err(Rejection {
                     offset: self.lexer.len() - prefix.len(),
-                    message: format!("no name or keyword that fits here starts with `{prefix}`"),
+                    message: self.parser.word_rejection(&self.schema, &prefix),
                 });
             }
         }

@@ -87,6 +87,169 @@ const BINARY: &[&str] = &[
 /// Column names every rowid table has without declaring them.
 const ROWID: &[&str] = &["rowid", "oid", "_rowid_"];
 
+/// Keywords that can start an operand.
+const OPERAND_KEYWORDS: &[&str] = &[
+    "case",
+    "cast",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "exists",
+    "false",
+    "not",
+    "null",
+    "true",
+];
+
+/// SQLite's built-in functions (core, aggregate, date and time, math, JSON,
+/// window): with the schema's names and the query's own aliases, the words
+/// an operand can start with.
+const FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "avg",
+    "ceil",
+    "ceiling",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "cos",
+    "cosh",
+    "count",
+    "cume_dist",
+    "date",
+    "datetime",
+    "degrees",
+    "dense_rank",
+    "exp",
+    "first_value",
+    "floor",
+    "format",
+    "glob",
+    "group_concat",
+    "hex",
+    "ifnull",
+    "iif",
+    "instr",
+    "json",
+    "json_array",
+    "json_array_length",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_object",
+    "json_type",
+    "json_valid",
+    "julianday",
+    "lag",
+    "last_value",
+    "lead",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "ln",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "mod",
+    "nth_value",
+    "ntile",
+    "nullif",
+    "octet_length",
+    "percent_rank",
+    "pi",
+    "pow",
+    "power",
+    "printf",
+    "quote",
+    "radians",
+    "random",
+    "randomblob",
+    "rank",
+    "replace",
+    "round",
+    "row_number",
+    "rtrim",
+    "sign",
+    "sin",
+    "sinh",
+    "soundex",
+    "sqrt",
+    "string_agg",
+    "strftime",
+    "substr",
+    "substring",
+    "sum",
+    "tan",
+    "tanh",
+    "time",
+    "timediff",
+    "total",
+    "trim",
+    "trunc",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unixepoch",
+    "unlikely",
+    "upper",
+    "zeroblob",
+];
+
+/// Keywords besides [`RESERVED`] and [`OPERAND_KEYWORDS`] that some clause
+/// of the grammar takes (window frames, CTE options, NULLS FIRST, CAST
+/// types are free words already).
+const OTHER_KEYWORDS: &[&str] = &[
+    "current",
+    "exclude",
+    "filter",
+    "first",
+    "following",
+    "groups",
+    "last",
+    "materialized",
+    "no",
+    "nulls",
+    "others",
+    "over",
+    "partition",
+    "preceding",
+    "range",
+    "recursive",
+    "row",
+    "rows",
+    "ties",
+    "unbounded",
+    "window",
+];
+
+/// Where the query's names are still open (a FROM clause not yet read),
+/// an unknown word may be an alias defined later (`T1` in `SELECT T1.name
+/// FROM singer AS T1`); such aliases are short. A decoder that could type
+/// any word there would extend a misspelt column name forever.
+const MAX_FORWARD_ALIAS: usize = 4;
+
+/// An alias without AS (`FROM singer s`, `count(*) n`) is at most this
+/// long: gold SQL keeps them short, and a decoder that may take any word
+/// after a table or a result column for an alias can write garbage there.
+const MAX_IMPLICIT_ALIAS: usize = 4;
+
+/// No word is longer than this unless the schema has a longer name: aliases
+/// are free-form, and a decoder must not grow one without end.
+const MAX_FREE_WORD: usize = 48;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StmtAt {
     Start,
@@ -394,20 +557,26 @@ impl Parser {
     /// where that can be told from the schema or the grammar alone.
     pub fn word_prefix_possible(&self, schema: &SchemaIndex, prefix: &str) -> bool {
         let starts = |name: &str| name.starts_with(prefix);
+        if prefix.len() > MAX_FREE_WORD.max(schema.longest_name()) {
+            return false;
+        }
         match self.stack.last() {
             Some(Frame::Stmt(StmtAt::Start)) | Some(Frame::Query(QueryAt::Start)) => {
                 ["select", "with", "values"].iter().any(|k| starts(k))
             }
             Some(Frame::Expect(alternatives)) => alternatives.iter().any(|a| starts(a)),
+            // `main.`: one of the schema's tables.
+            Some(Frame::From {
+                at: FromAt::AfterSchemaDot,
+                ..
+            }) => schema.tables.iter().any(|t| starts(&t.name)),
             Some(Frame::From {
                 at: FromAt::TableStart,
                 ..
             }) => {
                 schema.tables.iter().any(|t| starts(&t.name))
                     || self.scopes.iter().flat_map(|s| &s.ctes).any(|c| starts(c))
-                    || ["main", "temp", "json_each", "json_tree"]
-                        .iter()
-                        .any(|k| starts(k))
+                    || ["main", "json_each", "json_tree"].iter().any(|k| starts(k))
                     || starts_query(&Tok::Word(prefix.to_string()))
             }
             Some(Frame::Expr {
@@ -422,8 +591,134 @@ impl Parser {
                 }
                 _ => true,
             },
-            _ => true,
+            Some(Frame::Expr {
+                at: ExprAt::Operand,
+                ..
+            })
+            | Some(Frame::Core(CoreAt::Result)) => self.operand_word_possible(schema, prefix),
+            // After a table or a result column: a keyword, or a short alias.
+            Some(Frame::From {
+                at: FromAt::Alias { .. },
+                ..
+            })
+            | Some(Frame::Core(CoreAt::ResultAlias)) => {
+                (prefix.len() <= MAX_IMPLICIT_ALIAS && self.take_word(schema, prefix).is_ok())
+                    || self
+                        .words_beginning(schema, prefix)
+                        .filter(|word| reserved(word) || OTHER_KEYWORDS.contains(word))
+                        .any(|word| self.take_word(schema, word).is_ok())
+            }
+            // After SELECT or `count(`: DISTINCT, ALL or an operand.
+            Some(Frame::Core(CoreAt::Distinct)) | Some(Frame::Func(FuncAt::Start)) => {
+                ["distinct", "all"].iter().any(|k| starts(k))
+                    || self.operand_word_possible(schema, prefix)
+            }
+            // Elsewhere a word is a keyword, a name or an alias: possible
+            // when the word so far would be taken as it stands (a free
+            // alias), or some keyword or name it begins would.
+            _ => {
+                self.take_word(schema, prefix).is_ok()
+                    || self
+                        .words_beginning(schema, prefix)
+                        .any(|word| self.take_word(schema, word).is_ok())
+            }
         }
+    }
+
+    /// Every keyword, function and name (the schema's and the query's)
+    /// longer than `prefix` that begins with it.
+    fn words_beginning<'a>(
+        &'a self,
+        schema: &'a SchemaIndex,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        RESERVED
+            .iter()
+            .chain(OPERAND_KEYWORDS)
+            .chain(OTHER_KEYWORDS)
+            .chain(FUNCTIONS)
+            .chain(ROWID)
+            .copied()
+            .chain(schema.tables.iter().flat_map(|t| {
+                std::iter::once(t.name.as_str()).chain(t.columns.iter().map(String::as_str))
+            }))
+            .chain(self.scopes.iter().flat_map(|s| {
+                s.ctes
+                    .iter()
+                    .chain(&s.aliases)
+                    .map(String::as_str)
+                    .chain(s.sources.iter().map(|src| src.key.as_str()))
+            }))
+            .filter(move |word| word.len() > prefix.len() && word.starts_with(prefix))
+    }
+
+    /// Feeds `word` as the next token to a copy (the state is kept).
+    fn take_word(&self, schema: &SchemaIndex, word: &str) -> Result<(), String> {
+        let token = Token {
+            tok: Tok::Word(word.to_string()),
+            offset: 0,
+        };
+        self.clone().feed(schema, &token)
+    }
+
+    /// Why no word beginning with `prefix` fits here, in the words of the
+    /// most telling refusal: a name that does not resolve (`no such column`)
+    /// says more than `expected X, found Y`.
+    pub fn word_rejection(&self, schema: &SchemaIndex, prefix: &str) -> String {
+        let generic = format!("no name or keyword that fits here starts with `{prefix}`");
+        std::iter::once(prefix)
+            .chain(self.words_beginning(schema, prefix))
+            .filter_map(|word| self.take_word(schema, word).err())
+            .find(|message| !message.starts_with("expected"))
+            .unwrap_or(generic)
+    }
+
+    /// Whether an operand (a name, a function call, a keyword such as CASE)
+    /// can start with `prefix`.
+    fn operand_word_possible(&self, schema: &SchemaIndex, prefix: &str) -> bool {
+        let starts = |name: &str| name.starts_with(prefix);
+        self.known_word(schema, &starts)
+            || OPERAND_KEYWORDS.iter().any(|k| starts(k))
+            || FUNCTIONS.iter().any(|f| starts(f))
+            || self.free_word_allowed(prefix)
+    }
+
+    /// Whether a name the schema or the query so far defines satisfies `starts`:
+    /// a table, a column of any table, a rowid alias, a CTE, a FROM alias or
+    /// a SELECT-list alias.
+    fn known_word(&self, schema: &SchemaIndex, starts: &dyn Fn(&str) -> bool) -> bool {
+        schema
+            .tables
+            .iter()
+            .any(|t| starts(&t.name) || t.columns.iter().any(|c| starts(c)))
+            || ROWID.iter().any(|c| starts(c))
+            || self.scopes.iter().any(|s| {
+                s.ctes.iter().any(|c| starts(c))
+                    || s.aliases.iter().any(|a| starts(a))
+                    || s.sources.iter().any(|src| starts(&src.key))
+            })
+    }
+
+    /// Whether a word nobody defined yet may stand in an expression: any
+    /// word where a CTE or derived table (untracked columns) is in scope or
+    /// a CTE is defined (a FROM still to come may name it); a short one
+    /// where a FROM clause is still to come.
+    fn free_word_allowed(&self, word: &str) -> bool {
+        self.untracked_columns()
+            || (word.len() <= MAX_FORWARD_ALIAS
+                && self
+                    .scopes
+                    .iter()
+                    .any(|s| s.kind == ScopeKind::Core && !s.done))
+    }
+
+    /// A CTE or derived table is in scope or defined: any column name may
+    /// resolve in it.
+    fn untracked_columns(&self) -> bool {
+        self.scopes.iter().any(|s| {
+            !s.ctes.is_empty()
+                || (s.kind == ScopeKind::Core && s.sources.iter().any(|src| src.table.is_none()))
+        })
     }
 
     /// The source a qualifier names in the innermost scope that has it.
@@ -1579,6 +1874,22 @@ impl Parser {
     fn settle(&mut self, schema: &SchemaIndex, reference: Ref, from: usize) -> Result<(), String> {
         match self.resolve(schema, &reference, from) {
             Resolution::Found => Ok(()),
+            // A bare name waiting for FROM must be able to resolve there:
+            // a column of some table, an alias, or any name where a CTE or
+            // derived table (untracked columns) is about.
+            Resolution::Defer(_)
+                if reference.qualifier.is_none()
+                    && reference.column.as_deref().is_some_and(|column| {
+                        !self.known_word(schema, &|name: &str| name == column)
+                            && !self.untracked_columns()
+                    }) =>
+            {
+                Err(format!(
+                    "no such column: {} (no table of the database has it; at byte {})",
+                    reference.describe(),
+                    reference.offset
+                ))
+            }
             Resolution::Defer(index) => {
                 self.scopes[index].pending.push(reference);
                 Ok(())

@@ -65,9 +65,9 @@ fn accepts_valid_queries_at_every_prefix() {
         "SELECT CASE WHEN age > 30 THEN 'old' ELSE \"young\" END, CAST(age AS REAL) / 2.5e1 FROM singer",
         "SELECT name, rank() OVER (PARTITION BY country ORDER BY age DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM singer",
         "SELECT name FROM singer UNION ALL SELECT name FROM stadium EXCEPT SELECT concert_name FROM concert",
-        "SELECT sub.c FROM (SELECT country AS c FROM singer) AS sub -- a comment\n",
+        "SELECT sub.c FROM (SELECT country AS c FROM singer) AS sub\n  -- a comment\n",
         "SELECT `Name`, [Age], \"Country\" FROM \"singer\" WHERE EXISTS (SELECT 1 FROM concert WHERE concert.year = 2014)",
-        "SELECT s.name FROM singer s WHERE s.singer_id IN (SELECT singer_id FROM singer_in_concert WHERE concert_id = s.singer_id) /* done */",
+        "SELECT s.name FROM singer s WHERE s.singer_id IN (SELECT singer_id FROM singer_in_concert WHERE concert_id = s.singer_id)\n/* done */",
         "SELECT T1.name FROM stadium AS T1 JOIN concert AS T2 USING (stadium_id) GROUP BY T1.name",
         "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < 5) SELECT x FROM cnt",
         "SELECT max(age), min(age) FROM singer LIMIT 1 OFFSET 2",
@@ -93,16 +93,35 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "WHERE",
             "no such table: singer_in",
         ),
-        // unknown column, decided once FROM is read
+        // unknown column: no table has it, decided when the name ends
         (
             "SELECT nme FROM singer WHERE",
-            "WHERE",
+            " FROM",
             "no such column: nme",
         ),
         (
             "SELECT name FROM singer WHERE agee > 3",
-            " > 3",
-            "no such column: agee",
+            "agee",
+            "starts with `agee`",
+        ),
+        // a name no table has, before FROM is read: rejected while typed
+        // once it leaves every name, keyword and function (a short word may
+        // still be an alias FROM defines later)
+        (
+            "SELECT nationality FROM singer",
+            "nationality",
+            "starts with `natio`",
+        ),
+        (
+            "SELECT count(singr_name) FROM singer",
+            "singr_name",
+            "starts with `singr`",
+        ),
+        // a word grown past every name: a decoder cannot extend one forever
+        (
+            "SELECT name AS aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa FROM singer",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "starts with `aaaa",
         ),
         // a column of a table not in FROM
         (
@@ -139,10 +158,11 @@ fn rejects_wrong_queries_where_they_go_wrong() {
         ),
         // a keyword out of place
         ("SELECT FROM singer", "FROM", "expected an expression"),
+        // (`o` may still start `oid`; `or` starts nothing an operand can be)
         (
             "SELECT name FROM singer WHERE ORDER BY age",
             "ORDER",
-            "expected an expression",
+            "starts with `or`",
         ),
         (
             "SELECT name FROM singer GROUP age",
@@ -153,6 +173,28 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "SELECT name FROM singer GROUP (age)",
             "(age)",
             "expected BY",
+        ),
+        // a comment that does not stand on its own line (SynSQL's do): a
+        // decoder must not hide text in one
+        (
+            "SELECT name FROM singer -- the rest",
+            "-- the rest",
+            "unexpected `-`",
+        ),
+        (
+            "SELECT name /* x */ FROM singer",
+            "/* x */",
+            "line of its own",
+        ),
+        // a quote never closed: cut off at 120 bytes
+        (
+            concat!(
+                "SELECT name FROM singer WHERE name = '",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbb"
+            ),
+            "bbbbbbbb",
+            "quoted text longer",
         ),
         // a trailing second statement
         (
