@@ -5,6 +5,7 @@ use rand::seq::IndexedRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::spec::capitalise;
 use super::templates::Item;
 use super::Style;
 
@@ -166,14 +167,6 @@ pub(crate) fn cot(item: &Item, db_id: &str) -> String {
     text.push_str(&item.sql);
     text.push_str("\n```");
     text
-}
-
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// Draws an index by integer weights.
