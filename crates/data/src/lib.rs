@@ -14,3 +14,5 @@ pub mod store;
 pub mod values;
 
 pub use error::DataError;
+/// The one database path rule: `<dir>/<db_id>/<db_id>.sqlite`.
+pub use prepare::database_path;

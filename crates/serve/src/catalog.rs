@@ -91,7 +91,7 @@ impl Catalog {
                 ));
                 continue;
             }
-            let path = folder.join(format!("{db_id}.sqlite"));
+            let path = text2sql_data::database_path(root, &db_id);
             if !path.is_file() {
                 warnings.push(format!(
                     "{}: no {db_id}.sqlite inside; skipped",

@@ -30,6 +30,7 @@ use text2sql_sql::{
 };
 
 use crate::error::{Result, TrainError};
+use text2sql_data::database_path;
 
 /// One sampled validation example, ready to decode and score.
 struct SampleItem {
@@ -153,11 +154,6 @@ fn row_of(ranges: &[(u64, u64)], mut k: u64) -> u64 {
     }
     // `k` is below the tier's size by construction.
     unreachable!("row {k} is past the tier's rows")
-}
-
-/// The SQLite file of `db_id` in a `text2sql sample` / `eval --db-dir` folder.
-pub fn database_path(databases: &Path, db_id: &str) -> std::path::PathBuf {
-    databases.join(db_id).join(format!("{db_id}.sqlite"))
 }
 
 impl ExecSample {

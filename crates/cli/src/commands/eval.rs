@@ -221,10 +221,7 @@ fn generate_examples(
         .into_iter()
         .zip(candidates)
         .map(|(record, candidates)| {
-            let db_path = args
-                .db_dir
-                .join(&record.db_id)
-                .join(format!("{}.sqlite", record.db_id));
+            let db_path = text2sql_data::database_path(&args.db_dir, &record.db_id);
             EvalExample {
                 id: record.id.to_string(),
                 hardness: spider_hardness(&record.sql),
@@ -279,10 +276,7 @@ fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {
                 );
             }
         }
-        let db_path = args
-            .db_dir
-            .join(&gold.db_id)
-            .join(format!("{}.sqlite", gold.db_id));
+        let db_path = text2sql_data::database_path(&args.db_dir, &gold.db_id);
         examples.push(EvalExample {
             id: index.to_string(),
             // Spider's hardness only means something on Spider-style gold.

@@ -114,7 +114,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         .with_context(|| format!("no database `{db_id}` in {}", args.tables.display()))?;
     let database = match (&args.db, &args.databases) {
         (Some(file), _) => Some(file.clone()),
-        (None, Some(dir)) => Some(dir.join(db_id).join(format!("{db_id}.sqlite"))),
+        (None, Some(dir)) => Some(text2sql_data::database_path(dir, db_id)),
         (None, None) => None,
     };
     if let Some(database) = &database {
