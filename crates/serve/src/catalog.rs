@@ -353,10 +353,7 @@ mod tests {
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| {
-                let id = e.file_name();
-                e.path()
-                    .join(format!("{}.sqlite", id.to_string_lossy()))
-                    .is_file()
+                text2sql_data::database_path(&root, &e.file_name().to_string_lossy()).is_file()
             })
             .count();
         assert!(on_disk >= 19, "{on_disk}");

@@ -3,6 +3,7 @@
 //! `text2sql_input.json`); `--run` executes the best SQL in the sandbox.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
@@ -67,7 +68,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     // Checked before the model loads, so that a bad flag fails at once.
-    text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?;
+    let timeout = text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?;
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
@@ -101,7 +102,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         .first()
         .context("the model produced no candidate")?;
     let execution = match (&args.db, args.run) {
-        (Some(db), true) => Some(execute(db, &best.sql, &args)),
+        (Some(db), true) => Some(execute(db, &best.sql, timeout, &args)),
         _ => None,
     };
 
@@ -163,9 +164,9 @@ fn load_schema(db: &Path, tables: Option<&Path>) -> Result<DatabaseSchema> {
     Ok(schema)
 }
 
-fn execute(db: &Path, sql: &str, args: &Args) -> Result<QueryResult> {
+fn execute(db: &Path, sql: &str, timeout: Duration, args: &Args) -> Result<QueryResult> {
     let limits = SandboxLimits {
-        timeout: text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?,
+        timeout,
         max_rows: Some(args.max_rows),
         ..SandboxLimits::default()
     };

@@ -637,11 +637,22 @@ impl Parser {
             .chain(OPERAND_KEYWORDS)
             .chain(OTHER_KEYWORDS)
             .chain(FUNCTIONS)
-            .chain(ROWID)
             .copied()
-            .chain(schema.tables.iter().flat_map(|t| {
+            .chain(self.defined_names(schema))
+            .filter(move |word| word.len() > prefix.len() && word.starts_with(prefix))
+    }
+
+    /// The names the schema and the query so far define: tables, every
+    /// table's columns, rowid aliases, CTEs, FROM aliases and SELECT-list
+    /// aliases.
+    fn defined_names<'a>(&'a self, schema: &'a SchemaIndex) -> impl Iterator<Item = &'a str> + 'a {
+        schema
+            .tables
+            .iter()
+            .flat_map(|t| {
                 std::iter::once(t.name.as_str()).chain(t.columns.iter().map(String::as_str))
-            }))
+            })
+            .chain(ROWID.iter().copied())
             .chain(self.scopes.iter().flat_map(|s| {
                 s.ctes
                     .iter()
@@ -649,7 +660,6 @@ impl Parser {
                     .map(String::as_str)
                     .chain(s.sources.iter().map(|src| src.key.as_str()))
             }))
-            .filter(move |word| word.len() > prefix.len() && word.starts_with(prefix))
     }
 
     /// Feeds `word` as the next token to a copy (the state is kept).
@@ -683,20 +693,9 @@ impl Parser {
             || self.free_word_allowed(prefix)
     }
 
-    /// Whether a name the schema or the query so far defines satisfies `starts`:
-    /// a table, a column of any table, a rowid alias, a CTE, a FROM alias or
-    /// a SELECT-list alias.
+    /// Whether one of [`Parser::defined_names`] satisfies `starts`.
     fn known_word(&self, schema: &SchemaIndex, starts: &dyn Fn(&str) -> bool) -> bool {
-        schema
-            .tables
-            .iter()
-            .any(|t| starts(&t.name) || t.columns.iter().any(|c| starts(c)))
-            || ROWID.iter().any(|c| starts(c))
-            || self.scopes.iter().any(|s| {
-                s.ctes.iter().any(|c| starts(c))
-                    || s.aliases.iter().any(|a| starts(a))
-                    || s.sources.iter().any(|src| starts(&src.key))
-            })
+        self.defined_names(schema).any(starts)
     }
 
     /// Whether a word nobody defined yet may stand in an expression: any
