@@ -42,3 +42,12 @@ pub enum DataError {
     #[error("{0}")]
     Invalid(String),
 }
+
+impl From<crate::atomic::AtomicError> for DataError {
+    fn from(e: crate::atomic::AtomicError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

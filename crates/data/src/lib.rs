@@ -2,6 +2,7 @@
 //! schema model and its serializers, `prepare`, the processed store and its
 //! loader, curriculum sampling, and the sample corpus generator.
 
+pub mod atomic;
 pub mod error;
 pub mod loader;
 pub mod prepare;
@@ -13,6 +14,7 @@ pub mod serialize;
 pub mod store;
 pub mod values;
 
+pub use atomic::AtomicError;
 pub use error::DataError;
 /// The one database path rule: `<dir>/<db_id>/<db_id>.sqlite`.
 pub use prepare::database_path;

@@ -34,6 +34,7 @@ use indicatif::ProgressBar;
 use memmap2::Mmap;
 use rayon::prelude::*;
 
+use crate::atomic;
 use crate::error::DataError;
 use crate::reader::{
     parse_scanned_record, ArrayScanner, Format, InvalidCause, Record, RecordError, Span,
@@ -143,20 +144,6 @@ struct DbInfo {
     missing_file: Option<PathBuf>,
 }
 
-/// Removes the partial output folder unless the run completed.
-struct PartialDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     move |source| DataError::Io {
         path: path.to_path_buf(),
@@ -228,27 +215,15 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
             .map_err(|e| DataError::Invalid(format!("cannot start worker threads: {e}")))?
     };
 
-    let out_name = opts
-        .out
-        .file_name()
-        .ok_or_else(|| {
-            DataError::Invalid(format!("--out {} has no folder name", opts.out.display()))
-        })?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match opts.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io_error(&parent))?;
-    let partial = PartialDir {
-        path: parent.join(format!(".{out_name}.partial-{}", std::process::id())),
-        keep: false,
-    };
-    if partial.path.exists() {
-        std::fs::remove_dir_all(&partial.path).map_err(io_error(&partial.path))?;
+    if opts.out.file_name().is_none() {
+        return Err(DataError::Invalid(format!(
+            "--out {} has no folder name",
+            opts.out.display()
+        )));
     }
-    std::fs::create_dir(&partial.path).map_err(io_error(&partial.path))?;
+    // Built beside `--out` and renamed into place once complete; deleted
+    // when dropped on an error.
+    let partial = atomic::StagedDir::new(&opts.out)?;
 
     let passes = if opts.subset_size.is_some() { 2 } else { 1 };
     progress.set_length(data_len * passes);
@@ -272,14 +247,14 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
     // The first pass also hashes the data file, as it scans it.
     let (first, second) = match opts.subset_size {
         None => {
-            let out = ctx.run(Sink::Write(partial.path.clone()), None, 0, true)?;
+            let out = ctx.run(Sink::Write(partial.path().to_path_buf()), None, 0, true)?;
             (out, None)
         }
         Some(size) => {
             let index = ctx.run(Sink::Index, None, 0, true)?;
             let chosen = stratified_subset(&index.index, size, opts.seed);
             let out = ctx.run(
-                Sink::Write(partial.path.clone()),
+                Sink::Write(partial.path().to_path_buf()),
                 Some(&chosen),
                 data_len,
                 false,
@@ -309,11 +284,11 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
             })
             .collect::<Result<_, DataError>>()
     })?;
-    write_schemas(&partial.path.join(SCHEMAS_FILE), &rows)?;
+    write_schemas(&partial.path().join(SCHEMAS_FILE), &rows)?;
     let values_summary = match opts.databases {
         Some(_) => {
             let schemas: Vec<&DatabaseSchema> = rows.iter().map(|r| &r.schema).collect();
-            write_values(&partial.path.join(VALUES_FILE), &schemas)?;
+            write_values(&partial.path().join(VALUES_FILE), &schemas)?;
             let indexes = schemas.iter().filter_map(|s| s.values.as_deref());
             let (mut values, mut columns) = (0, 0);
             for index in indexes {
@@ -396,18 +371,13 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         databases: rows.len() as u64,
         values: values_summary,
     };
-    let manifest_path = partial.path.join(MANIFEST_FILE);
+    let manifest_path = partial.path().join(MANIFEST_FILE);
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| DataError::Invalid(format!("cannot serialize the manifest: {e}")))?;
     text.push('\n');
     std::fs::write(&manifest_path, text).map_err(io_error(&manifest_path))?;
 
-    let mut partial = partial;
-    if opts.out.exists() {
-        std::fs::remove_dir_all(&opts.out).map_err(io_error(&opts.out))?;
-    }
-    std::fs::rename(&partial.path, &opts.out).map_err(io_error(&opts.out))?;
-    partial.keep = true;
+    partial.commit()?;
     progress.finish_and_clear();
     Ok(PrepareReport {
         manifest,

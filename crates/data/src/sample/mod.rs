@@ -36,6 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::atomic;
 use crate::error::DataError;
 use templates::Item;
 
@@ -171,9 +172,6 @@ pub struct SampleSummary {
 /// it holds 36,988, where some families run out of distinct queries.
 const POOL_CAP: usize = 5000;
 
-/// Name prefix of the staging folder inside the output folder.
-const STAGING_PREFIX: &str = ".sample-partial-";
-
 /// How many records between two progress callbacks.
 const PROGRESS_EVERY: u64 = 1024;
 
@@ -192,32 +190,15 @@ pub fn write_sample(
         move |source| DataError::Io { path, source }
     };
     prepare_out_dir(out, opts.force)?;
-    let staging = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-    }
-    fs::create_dir_all(staging.join("databases")).map_err(io_err(&staging))?;
-
-    let result = write_staged(&staging, opts, on_progress);
-    let mut summary = match result {
-        Ok(summary) => summary,
-        Err(e) => {
-            // Best effort: the error being reported matters more than a
-            // leftover staging folder.
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    // Dropped on an error, the staging folder is deleted with what it holds.
+    let staging = atomic::temp_dir_in(out)?;
+    fs::create_dir_all(staging.path().join("databases")).map_err(io_err(staging.path()))?;
+    let mut summary = write_staged(staging.path(), opts, on_progress)?;
     for name in ["databases", "tables.json", "data.json"] {
-        let target = out.join(name);
-        if target.is_dir() {
-            fs::remove_dir_all(&target).map_err(io_err(&target))?;
-        } else if target.exists() {
-            fs::remove_file(&target).map_err(io_err(&target))?;
-        }
-        fs::rename(staging.join(name), &target).map_err(io_err(&target))?;
+        atomic::replace(&staging.path().join(name), &out.join(name))?;
     }
-    fs::remove_dir(&staging).map_err(io_err(&staging))?;
+    let staging_path = staging.path().to_path_buf();
+    staging.close().map_err(io_err(&staging_path))?;
     summary.out = out.to_path_buf();
     Ok(summary)
 }
@@ -238,12 +219,7 @@ fn prepare_out_dir(out: &Path, force: bool) -> Result<(), DataError> {
         let non_empty = fs::read_dir(out)
             .map_err(io_err)?
             .filter_map(Result::ok)
-            .any(|entry| {
-                !entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(STAGING_PREFIX)
-            });
+            .any(|entry| !atomic::is_temporary(&entry.file_name().to_string_lossy()));
         if non_empty && !force {
             return Err(DataError::Invalid(format!(
                 "{}: folder is not empty; pass --force to replace its data.json, tables.json and databases/",
@@ -866,7 +842,7 @@ mod tests {
     #[test]
     fn a_leftover_staging_folder_does_not_block_a_new_run() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join(format!("{STAGING_PREFIX}1"))).unwrap();
+        fs::create_dir(dir.path().join(format!("{}1", atomic::TEMP_PREFIX))).unwrap();
         let opts = SampleOptions {
             records: 20,
             ..SampleOptions::default()
@@ -902,7 +878,7 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".sample-partial"))
+            .filter(|n| atomic::is_temporary(n))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
