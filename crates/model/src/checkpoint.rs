@@ -423,59 +423,36 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Fills a fresh directory beside `dir` with `fill` and renames it to `dir`,
-/// so a crash never leaves a half-written checkpoint under the final name.
+/// Fills a fresh directory beside `dir` with `fill` and renames it to `dir`
+/// ([`text2sql_data::atomic::write_dir`]), so a crash never leaves a
+/// half-written checkpoint under the final name. An existing `dir` is
+/// replaced only if it is empty or a checkpoint.
 pub(crate) fn write_dir_atomically(
     dir: &Path,
     fill: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io { path, source }
-    };
-    let name = dir
-        .file_name()
-        .ok_or_else(|| ModelError::Checkpoint {
+    if dir.file_name().is_none() {
+        return Err(ModelError::Checkpoint {
             path: dir.to_path_buf(),
             message: "not a directory name".into(),
-        })?
-        .to_string_lossy()
-        .to_string();
-    let parent = match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let replace = if dir.exists() {
-        let empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_none();
+        });
+    }
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|source| ModelError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .next()
+            .is_none();
         if !empty && !dir.join(CONFIG_FILE).is_file() {
             return Err(ModelError::Checkpoint {
                 path: dir.to_path_buf(),
                 message: "exists and is neither empty nor a checkpoint; not replacing it".into(),
             });
         }
-        true
-    } else {
-        false
-    };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
-    std::fs::create_dir(&tmp).map_err(io(&tmp))?;
-    if let Err(error) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(error);
-    }
-    if replace {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(dir, &old).map_err(io(dir))?;
-        std::fs::rename(&tmp, dir).map_err(io(dir))?;
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    } else {
-        std::fs::rename(&tmp, dir).map_err(io(dir))?;
-    }
-    Ok(())
+    text2sql_data::atomic::write_dir(dir, fill)
 }
 
 /// What [`convert`] did.

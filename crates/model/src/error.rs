@@ -36,4 +36,13 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
 }
 
+impl From<text2sql_data::AtomicError> for ModelError {
+    fn from(e: text2sql_data::AtomicError) -> Self {
+        ModelError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -371,11 +371,10 @@ impl Tokenizer {
 }
 
 fn write_atomically(path: &Path, contents: &str) -> Result<(), TokenizerError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    fs::write(&tmp, contents).map_err(io_error(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_error(path))
+    text2sql_data::atomic::write_file(path, contents.as_bytes()).map_err(|e| TokenizerError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ fn saved_folder_reloads_identically_with_t5_configs() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| text2sql_data::atomic::is_temporary(&e.file_name().to_string_lossy()))
         .collect();
     assert!(leftovers.is_empty());
 }
