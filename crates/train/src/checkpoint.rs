@@ -270,47 +270,24 @@ pub fn save_checkpoint(
     optimizer: &Optimizer,
     write_model: impl FnOnce(&Path) -> std::result::Result<(), WriteError>,
 ) -> Result<PathBuf> {
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
     let target = checkpoint_dir(run_dir, state.step);
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".tmp-{PREFIX}{}-", state.step))
-        .tempdir_in(run_dir)
-        .map_err(|e| TrainError::io(run_dir, e))?;
-    write_model(tmp.path()).map_err(|e| TrainError::Checkpoint {
+    // Built as `.tmp-checkpoint-STEP-*`, a name `list_checkpoints` ignores.
+    let staged = text2sql_data::atomic::StagedDir::new(&target)?;
+    write_model(staged.path()).map_err(|e| TrainError::Checkpoint {
         path: target.clone(),
         message: format!("writing the model: {e}"),
     })?;
-    optimizer.save_state(&tmp.path().join(OPTIMIZER_FILE))?;
+    optimizer.save_state(&staged.path().join(OPTIMIZER_FILE))?;
     let json = serde_json::to_vec_pretty(state).map_err(|source| TrainError::Json {
         path: target.join(STATE_FILE),
         source,
     })?;
-    let state_path = tmp.path().join(STATE_FILE);
+    let state_path = staged.path().join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(|e| TrainError::io(&state_path, e))?;
     // An older checkpoint of the same step is moved aside (to a temporary
-    // name `list_checkpoints` ignores) before the new one takes its name, so
-    // at every instant one complete checkpoint of this step exists.
-    let replaced = if target.exists() {
-        let aside = tempfile::Builder::new()
-            .prefix(&format!(".tmp-replaced-{PREFIX}{}-", state.step))
-            .tempdir_in(run_dir)
-            .map_err(|e| TrainError::io(run_dir, e))?;
-        let old = aside.path().join("old");
-        std::fs::rename(&target, &old).map_err(|e| TrainError::io(&target, e))?;
-        Some(aside)
-    } else {
-        None
-    };
-    let tmp_path = tmp.keep();
-    if let Err(e) = std::fs::rename(&tmp_path, &target) {
-        let _ = std::fs::remove_dir_all(&tmp_path);
-        if let Some(aside) = &replaced {
-            let _ = std::fs::rename(aside.path().join("old"), &target);
-        }
-        return Err(TrainError::io(&target, e));
-    }
-    // Dropping `replaced` deletes the old checkpoint.
-    drop(replaced);
+    // name `list_checkpoints` ignores) before the new one takes its name,
+    // and put back if the rename fails.
+    staged.commit()?;
     Ok(target)
 }
 

@@ -641,7 +641,7 @@ impl TrainConfig {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        crate::atomic::write_bytes(&path, text.as_bytes())?;
+        text2sql_data::atomic::write_file(&path, text.as_bytes())?;
         Ok(path)
     }
 

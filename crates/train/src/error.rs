@@ -88,4 +88,13 @@ impl TrainError {
     }
 }
 
+impl From<text2sql_data::AtomicError> for TrainError {
+    fn from(e: text2sql_data::AtomicError) -> Self {
+        TrainError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

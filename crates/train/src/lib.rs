@@ -5,7 +5,6 @@
 //! ([`Trainer`]) that drives the T5 model with them.
 
 pub mod alloc;
-pub mod atomic;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
@@ -35,3 +34,6 @@ pub use plot::render_plots;
 pub use schedule::LrSchedule;
 pub use token_cache::{CacheEvent, CacheOrigin, TokenCache, TokenCacheOptions};
 pub use trainer::{BestSummary, StepReport, TrainSummary, Trainer};
+
+#[cfg(test)]
+text2sql_sql::sql_worker_entry!();

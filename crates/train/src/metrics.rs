@@ -113,7 +113,7 @@ impl MetricsLog {
                 for e in &kept {
                     text.push_str(&to_line(e, &path)?);
                 }
-                crate::atomic::write_bytes(&path, text.as_bytes())?;
+                text2sql_data::atomic::write_file(&path, text.as_bytes())?;
             }
         }
         let file = OpenOptions::new()

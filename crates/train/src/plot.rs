@@ -135,7 +135,7 @@ pub fn render_plots(run_dir: &Path, events: &[MetricsEvent]) -> Result<Vec<PathB
     let mut written = Vec::new();
     for (name, chart) in [(LOSS_PLOT, loss), (LR_PLOT, lr), (ACCURACY_PLOT, accuracy)] {
         let path = run_dir.join(name);
-        crate::atomic::write_with_suffix(&path, ".png", |tmp| {
+        text2sql_data::atomic::write_file_at(&path, ".png", |tmp| {
             draw(tmp, &chart).map_err(|message| TrainError::Plot {
                 path: path.clone(),
                 message,

@@ -34,12 +34,12 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use text2sql_data::atomic;
 use text2sql_data::loader::{ProcessedDataset, SplitReader};
 use text2sql_data::prepare::Split;
 use text2sql_data::store::MANIFEST_FILE;
 use text2sql_model::InputFormat;
 
-use crate::atomic::make_shareable;
 use crate::encode::{Encoded, ExampleEncoder};
 use crate::error::{Result, TrainError};
 
@@ -536,12 +536,8 @@ impl TokenCache {
             }
         }
 
-        std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
         let started = Instant::now();
-        let staging = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempdir_in(&root)
-            .map_err(|e| TrainError::io(&root, e))?;
+        let staging = atomic::StagedDir::new(&dir)?;
         let pool = match options.threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -584,20 +580,15 @@ impl TokenCache {
             source,
         })?;
         std::fs::write(&meta_path, json).map_err(|e| TrainError::io(&meta_path, e))?;
-        make_shareable(staging.path(), 0o755)?;
 
         if discard_existing {
             discard(&dir, &root, on_event)?;
         }
         let examples = meta.train.examples + meta.val.examples;
         let origin = CacheOrigin::Built { examples, seconds };
-        // Renaming onto an existing non-empty folder fails: another builder
-        // got there first, and its files (same key, same content) are used.
-        if let Err(e) = std::fs::rename(staging.path(), &dir) {
-            if !dir.is_dir() {
-                return Err(TrainError::io(&dir, e));
-            }
-        }
+        // Another builder may have got there first: its files (same key,
+        // same content) are used and this build is deleted.
+        staging.commit_unless_present()?;
         Self::open_dir(&dir, &key, &digest, dataset, origin).map_err(|why| {
             TrainError::Dataset(format!(
                 "the token cache just built in {} cannot be read: {why}",
@@ -684,22 +675,14 @@ impl TokenCache {
 /// Moves an old cache folder aside and deletes it; readers that still map
 /// its files keep them until they close.
 fn discard(dir: &Path, root: &Path, on_event: &mut dyn FnMut(CacheEvent<'_>)) -> Result<()> {
-    let aside = tempfile::Builder::new()
-        .prefix(".stale-")
-        .tempdir_in(root)
-        .map_err(|e| TrainError::io(root, e))?;
-    let target = aside.path().join("old");
-    match std::fs::rename(dir, &target) {
-        Ok(()) => {}
-        // Another builder discarded it already.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(TrainError::io(dir, e)),
-    }
-    if let Err(e) = aside.close() {
-        on_event(CacheEvent::Warning(format!(
-            "could not delete the old token cache in {}: {e}",
-            root.display()
-        )));
+    // `None`: another builder discarded it already.
+    if let Some(aside) = atomic::move_aside(dir)? {
+        if let Err(e) = aside.remove() {
+            on_event(CacheEvent::Warning(format!(
+                "could not delete the old token cache in {}: {e}",
+                root.display()
+            )));
+        }
     }
     Ok(())
 }

@@ -734,7 +734,7 @@ impl Trainer {
             })?;
             text.push(b'\n');
         }
-        crate::atomic::write_bytes(&path, &text)
+        Ok(text2sql_data::atomic::write_file(&path, &text)?)
     }
 
     /// Draws the next window of examples from the phase of the current step
@@ -1057,23 +1057,13 @@ impl Trainer {
     /// best-metric `record` when given) to `dir` through a temporary folder,
     /// replacing an older copy.
     fn write_model_atomically(&self, dir: &Path, record: Option<&BestRecord>) -> Result<()> {
-        let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-best-")
-            .tempdir_in(parent)
-            .map_err(|e| TrainError::io(parent, e))?;
-        let staged = tmp.path().join("model");
-        self.write_model(&staged)?;
-        if let Some(record) = record {
-            record.save(&staged)?;
-        }
-        let old = tmp.path().join("old");
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
-        }
-        std::fs::rename(&staged, dir).map_err(|e| TrainError::io(dir, e))?;
-        Ok(())
+        text2sql_data::atomic::write_dir(dir, |staged| {
+            self.write_model(staged)?;
+            if let Some(record) = record {
+                record.save(staged)?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -330,7 +330,7 @@ impl Optimizer {
                 tensors.insert(format!("{}.{}", p.name, buf.suffix), buf.to_cpu_tensor()?);
             }
         }
-        crate::atomic::write_with(path, |tmp| {
+        text2sql_data::atomic::write_file_at(path, "", |tmp| {
             candle_core::safetensors::save(&tensors, tmp).map_err(TrainError::from)
         })
     }
