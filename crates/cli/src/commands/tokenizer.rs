@@ -106,9 +106,7 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
     }
     if !args.data.is_empty() {
         let (tokenizer, summary) = train_on_corpus(&args.data, &args, global)?;
-        write_folder_atomically(&args.out, args.force, |dir| {
-            tokenizer.save(dir).map_err(Into::into)
-        })?;
+        write_folder(&args.out, &tokenizer)?;
         return report(&summary, global);
     }
     let mut total_bytes = 0u64;
@@ -130,9 +128,7 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
         return Err(error);
     }
     let (tokenizer, summary) = trained?;
-    write_folder_atomically(&args.out, args.force, |dir| {
-        tokenizer.save(dir).map_err(Into::into)
-    })?;
+    write_folder(&args.out, &tokenizer)?;
     report(&summary, global)
 }
 
@@ -255,35 +251,12 @@ fn report(summary: &TrainSummary, global: &GlobalOpts) -> Result<()> {
     Ok(())
 }
 
-/// Builds the folder under a temporary name next to `out`, then renames it
-/// into place, so an interrupted run never leaves a complete-looking output.
-fn write_folder_atomically(
-    out: &Path,
-    replace: bool,
-    fill: impl FnOnce(&Path) -> Result<()>,
-) -> Result<()> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .with_context(|| format!("{} has no folder name", out.display()))?
-        .to_string_lossy();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    if let Err(error) = fill(&tmp) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(error);
-    }
-    if replace && out.exists() {
-        fs::remove_dir_all(out).with_context(|| format!("replacing {}", out.display()))?;
-    }
-    fs::rename(&tmp, out).with_context(|| format!("moving {} to {}", tmp.display(), out.display()))
+/// Saves the tokenizer into a folder built under a temporary name next to
+/// `out` and renamed into place (replacing an old `out`, which `--force`
+/// allows), so an interrupted run never leaves a complete-looking output.
+fn write_folder(out: &Path, tokenizer: &Tokenizer) -> Result<()> {
+    text2sql_data::atomic::write_dir(out, |dir| tokenizer.save(dir).map_err(anyhow::Error::from))
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 /// Lines of several files as one stream of texts (empty lines skipped).

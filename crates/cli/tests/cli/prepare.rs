@@ -206,7 +206,7 @@ fn error_for(bad: &str) -> (String, String, String) {
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .filter(|n| n.to_string_lossy().contains("partial"))
+        .filter(|n| text2sql_data::atomic::is_temporary(&n.to_string_lossy()))
         .collect();
     assert!(leftovers.is_empty(), "partial folder left: {leftovers:?}");
     (
