@@ -10,7 +10,7 @@ mod output;
 
 // mimalloc: the model's training and decoding loops allocate many short-lived
 // tensors, and the system allocator spent a fifth of the time zeroing fresh
-// pages in the prototype (see DESIGN.md).
+// pages in the prototype's profile.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -71,6 +71,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A copy of this program started to run untrusted SQL does only that,
+    // and never reads the command line.
+    text2sql_sql::serve_worker_if_requested();
     // Before any thread exists: spares candle a /proc/cpuinfo parse per matmul.
     text2sql_model::pin_cpu_threads();
     let cli = Cli::parse();

@@ -175,3 +175,6 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+#[cfg(test)]
+text2sql_sql::sql_worker_entry!();

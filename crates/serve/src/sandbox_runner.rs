@@ -1,16 +1,18 @@
 //! The production [`SqlRunner`]: every statement the server executes goes
 //! through the `text2sql-sql` sandbox (read-only, reads-only authorizer, one
-//! statement, deadline, row cap).
+//! statement, deadline, row cap) in a worker process that is killed when the
+//! deadline passes, so no query can hold a server thread past it.
 
 use std::path::Path;
 
-use text2sql_sql::{ExecError, Sandbox, SandboxLimits, Value};
+use text2sql_sql::{run_query, ExecError, SandboxLimits, Value};
 
 use crate::backend::{ResultSet, RunError, RunLimits, SqlRunner};
 
-/// Runs SQL in a fresh sandbox per request: opening a read-only SQLite
-/// connection costs well under a millisecond, and a connection per request
-/// means no state can leak between users.
+/// Runs SQL in a fresh sandbox per request, in one of the shared worker
+/// processes: opening a read-only SQLite connection costs well under a
+/// millisecond, and a connection per request means no state can leak
+/// between users.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SandboxRunner;
 
@@ -21,7 +23,7 @@ impl SqlRunner for SandboxRunner {
             max_rows: Some(limits.max_rows),
             ..SandboxLimits::default()
         };
-        let mut sandbox = Sandbox::open(database, sandbox_limits).map_err(|e| match e {
+        let result = run_query(database, sql, &sandbox_limits).map_err(|e| match e {
             // The reply names the database by its file name only: the
             // server's folders are nobody's business; the log keeps the path.
             ExecError::Open(message) => {
@@ -32,9 +34,6 @@ impl SqlRunner for SandboxRunner {
                     .unwrap_or_default();
                 RunError::Unavailable(message.replace(&database.display().to_string(), &name))
             }
-            other => to_run_error(other),
-        })?;
-        let result = sandbox.query(sql).map_err(|e| match e {
             ExecError::Timeout(_) => RunError::TimedOut(limits.timeout),
             other => to_run_error(other),
         })?;
@@ -60,6 +59,10 @@ fn to_run_error(error: ExecError) -> RunError {
         ExecError::Cancelled => RunError::Refused("cancelled".to_string()),
         ExecError::Sql(message) => RunError::Sql(message),
         ExecError::Open(message) => RunError::Unavailable(message),
+        ExecError::Worker(message) => {
+            tracing::error!("{message}");
+            RunError::Unavailable("the SQL worker could not run the query".to_string())
+        }
     }
 }
 

@@ -704,3 +704,5 @@ async fn the_server_listens_on_loopback_and_shuts_down_gracefully() {
         .unwrap();
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+text2sql_sql::sql_worker_entry!();

@@ -223,3 +223,5 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert!(text(page, "#error").is_empty());
     Ok(())
 }
+
+text2sql_sql::sql_worker_entry!();

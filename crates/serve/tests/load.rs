@@ -266,3 +266,5 @@ fn thirty_two_clients_for_thirty_seconds() {
         }
     });
 }
+
+text2sql_sql::sql_worker_entry!();

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod eval;
 pub mod exact;
 pub mod hardness;
+pub mod hostile;
 pub mod sandbox;
 pub mod value;
 
@@ -20,6 +21,27 @@ pub use eval::{
 pub use exact::{normalize_sql, normalized_exact_match};
 pub use hardness::{spider_hardness, Hardness};
 pub use sandbox::{
-    run_query, timeout_from_secs, CancelHandle, ExecError, QueryResult, Sandbox, SandboxLimits,
+    run_query, serve_worker_if_requested, timeout_from_secs, CancelHandle, ExecError, QueryResult,
+    QueryWorkers, Sandbox, SandboxLimits, WorkerCommand,
 };
 pub use value::Value;
+
+/// Defines the entry point of the SQL worker processes that a test binary
+/// starts of itself ([`WorkerCommand::current_exe`]): a binary calls
+/// [`serve_worker_if_requested`] first thing in `main`, and a test harness,
+/// whose `main` is not ours, gets this ignored test to run instead. Put it at
+/// the root of each test crate that runs queries through [`run_query`].
+#[macro_export]
+macro_rules! sql_worker_entry {
+    () => {
+        /// Not a test: where this test binary's SQL worker processes start.
+        #[test]
+        #[ignore = "the entry point of SQL worker processes, not a test"]
+        fn sql_worker_entry() {
+            $crate::serve_worker_if_requested();
+        }
+    };
+}
+
+#[cfg(test)]
+sql_worker_entry!();

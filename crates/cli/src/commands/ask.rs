@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
 use text2sql_data::values::index_values_from_sqlite;
 use text2sql_model::{Device, GeneratedSql, SqlModel};
-use text2sql_sql::{QueryResult, Sandbox, SandboxLimits, Value};
+use text2sql_sql::{run_query, QueryResult, SandboxLimits, Value};
 
 use crate::output::{print_json, GlobalOpts};
 
@@ -170,9 +170,7 @@ fn execute(db: &Path, sql: &str, timeout: Duration, args: &Args) -> Result<Query
         max_rows: Some(args.max_rows),
         ..SandboxLimits::default()
     };
-    let mut sandbox = Sandbox::open(db, limits)?;
-    sandbox
-        .query(sql)
+    run_query(db, sql, &limits)
         .with_context(|| format!("the generated SQL failed on {}", db.display()))
 }
 

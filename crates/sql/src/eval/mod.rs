@@ -239,7 +239,7 @@ pub fn score_example(index: usize, example: &EvalExample, options: &EvalOptions)
             outcome.verdict = match error {
                 ExecError::Timeout(_) | ExecError::Cancelled => Verdict::Timeout,
                 ExecError::Refused(_) => Verdict::Refused,
-                ExecError::Sql(_) | ExecError::Open(_) => Verdict::SqlError,
+                ExecError::Sql(_) | ExecError::Open(_) | ExecError::Worker(_) => Verdict::SqlError,
             };
             outcome.reason = error.to_string();
         }

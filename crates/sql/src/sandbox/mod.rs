@@ -1,9 +1,17 @@
 //! The one way this project runs SQL that a model or a person wrote: a
 //! read-only connection, an authorizer that allows only reads, exactly one
 //! statement, a deadline and a cancel handle, SQLite limits on length and
-//! memory, and a row cap. Every failure comes back as an [`ExecError`] value.
+//! memory, and a row cap, all inside a worker process that is killed if the
+//! deadline passes anyway ([`run_query`]). Every failure comes back as an
+//! [`ExecError`] value.
 
 mod authorizer;
+mod pool;
+mod protocol;
+mod worker;
+
+pub use pool::{QueryWorkers, WorkerCommand, GRACE};
+pub use worker::{serve_worker_if_requested, WORKER_ENV};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +22,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
 
@@ -37,7 +45,7 @@ pub fn timeout_from_secs(seconds: f64) -> Result<Duration, InvalidTimeout> {
 }
 
 /// How far one query may go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxLimits {
     /// Wall-clock deadline of one query, preparation and row fetching included.
     pub timeout: Duration,
@@ -53,11 +61,16 @@ pub struct SandboxLimits {
     /// through. Past it the query is refused ("the result is larger than
     /// ..."); `None` reads any size.
     pub max_result_bytes: Option<usize>,
+    /// SQLite heap one query may use, in bytes. [`run_query`] runs each
+    /// query alone in a worker process, so this bounds that one query
+    /// (SQLite's heap limit is per process); a [`Sandbox`] used directly
+    /// shares the process's limit with every other connection.
+    pub max_memory_bytes: usize,
 }
 
 impl Default for SandboxLimits {
     /// Limits for serving people: 10 s, 10,000 rows, 100 kB of SQL, 10 MB
-    /// values, 32 MB of results.
+    /// values, 32 MB of results, 256 MB of SQLite memory.
     fn default() -> Self {
         SandboxLimits {
             timeout: Duration::from_secs(10),
@@ -65,6 +78,7 @@ impl Default for SandboxLimits {
             max_sql_bytes: 100_000,
             max_value_bytes: 10_000_000,
             max_result_bytes: Some(32_000_000),
+            max_memory_bytes: 256_000_000,
         }
     }
 }
@@ -72,20 +86,22 @@ impl Default for SandboxLimits {
 impl SandboxLimits {
     /// Limits for scoring: the public scripts fetch every row and build
     /// values up to SQLite's 1 GB default, so the caps are high (one million
-    /// rows, 100 MB values) and only guard memory against runaway queries.
+    /// rows, 100 MB values, 2 GB of SQLite memory) and only guard memory
+    /// against runaway queries.
     pub fn for_eval(timeout: Duration) -> Self {
         SandboxLimits {
             timeout,
             max_rows: Some(1_000_000),
             max_value_bytes: 100_000_000,
             max_result_bytes: Some(1_000_000_000),
+            max_memory_bytes: 2_000_000_000,
             ..SandboxLimits::default()
         }
     }
 }
 
 /// Why a query produced no result.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum ExecError {
     /// The sandbox would not run it (not a single read-only statement).
@@ -103,10 +119,15 @@ pub enum ExecError {
     /// The database could not be opened.
     #[error("cannot open database {0}")]
     Open(String),
+    /// No worker process could run the query (it could not start, or broke
+    /// its protocol).
+    #[error("SQL worker failed: {0}")]
+    Worker(String),
 }
 
 impl ExecError {
-    /// A short stable name: `refused`, `timeout`, `cancelled`, `sql_error`, `open_error`.
+    /// A short stable name: `refused`, `timeout`, `cancelled`, `sql_error`,
+    /// `open_error`, `worker_error`.
     pub fn kind(&self) -> &'static str {
         match self {
             ExecError::Refused(_) => "refused",
@@ -114,6 +135,7 @@ impl ExecError {
             ExecError::Cancelled => "cancelled",
             ExecError::Sql(_) => "sql_error",
             ExecError::Open(_) => "open_error",
+            ExecError::Worker(_) => "worker_error",
         }
     }
 }
@@ -251,6 +273,13 @@ impl Sandbox {
 
     /// Runs `sql`, which must be exactly one read-only statement.
     pub fn query(&mut self, sql: &str) -> Result<QueryResult, ExecError> {
+        // SQLite reads text up to the first NUL: it would run the part before
+        // it, which is not the query the user sent.
+        if sql.contains('\0') {
+            return Err(ExecError::Refused(
+                "the SQL contains a NUL byte".to_string(),
+            ));
+        }
         self.cancelled.store(false, Ordering::SeqCst);
         if let Ok(mut slot) = self.refusal.lock() {
             *slot = None;
@@ -365,6 +394,14 @@ impl Sandbox {
                         ExecError::Refused("more than one statement".to_string())
                     }
                     rusqlite::Error::Empty => ExecError::Refused("no SQL statement".to_string()),
+                    rusqlite::Error::SqliteFailure(failure, _)
+                        if failure.code == rusqlite::ErrorCode::OutOfMemory =>
+                    {
+                        ExecError::Refused(format!(
+                            "the query needs more than {} of memory",
+                            human_bytes(self.limits.max_memory_bytes)
+                        ))
+                    }
                     rusqlite::Error::SqliteFailure(_, Some(message)) => ExecError::Sql(message),
                     rusqlite::Error::SqlInputError { msg, .. } => ExecError::Sql(msg),
                     other => ExecError::Sql(other.to_string()),
@@ -381,7 +418,7 @@ enum RunError {
 }
 
 /// `32 MB`, `1.5 kB`: a size as a person reads it in an error message.
-fn human_bytes(n: usize) -> String {
+pub(crate) fn human_bytes(n: usize) -> String {
     let n = n as f64;
     let (value, unit) = if n >= 1e9 {
         (n / 1e9, "GB")
@@ -433,13 +470,15 @@ fn decode_ignoring_errors(mut bytes: &[u8]) -> String {
     }
 }
 
-/// Opens `db_path` and runs one query: the convenience for one-off calls.
+/// Runs one query on `db_path` in a worker process of
+/// [`QueryWorkers::shared`]: the way to run SQL nobody vetted. The answer
+/// comes within `limits.timeout` + [`GRACE`] whatever the SQL does.
 pub fn run_query(
     db_path: &Path,
     sql: &str,
     limits: &SandboxLimits,
 ) -> Result<QueryResult, ExecError> {
-    Sandbox::open(db_path, limits.clone())?.query(sql)
+    QueryWorkers::shared().query(db_path, sql, limits)
 }
 
 #[cfg(test)]

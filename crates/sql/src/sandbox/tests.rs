@@ -206,3 +206,85 @@ fn cancel_stops_a_running_query() {
     let result = sandbox.query("SELECT count(*) FROM t").unwrap();
     assert_eq!(result.rows, vec![vec![Value::Integer(3000)]]);
 }
+
+/// The query of issue #13: LIKE matches inside one SQLite step, which the
+/// progress handler never sees; only killing its worker stops it.
+const LIKE_BOMB: &str =
+    "SELECT printf('%.*c', 5000000, 'a') LIKE '%' || printf('%.*c', 20000, 'a') || 'b'";
+
+#[test]
+fn a_query_sqlite_cannot_interrupt_ends_by_its_deadline_and_the_next_one_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let limits = SandboxLimits {
+        timeout: Duration::from_secs(1),
+        ..SandboxLimits::default()
+    };
+    let glob_bomb =
+        "SELECT printf('%.*c', 5000000, 'a') GLOB '*' || printf('%.*c', 20000, 'a') || 'b'";
+    for bomb in [LIKE_BOMB, glob_bomb] {
+        let started = Instant::now();
+        let error = run_query(&db, bomb, &limits).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(error, ExecError::Timeout(1.0), "{bomb}");
+        assert!(took < limits.timeout + Duration::from_secs(1), "{took:?}");
+        let result = run_query(&db, "SELECT count(*) FROM t", &limits).unwrap();
+        assert_eq!(result.rows, vec![vec![Value::Integer(3000)]]);
+    }
+}
+
+#[test]
+fn memory_is_bounded_per_query_not_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let small = SandboxLimits {
+        max_memory_bytes: 5_000_000,
+        timeout: Duration::from_secs(20),
+        ..SandboxLimits::default()
+    };
+    // A DISTINCT over 20 MB of blobs, kept in memory (temp_store = MEMORY).
+    let heavy = "SELECT count(*) FROM (SELECT DISTINCT randomblob(1000) FROM t a, t b LIMIT 20000)";
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let heavy_run = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let outcome = run_query(&db, heavy, &small);
+            sender.send(()).unwrap();
+            outcome
+        })
+    };
+    // While it runs and fails, other queries on other workers are unharmed.
+    let mut answered = 0;
+    while receiver.try_recv().is_err() {
+        let result = run_query(&db, "SELECT count(*) FROM t", &fast_limits()).unwrap();
+        assert_eq!(result.rows, vec![vec![Value::Integer(3000)]]);
+        answered += 1;
+    }
+    assert!(answered > 0);
+    let error = heavy_run.join().unwrap().unwrap_err();
+    assert_eq!(
+        error,
+        ExecError::Refused("the query needs more than 5 MB of memory".to_string())
+    );
+    // The same query with room enough runs.
+    let roomy = SandboxLimits {
+        max_memory_bytes: 200_000_000,
+        timeout: Duration::from_secs(60),
+        ..SandboxLimits::default()
+    };
+    let result = run_query(&db, heavy, &roomy).unwrap();
+    assert_eq!(result.rows, vec![vec![Value::Integer(20_000)]]);
+}
+
+#[test]
+fn a_program_that_is_not_a_worker_is_a_clear_error() {
+    let workers = QueryWorkers::new(WorkerCommand::program("true", []), 1);
+    let error = workers
+        .query(Path::new("/nonexistent.sqlite"), "SELECT 1", &fast_limits())
+        .unwrap_err();
+    assert_eq!(error.kind(), "worker_error");
+    assert!(
+        error.to_string().contains("serve_worker_if_requested"),
+        "{error}"
+    );
+}
