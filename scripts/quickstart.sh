@@ -7,7 +7,7 @@
 #   QUICKSTART_STEPS=40 scripts/quickstart.sh  # a smoke run: every stage, no useful model
 #
 # The one-time `cargo build` is timed separately; each stage prints its own
-# wall-clock time so the run can be compared with the README's figures.
+# wall-clock time so the run can be compared with docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
