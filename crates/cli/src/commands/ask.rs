@@ -165,13 +165,24 @@ fn load_schema(db: &Path, tables: Option<&Path>) -> Result<DatabaseSchema> {
 }
 
 fn execute(db: &Path, sql: &str, timeout: Duration, args: &Args) -> Result<QueryResult> {
+    run_untrusted(db, sql, timeout, args.max_rows)
+        .with_context(|| format!("the generated SQL failed on {}", db.display()))
+}
+
+/// Runs SQL nobody vetted as `ask --run` and `sql run` do: in the sandbox's
+/// worker process, under serve's limits with this deadline and row cap.
+pub(crate) fn run_untrusted(
+    db: &Path,
+    sql: &str,
+    timeout: Duration,
+    max_rows: usize,
+) -> Result<QueryResult, text2sql_sql::ExecError> {
     let limits = SandboxLimits {
         timeout,
-        max_rows: Some(args.max_rows),
+        max_rows: Some(max_rows),
         ..SandboxLimits::default()
     };
     run_query(db, sql, &limits)
-        .with_context(|| format!("the generated SQL failed on {}", db.display()))
 }
 
 fn print_candidates(candidates: &[GeneratedSql]) {
@@ -192,7 +203,7 @@ fn cell(value: &Value) -> String {
 }
 
 /// A plain aligned table; the full values are available with --json.
-fn print_table(result: &QueryResult, max_rows: usize) {
+pub(crate) fn print_table(result: &QueryResult, max_rows: usize) {
     let rows: Vec<Vec<String>> = result
         .rows
         .iter()

@@ -1,12 +1,15 @@
 //! `text2sql sql check`: run the constrained-decoding checker over a gold
 //! file, to see whether constrained decoding fits a corpus: how many queries
 //! it accepts, and for each one it rejects, where and why.
+//! `text2sql sql run`: run one query in the sandbox exactly as `ask --run`
+//! runs the model's SQL.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use text2sql_data::schema::read_tables_file;
 use text2sql_model::tokenizer::Tokenizer;
@@ -34,6 +37,31 @@ pub enum SqlCommand {
   text2sql sql check --tables spider/tables.json spider/train_gold.sql
   text2sql sql check --tables spider/tables.json --tokenizer runs/quickstart/best spider/dev.json")]
     Check(CheckArgs),
+    /// Run one query on a database in the sandbox, exactly as `ask --run`
+    /// runs the model's SQL: read-only, one statement, in a worker process
+    /// that is stopped at the deadline. Exits 1 when the query fails.
+    #[command(after_help = "Examples:
+  text2sql sql run --db concert_singer.sqlite --sql \"SELECT count(*) FROM singer\"
+  text2sql sql run --db concert_singer.sqlite query.sql --timeout-s 2 --json")]
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The SQLite database.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The query as text.
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// A file holding the query.
+    pub file: Option<PathBuf>,
+    /// Rows printed at most.
+    #[arg(long, default_value_t = 20)]
+    pub max_rows: usize,
+    /// Seconds the query may run.
+    #[arg(long = "timeout-s", default_value_t = 10.0)]
+    pub timeout_s: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -79,7 +107,41 @@ struct Summary {
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     match args.command {
         SqlCommand::Check(args) => check(args, global),
+        SqlCommand::Run(args) => run_sql(args, global),
     }
+}
+
+fn run_sql(args: RunArgs, global: &GlobalOpts) -> Result<()> {
+    let timeout: Duration =
+        text2sql_sql::timeout_from_secs(args.timeout_s).context("--timeout-s")?;
+    let sql = match (args.sql, &args.file) {
+        (Some(sql), _) => sql,
+        (None, Some(file)) => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: not UTF-8 text (byte {})",
+                    file.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?
+        }
+        (None, None) => bail!("give --sql or a file"),
+    };
+    let outcome = super::ask::run_untrusted(&args.db, &sql, timeout, args.max_rows);
+    if global.json {
+        print_json(&serde_json::json!({
+            "result": outcome.as_ref().ok(),
+            "error": outcome.as_ref().err(),
+        }))?;
+    } else if let Ok(result) = &outcome {
+        super::ask::print_table(result, args.max_rows);
+    }
+    // The same exit status with and without --json.
+    outcome
+        .map(|_| ())
+        .with_context(|| format!("the query failed on {}", args.db.display()))
 }
 
 fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {

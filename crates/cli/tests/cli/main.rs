@@ -8,6 +8,7 @@ mod ask;
 mod convert;
 mod eval;
 mod eval_model;
+mod hostile;
 mod mix;
 mod prepare;
 mod sample;
@@ -17,3 +18,5 @@ mod sql;
 mod token_cache;
 mod tokenizer;
 mod train;
+
+text2sql_sql::sql_worker_entry!();

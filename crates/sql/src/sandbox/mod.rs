@@ -115,19 +115,23 @@ pub enum ExecError {
     Cancelled,
     /// SQLite rejected or failed the statement; the text is SQLite's message.
     #[error("SQL error: {0}")]
+    #[serde(rename = "sql_error")]
     Sql(String),
     /// The database could not be opened.
     #[error("cannot open database {0}")]
+    #[serde(rename = "open_error")]
     Open(String),
     /// No worker process could run the query (it could not start, or broke
     /// its protocol).
     #[error("SQL worker failed: {0}")]
+    #[serde(rename = "worker_error")]
     Worker(String),
 }
 
 impl ExecError {
-    /// A short stable name: `refused`, `timeout`, `cancelled`, `sql_error`,
-    /// `open_error`, `worker_error`.
+    /// A short stable name, the same as the `kind` field of its JSON:
+    /// `refused`, `timeout`, `cancelled`, `sql_error`, `open_error`,
+    /// `worker_error`.
     pub fn kind(&self) -> &'static str {
         match self {
             ExecError::Refused(_) => "refused",

@@ -288,3 +288,18 @@ fn a_program_that_is_not_a_worker_is_a_clear_error() {
         "{error}"
     );
 }
+
+#[test]
+fn the_json_kind_of_an_error_is_its_kind() {
+    for error in [
+        ExecError::Refused("x".into()),
+        ExecError::Timeout(1.0),
+        ExecError::Cancelled,
+        ExecError::Sql("x".into()),
+        ExecError::Open("x".into()),
+        ExecError::Worker("x".into()),
+    ] {
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(json["kind"], error.kind(), "{error:?}");
+    }
+}
