@@ -35,7 +35,10 @@ impl Default for ServeConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             databases: PathBuf::from("quickstart/sample/databases"),
             workers: (cpus / 2).max(1),
-            sql_workers: cpus.max(2),
+            // Queries run in worker processes at the lowest CPU priority and
+            // end by their deadline, so slots are cheap; many of them keep a
+            // few clients sending slow SQL from taking every one.
+            sql_workers: (4 * cpus).max(16),
             queue: 64,
             beams: 4,
             sql_timeout: Duration::from_secs(5),

@@ -22,6 +22,12 @@ use super::{human_bytes, ExecError, QueryResult, SandboxLimits};
 /// cannot see.
 pub const GRACE: Duration = Duration::from_millis(500);
 
+/// A query still running after this is likely a slow or hostile one: its
+/// worker drops to the idle CPU class, so that a crowd of such queries takes
+/// only the CPU that the model, the server and quick queries leave. Quick
+/// queries (Spider's take about a millisecond) never get there.
+pub const DEMOTE_AFTER: Duration = Duration::from_millis(100);
+
 /// How long a new worker may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -129,9 +135,19 @@ impl QueryWorkers {
                 .send(&request)
                 .map_err(|e| ExecError::Worker(format!("cannot send the query: {e}")))?;
         }
-        match worker.events.recv_timeout(limits.timeout + GRACE) {
+        let deadline = limits.timeout + GRACE;
+        let mut event = worker.events.recv_timeout(DEMOTE_AFTER.min(deadline));
+        if matches!(event, Err(RecvTimeoutError::Timeout)) && DEMOTE_AFTER < deadline {
+            worker.demote();
+            event = worker.events.recv_timeout(deadline - DEMOTE_AFTER);
+        }
+        match event {
             Ok(Event::Reply(reply)) => {
-                self.put_back(worker);
+                // A demoted worker cannot be raised back without privileges:
+                // it goes, and a fresh one serves the next query at full speed.
+                if !worker.demoted {
+                    self.put_back(worker);
+                }
                 match reply {
                     Reply::Rows(result) => Ok(result.into()),
                     Reply::Failed(error) => Err(error),
@@ -172,6 +188,8 @@ struct Worker {
     child: Child,
     requests: BufWriter<ChildStdin>,
     events: Receiver<Event>,
+    /// Moved to the idle CPU class by [`Worker::demote`].
+    demoted: bool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -234,6 +252,7 @@ impl Worker {
             child,
             requests: BufWriter::new(stdin),
             events,
+            demoted: false,
         };
         if let Err(e) = reader {
             worker.kill();
@@ -259,6 +278,22 @@ impl Worker {
 
     fn send(&mut self, request: &Request) -> std::io::Result<()> {
         write_frame(&mut self.requests, request)
+    }
+
+    /// Moves the worker to Linux's SCHED_IDLE class: it runs only when no
+    /// ordinary thread wants the CPU, and yields at once when one wakes.
+    fn demote(&mut self) {
+        self.demoted = true;
+        #[cfg(target_os = "linux")]
+        {
+            let param = libc::sched_param { sched_priority: 0 };
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: sched_setscheduler only reads `param`; lowering a
+            // child's scheduling class needs no privilege.
+            unsafe {
+                libc::sched_setscheduler(pid, libc::SCHED_IDLE, &param);
+            }
+        }
     }
 
     fn kill(&mut self) {
