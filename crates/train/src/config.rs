@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
-use text2sql_data::schema::SAMPLE_VALUES_PER_COLUMN;
+use text2sql_data::schema::{SAMPLE_TEXT_MAX_CHARS, SAMPLE_VALUES_PER_COLUMN};
 use text2sql_data::serialize::{CompactOptions, ValuesShown};
 use text2sql_model::InputFormat;
 pub use text2sql_sql::Rule;
@@ -261,8 +261,9 @@ pub struct SchemaOptions {
     /// stored, which samples 2 per column as OmniSQL does).
     #[serde(default = "default_sample_values")]
     pub sample_values: usize,
-    /// Example strings are cut at this many characters: 40, as `prepare`
-    /// (and OmniSQL) cut them when sampling.
+    /// Example strings are cut at this many characters: the only value
+    /// accepted is [`SAMPLE_TEXT_MAX_CHARS`], where `prepare` (like OmniSQL)
+    /// cuts them when sampling.
     #[serde(default = "default_value_chars")]
     pub max_value_chars: usize,
     /// Show only the example values that occur in the question (as PICARD
@@ -288,14 +289,11 @@ fn default_schema_format() -> SchemaFormat {
 fn default_sample_values() -> usize {
     SAMPLE_VALUES_PER_COLUMN
 }
+/// `text2sql prepare` cuts example strings where the data crate's schema
+/// enrichment does: [`SAMPLE_TEXT_MAX_CHARS`].
 fn default_value_chars() -> usize {
-    PREPARED_VALUE_CHARS
+    SAMPLE_TEXT_MAX_CHARS
 }
-
-/// `text2sql prepare` cuts example strings at 40 characters, as OmniSQL
-/// does (`SAMPLE_TEXT_MAX_CHARS` in the data crate's schema enrichment,
-/// which it does not export).
-pub const PREPARED_VALUE_CHARS: usize = 40;
 
 impl Default for SchemaOptions {
     fn default() -> Self {
@@ -957,7 +955,7 @@ impl TrainConfig {
                 ),
             ));
         }
-        let chars = PREPARED_VALUE_CHARS;
+        let chars = SAMPLE_TEXT_MAX_CHARS;
         if schema.max_value_chars != chars {
             return Err(invalid(
                 "data.schema.max_value_chars",

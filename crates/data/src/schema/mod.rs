@@ -5,7 +5,9 @@
 mod enrich;
 mod tables_file;
 
-pub use enrich::{enrich_from_sqlite, quote_identifier, SAMPLE_VALUES_PER_COLUMN};
+pub use enrich::{
+    enrich_from_sqlite, quote_identifier, SAMPLE_TEXT_MAX_CHARS, SAMPLE_VALUES_PER_COLUMN,
+};
 pub use tables_file::{parse_tables_json, read_tables_file};
 
 use std::sync::Arc;
