@@ -11,6 +11,7 @@ pub mod sample;
 pub mod sampler;
 pub mod schema;
 pub mod serialize;
+pub mod splitmix;
 pub mod store;
 pub mod values;
 

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use text2sql_data::loader::SplitReader;
 use text2sql_data::reader::Tier;
 use text2sql_data::schema::DatabaseSchema;
+use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
     generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model, TokenTexts,
@@ -126,8 +127,7 @@ pub fn select_rows(groups: &[(Option<Tier>, u64)], n: usize, seed: u64) -> Vec<u
     let mut chosen = Vec::with_capacity(n);
     for (t, (&size, &quota)) in sizes.iter().zip(&quotas).enumerate() {
         let tier_key = tiers[t].map_or(u64::MAX, |tier| tier as u64);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(seed ^ tier_key.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ tier_key.wrapping_mul(GOLDEN_GAMMA));
         let picks: Vec<u64> = if quota >= size {
             (0..size).collect()
         } else {

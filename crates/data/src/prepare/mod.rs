@@ -18,7 +18,6 @@ pub use manifest::{
     Checksum, ChecksumAlgorithm, Manifest, RecordCounts, SourceFile, Sources, SplitInfo, Splits,
     ValuesSummary,
 };
-pub(crate) use split::splitmix64;
 pub use split::{database_split, example_split, stratified_subset, Split, SplitBy};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,12 +1,13 @@
 //! Seeded, stable hashing for the train/validation split and the subset.
 //!
 //! Hand-written because the split must never change between Rust releases
-//! or platforms (std's `DefaultHasher` promises neither); FNV-1a and the
-//! SplitMix64 finaliser are tiny, public-domain and well studied.
+//! or platforms (std's `DefaultHasher` promises neither); FNV-1a and
+//! SplitMix64 ([`crate::splitmix`]) are tiny, public-domain and well studied.
 
 use serde::{Deserialize, Serialize};
 
 use crate::reader::Tier;
+use crate::splitmix::splitmix64;
 
 /// What the split keeps apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,13 +33,6 @@ impl Split {
             Split::Val => "val",
         }
     }
-}
-
-pub(crate) fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CurriculumSampler, SamplerPosition};
 use crate::error::DataError;
-use crate::prepare::splitmix64;
+use crate::splitmix::splitmix64;
 use crate::store::Example;
 
 /// One source of a mix: a name (unique in the mix), its weight (any scale)

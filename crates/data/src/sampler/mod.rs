@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
 use crate::loader::SplitReader;
-use crate::prepare::splitmix64;
 use crate::reader::Tier;
+use crate::splitmix::splitmix64;
 use crate::store::Example;
 
 mod mix;
