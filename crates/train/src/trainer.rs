@@ -34,6 +34,7 @@ use text2sql_data::sampler::{
 };
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::splitmix::{mix64, GOLDEN_GAMMA};
+use text2sql_model::t5::init::init_std;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model};
 use text2sql_sql::{EvalOptions, EvalReport, SandboxLimits};
@@ -195,25 +196,6 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
-}
-
-/// The spread T5's initialisation gives the variable `name` (the values the
-/// model crate's layers pass to candle's `Init::Randn`, mean 0), or `None`
-/// for a constant one (layer-norm weights).
-fn init_std(config: &T5Config, name: &str) -> Option<f64> {
-    let d_model = config.d_model as f64;
-    let leaf = name.strip_suffix(".weight").unwrap_or(name);
-    let last = leaf.rsplit('.').next().unwrap_or(leaf);
-    match last {
-        "shared" => Some(1.0),
-        "q" => Some((d_model * config.d_kv as f64).powf(-0.5)),
-        "k" | "v" | "wi" | "wi_0" | "wi_1" | "lm_head" | "relative_attention_bias" => {
-            Some(d_model.powf(-0.5))
-        }
-        "o" => Some(((config.num_heads * config.d_kv) as f64).powf(-0.5)),
-        "wo" => Some((config.d_ff as f64).powf(-0.5)),
-        _ => None,
-    }
 }
 
 /// Redraws every randomly initialised variable from a generator seeded by

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::config::{Activation, T5Config};
+use super::init;
 use crate::error::Result;
 use crate::ops;
 
@@ -73,7 +74,8 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        let weight = vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?;
+        let weight =
+            vb.get_with_hints(dim, "weight", candle_nn::Init::Const(init::LAYER_NORM_INIT))?;
         Ok(Self { weight, eps })
     }
 
@@ -241,8 +243,8 @@ impl FeedForward {
             .activation()
             .map_err(crate::error::ModelError::Invalid)?;
         let (d_model, d_ff) = (config.d_model, config.d_ff);
-        let std_in = (d_model as f64).powf(-0.5);
-        let std_out = (d_ff as f64).powf(-0.5);
+        let std_in = init::d_model_std(config);
+        let std_out = init::feed_forward_output_std(config);
         let (wi, wi_0, wi_1) = if config.is_gated() {
             (
                 None,
@@ -321,24 +323,23 @@ impl Attention {
     pub fn new(vb: VarBuilder, config: &T5Config, has_relative_bias: bool) -> Result<Self> {
         let (d_model, d_kv, heads) = (config.d_model, config.d_kv, config.num_heads);
         let inner = heads * d_kv;
-        // Hugging Face's initialisation, so that a model trained from scratch
-        // here starts where one trained with transformers would.
-        let q = Linear::new(
-            vb.pp("q"),
-            d_model,
+        // Hugging Face's initialisation (see `init`).
+        let q = Linear::new(vb.pp("q"), d_model, inner, init::query_std(config))?;
+        let k = Linear::new(vb.pp("k"), d_model, inner, init::d_model_std(config))?;
+        let v = Linear::new(vb.pp("v"), d_model, inner, init::d_model_std(config))?;
+        let o = Linear::new(
+            vb.pp("o"),
             inner,
-            ((d_model * d_kv) as f64).powf(-0.5),
+            d_model,
+            init::attention_output_std(config),
         )?;
-        let k = Linear::new(vb.pp("k"), d_model, inner, (d_model as f64).powf(-0.5))?;
-        let v = Linear::new(vb.pp("v"), d_model, inner, (d_model as f64).powf(-0.5))?;
-        let o = Linear::new(vb.pp("o"), inner, d_model, (inner as f64).powf(-0.5))?;
         let relative_attention_bias = if has_relative_bias {
             Some(vb.pp("relative_attention_bias").get_with_hints(
                 (config.relative_attention_num_buckets, heads),
                 "weight",
                 candle_nn::Init::Randn {
                     mean: 0.0,
-                    stdev: (d_model as f64).powf(-0.5),
+                    stdev: init::d_model_std(config),
                 },
             )?)
         } else {

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub(crate) mod huge_pages;
+pub mod init;
 pub mod layers;
 pub mod model;
 

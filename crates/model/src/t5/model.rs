@@ -6,6 +6,7 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::T5Config;
+use super::init;
 use super::layers::{
     bucket_ids, log_softmax_last_dim, position_bias, Attention, DropoutRng, FeedForward, Linear,
     RmsNorm,
@@ -252,7 +253,7 @@ impl T5Model {
             "weight",
             candle_nn::Init::Randn {
                 mean: 0.0,
-                stdev: 1.0,
+                stdev: init::EMBEDDING_STD,
             },
         )?;
         let encoder = Stack::new(vb.pp("encoder"), config, false)?;
@@ -264,7 +265,7 @@ impl T5Model {
                 vb.pp("lm_head"),
                 config.d_model,
                 config.vocab_size,
-                (config.d_model as f64).powf(-0.5),
+                init::d_model_std(config),
             )?)
         };
         Ok(Self {
