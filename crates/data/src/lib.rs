@@ -13,6 +13,7 @@ pub mod schema;
 pub mod serialize;
 pub mod splitmix;
 pub mod store;
+pub mod test_data;
 pub mod values;
 
 pub use atomic::AtomicError;

@@ -64,19 +64,7 @@ pub fn s(path: &Path) -> &str {
 
 /// A file or folder under `shared/data`; `None` (skip) when it is absent,
 /// except under CI where the data must be there.
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    if path.exists() {
-        Some(path)
-    } else if std::env::var_os("CI").is_some() {
-        panic!("{} is missing under CI", path.display());
-    } else {
-        eprintln!("skipping: {} not present", path.display());
-        None
-    }
-}
+pub use text2sql_data::test_data::shared_data as shared;
 
 /// Writes `text2sql sample --records N --databases 10` into `root/sample`
 /// and returns it.

@@ -232,16 +232,9 @@ mod tests {
     /// entry, so enrichment must succeed on all of them.
     #[test]
     fn every_spider_dev_database_enriches() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider");
-        if !root.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{} missing under CI",
-                root.display()
-            );
-            eprintln!("skipping: {} not present", root.display());
+        let Some(root) = crate::test_data::shared_data("spider") else {
             return;
-        }
+        };
         // The folder also holds Spider's train databases, some of them empty
         // (`academic`); dev's 19 with a database all have rows.
         let dev: serde_json::Value =

@@ -300,20 +300,10 @@ fn parse_database(entry: &Value, file: &str, index: usize) -> Result<DatabaseSch
 mod tests {
     use super::*;
 
-    const SPIDER: &str = "../../../shared/data/spider/tables.json";
-    const BIRD: &str = "../../../shared/data/bird/dev_tables.json";
+    use crate::test_data::shared_data as shared;
 
-    fn shared(path: &str) -> Option<std::path::PathBuf> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-        if p.exists() {
-            Some(p)
-        } else if std::env::var_os("CI").is_some() {
-            panic!("{} is missing under CI", p.display());
-        } else {
-            eprintln!("skipping: {} not present", p.display());
-            None
-        }
-    }
+    const SPIDER: &str = "spider/tables.json";
+    const BIRD: &str = "bird/dev_tables.json";
 
     #[test]
     fn spider_tables_parse_with_keys() {

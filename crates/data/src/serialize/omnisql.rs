@@ -378,21 +378,8 @@ pub fn omnisql_ddl_selected(schema: &DatabaseSchema, selection: &SchemaSelection
 mod tests {
     use super::*;
     use crate::schema::{read_tables_file, Column, ForeignKey, SampleValue, Table};
-    use std::path::{Path, PathBuf};
 
-    fn shared(path: &str) -> Option<PathBuf> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data")
-            .join(path);
-        if p.exists() {
-            Some(p)
-        } else if std::env::var_os("CI").is_some() {
-            panic!("{} is missing under CI", p.display());
-        } else {
-            eprintln!("skipping: {} not present", p.display());
-            None
-        }
-    }
+    use crate::test_data::shared_data as shared;
 
     #[test]
     fn reserved_word_list_is_sorted_for_binary_search() {

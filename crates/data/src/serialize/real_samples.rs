@@ -4,8 +4,6 @@
 //! That covers comments, Python value formatting (quotes inside strings,
 //! floats), quoting of identifiers and constraint names on real output.
 
-use std::path::Path;
-
 use super::omnisql_ddl;
 use crate::schema::{Column, DatabaseSchema, ForeignKey, SampleValue, Table};
 
@@ -181,17 +179,9 @@ fn parse_omnisql(text: &str) -> DatabaseSchema {
 
 #[test]
 fn real_synsql_schemas_serialize_back_byte_for_byte() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/synsql/real_samples_10.json");
-    if !path.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing under CI",
-            path.display()
-        );
-        eprintln!("skipping: {} not present", path.display());
+    let Some(path) = crate::test_data::shared_data("synsql/real_samples_10.json") else {
         return;
-    }
+    };
     let samples: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(samples.len(), 10);
