@@ -20,7 +20,7 @@ use super::{human_bytes, ExecError, QueryResult, SandboxLimits};
 /// How long past its deadline a query may take before its worker is killed:
 /// the worker's own deadline check answers first in all but the cases it
 /// cannot see.
-pub const GRACE: Duration = Duration::from_millis(500);
+pub const GRACE: Duration = Duration::from_millis(250);
 
 /// A query still running after this is likely a slow or hostile one: its
 /// worker drops to the idle CPU class, so that a crowd of such queries takes

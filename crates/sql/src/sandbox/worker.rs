@@ -38,12 +38,14 @@ pub fn serve_worker_if_requested() {
 
 fn serve() -> io::Result<()> {
     os::forbid_files_and_core_dumps();
-    os::lower_priority();
     let baseline = os::address_space_bytes();
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
     output.write_all(READY_LINE)?;
     output.flush()?;
+    // Started at full priority (a caller may be waiting for the start-up);
+    // queries run lower.
+    os::lower_priority();
     while let Some(request) = read_frame::<Request>(&mut input)? {
         let reply = answer(&request, baseline);
         write_frame(&mut output, &reply)?;
