@@ -71,44 +71,10 @@ pub struct ModelConfig {
     pub tokenizer: Option<PathBuf>,
 }
 
-/// The shape of a T5, with the field names of Hugging Face's `T5Config` so it
-/// serialises straight into a `config.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct T5Architecture {
-    pub vocab_size: usize,
-    pub d_model: usize,
-    pub d_kv: usize,
-    pub d_ff: usize,
-    pub num_layers: usize,
-    #[serde(default)]
-    pub num_decoder_layers: Option<usize>,
-    pub num_heads: usize,
-    #[serde(default = "default_buckets")]
-    pub relative_attention_num_buckets: usize,
-    #[serde(default = "default_max_distance")]
-    pub relative_attention_max_distance: usize,
-    #[serde(default = "default_dropout")]
-    pub dropout_rate: f64,
-    /// `relu` (T5 v1.0) or `gated-gelu` (T5 v1.1 / flan).
-    #[serde(default = "default_ff_proj")]
-    pub feed_forward_proj: String,
-    #[serde(default = "default_true")]
-    pub tie_word_embeddings: bool,
-}
+/// The shape of a T5 for random initialisation: the model crate's, with the
+/// field names, defaults and validation of Hugging Face's `T5Config`.
+pub use text2sql_model::T5Architecture;
 
-fn default_buckets() -> usize {
-    32
-}
-fn default_max_distance() -> usize {
-    128
-}
-fn default_dropout() -> f64 {
-    0.1
-}
-fn default_ff_proj() -> String {
-    "relu".to_string()
-}
 fn default_true() -> bool {
     true
 }
@@ -674,27 +640,10 @@ impl TrainConfig {
                         "required when training from `architecture`".into(),
                     ));
                 }
-                for (key, value) in [
-                    ("vocab_size", arch.vocab_size),
-                    ("d_model", arch.d_model),
-                    ("d_kv", arch.d_kv),
-                    ("d_ff", arch.d_ff),
-                    ("num_layers", arch.num_layers),
-                    ("num_heads", arch.num_heads),
-                ] {
-                    if value == 0 {
-                        return Err(invalid(
-                            &format!("model.architecture.{key}"),
-                            "must be positive".into(),
-                        ));
-                    }
-                }
-                if !(0.0..1.0).contains(&arch.dropout_rate) {
-                    return Err(invalid(
-                        "model.architecture.dropout_rate",
-                        format!("{} is not in [0, 1)", arch.dropout_rate),
-                    ));
-                }
+                // The model crate's rules for a T5 shape, keyed in this file.
+                arch.to_config().validate().map_err(|(field, message)| {
+                    invalid(&format!("model.architecture.{field}"), message)
+                })?;
             }
             (Some(_), None) => {}
         }
@@ -1266,6 +1215,40 @@ checkpoint: {every_steps: 50, keep_last: 2}
         ] {
             let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
             assert!(err.contains(key), "{set}: {err}");
+        }
+    }
+
+    #[test]
+    fn architecture_rules_come_from_the_model_crate_keyed_here() {
+        let shape = "model.architecture={vocab_size: 8, d_model: 4, d_kv: 2, d_ff: 8, \
+                     num_layers: 1, num_heads: 2}";
+        let base = ["model.init_from=null", "model.tokenizer=tok", shape];
+        let c = parse(MINIMAL, &base).unwrap();
+        let arch = c.model.architecture.unwrap();
+        assert_eq!(arch.relative_attention_num_buckets, 32);
+        assert_eq!(arch.dropout_rate, 0.1);
+        assert_eq!(arch.feed_forward_proj, "relu");
+        for (set, key, says) in [
+            (
+                "model.architecture.d_model=0",
+                "model.architecture.d_model",
+                "must be positive",
+            ),
+            (
+                "model.architecture.dropout_rate=1.5",
+                "model.architecture.dropout_rate",
+                "1.5 is not in [0, 1)",
+            ),
+            (
+                "model.architecture.feed_forward_proj=gated-wobble",
+                "model.architecture.feed_forward_proj",
+                "wobble",
+            ),
+        ] {
+            let mut sets = base.to_vec();
+            sets.push(set);
+            let err = parse(MINIMAL, &sets).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(says), "{set}: {err}");
         }
     }
 

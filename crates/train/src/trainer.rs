@@ -305,15 +305,7 @@ impl Trainer {
                     path: run_dir.clone(),
                     message: "model.architecture is required without model.init_from".into(),
                 })?;
-            let json = serde_json::to_value(arch).map_err(|source| TrainError::Json {
-                path: run_dir.clone(),
-                source,
-            })?;
-            let mut t5: T5Config =
-                serde_json::from_value(json).map_err(|source| TrainError::Json {
-                    path: run_dir.clone(),
-                    source,
-                })?;
+            let mut t5: T5Config = arch.to_config();
             t5.pad_token_id = Some(tokenizer.pad_id());
             t5.eos_token_id = Some(tokenizer.eos_id());
             t5.decoder_start_token_id = Some(tokenizer.pad_id());

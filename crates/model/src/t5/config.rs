@@ -32,29 +32,85 @@ impl Activation {
     }
 }
 
-fn default_relative_attention_max_distance() -> usize {
+// transformers' defaults for the fields of `T5Config`, shared by
+// `T5Architecture` (a training config's `model.architecture`).
+pub fn default_relative_attention_max_distance() -> usize {
     128
 }
-fn default_relative_attention_num_buckets() -> usize {
+pub fn default_relative_attention_num_buckets() -> usize {
     32
 }
-fn default_dropout_rate() -> f64 {
+pub fn default_dropout_rate() -> f64 {
     0.1
 }
-fn default_layer_norm_epsilon() -> f64 {
+pub fn default_layer_norm_epsilon() -> f64 {
     1e-6
 }
-fn default_feed_forward_proj() -> String {
+pub fn default_feed_forward_proj() -> String {
     "relu".to_string()
 }
-fn default_true() -> bool {
+pub fn default_true() -> bool {
     true
 }
-fn default_eos_token_id() -> Option<u32> {
+pub fn default_eos_token_id() -> Option<u32> {
     Some(1)
 }
-fn default_pad_token_id() -> Option<u32> {
+pub fn default_pad_token_id() -> Option<u32> {
     Some(0)
+}
+
+/// The shape of a fresh T5 as a training config gives it
+/// (`model.architecture`): the fields of [`T5Config`] a user chooses, with
+/// the same names and defaults; everything else takes its default. Unknown
+/// fields are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct T5Architecture {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub num_layers: usize,
+    #[serde(default)]
+    pub num_decoder_layers: Option<usize>,
+    pub num_heads: usize,
+    #[serde(default = "default_relative_attention_num_buckets")]
+    pub relative_attention_num_buckets: usize,
+    #[serde(default = "default_relative_attention_max_distance")]
+    pub relative_attention_max_distance: usize,
+    #[serde(default = "default_dropout_rate")]
+    pub dropout_rate: f64,
+    /// `relu` (T5 v1.0) or `gated-gelu` (T5 v1.1 / flan).
+    #[serde(default = "default_feed_forward_proj")]
+    pub feed_forward_proj: String,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+}
+
+impl T5Architecture {
+    /// The full configuration of this shape: every other field at its
+    /// default, no extra fields. Check it with [`T5Config::validate`].
+    pub fn to_config(&self) -> T5Config {
+        T5Config {
+            vocab_size: self.vocab_size,
+            d_model: self.d_model,
+            d_kv: self.d_kv,
+            d_ff: self.d_ff,
+            num_layers: self.num_layers,
+            num_decoder_layers: self.num_decoder_layers,
+            num_heads: self.num_heads,
+            relative_attention_num_buckets: self.relative_attention_num_buckets,
+            relative_attention_max_distance: self.relative_attention_max_distance,
+            dropout_rate: self.dropout_rate,
+            layer_norm_epsilon: default_layer_norm_epsilon(),
+            feed_forward_proj: self.feed_forward_proj.clone(),
+            tie_word_embeddings: self.tie_word_embeddings,
+            pad_token_id: default_pad_token_id(),
+            eos_token_id: default_eos_token_id(),
+            decoder_start_token_id: None,
+            extra: serde_json::Map::new(),
+        }
+    }
 }
 
 /// The fields of a Hugging Face `T5Config` that shape the network, with
@@ -229,14 +285,14 @@ impl T5Config {
             num_layers: 6,
             num_decoder_layers: None,
             num_heads: 8,
-            relative_attention_num_buckets: 32,
-            relative_attention_max_distance: 128,
-            dropout_rate: 0.1,
-            layer_norm_epsilon: 1e-6,
-            feed_forward_proj: "relu".to_string(),
+            relative_attention_num_buckets: default_relative_attention_num_buckets(),
+            relative_attention_max_distance: default_relative_attention_max_distance(),
+            dropout_rate: default_dropout_rate(),
+            layer_norm_epsilon: default_layer_norm_epsilon(),
+            feed_forward_proj: default_feed_forward_proj(),
             tie_word_embeddings: true,
-            pad_token_id: Some(0),
-            eos_token_id: Some(1),
+            pad_token_id: default_pad_token_id(),
+            eos_token_id: default_eos_token_id(),
             decoder_start_token_id: Some(0),
             extra: serde_json::Map::from_iter([(
                 "model_type".to_string(),
