@@ -338,15 +338,9 @@ mod tests {
     /// Spider's dev databases with its tables.json one level up.
     #[test]
     fn loads_spider_dev_databases_with_their_tables_file() {
-        let root =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider/database");
-        if !root.is_dir() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{} is missing under CI", root.display());
-            }
-            eprintln!("skipping: {} not found", root.display());
+        let Some(root) = text2sql_data::test_data::shared_data("spider/database") else {
             return;
-        }
+        };
         let catalog = Catalog::load(&root).unwrap();
         // Every `<db_id>/<db_id>.sqlite` (dev's 19 and train's) loads.
         let on_disk = std::fs::read_dir(&root)

@@ -332,22 +332,13 @@ mod tests {
 #[cfg(test)]
 mod spider_dev {
     use super::*;
-    use std::path::Path;
 
     /// Spider's published dev split: 248 easy, 446 medium, 174 hard, 166 extra.
     #[test]
     fn dev_gold_hardness_matches_the_published_breakdown() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider/dev_gold.sql");
-        if !path.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{} is missing under CI",
-                path.display()
-            );
-            eprintln!("skipping: {} not present", path.display());
+        let Some(path) = text2sql_data::test_data::shared_data("spider/dev_gold.sql") else {
             return;
-        }
+        };
         let text = std::fs::read_to_string(&path).unwrap();
         let mut counts = std::collections::BTreeMap::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

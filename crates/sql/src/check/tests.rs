@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use text2sql_data::schema::{read_tables_file, Column, DatabaseSchema, Table};
@@ -261,22 +260,14 @@ fn a_rejected_checker_stays_rejected_and_finish_does_not_consume() {
 type Gold = (Vec<(String, String)>, HashMap<String, Arc<SchemaIndex>>);
 
 fn spider_gold(file: &str) -> Option<Gold> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider");
-    if !root.join(file).is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} missing under CI",
-            root.join(file).display()
-        );
-        eprintln!("skipping: {} not present", root.join(file).display());
-        return None;
-    }
+    let gold_file = text2sql_data::test_data::shared_data(&format!("spider/{file}"))?;
+    let root = text2sql_data::test_data::shared_data_dir().join("spider");
     let schemas = read_tables_file(&root.join("tables.json"))
         .unwrap()
         .into_iter()
         .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(&s))))
         .collect();
-    let gold = crate::eval::files::read_gold_file(&root.join(file))
+    let gold = crate::eval::files::read_gold_file(&gold_file)
         .unwrap()
         .into_iter()
         .map(|g| (g.sql, g.db_id))

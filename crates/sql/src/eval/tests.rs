@@ -219,16 +219,7 @@ fn the_report_counts_every_example() {
 }
 
 fn spider_dev_examples() -> Option<Vec<EvalExample>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/spider");
-    if !root.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} is missing under CI",
-            root.display()
-        );
-        eprintln!("skipping: {} not present", root.display());
-        return None;
-    }
+    let root = text2sql_data::test_data::shared_data("spider")?;
     let gold = files::read_gold_file(&root.join("dev_gold.sql")).unwrap();
     Some(
         gold.into_iter()
