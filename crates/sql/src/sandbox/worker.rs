@@ -76,7 +76,7 @@ fn address_space_budget(limits: &SandboxLimits) -> u64 {
         .saturating_add(ADDRESS_SPACE_SLACK)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod os {
     /// The process's virtual size now (`VmSize`), from `/proc/self/status`.
     pub fn address_space_bytes() -> Option<u64> {
@@ -130,10 +130,11 @@ mod os {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod os {
-    // Elsewhere the worker still isolates and can be killed; only the
-    // address-space bound (SQLite's heap limit still holds) is Linux's.
+    // Elsewhere the worker still isolates and can be killed, and SQLite's
+    // heap limit still holds; the rlimits and priority are set only where
+    // they were tested (glibc Linux: libc's resource type differs on musl).
     pub fn address_space_bytes() -> Option<u64> {
         None
     }
