@@ -15,7 +15,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use common::*;
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use text2sql_serve::{router, ServeConfig};
 use text2sql_sql::hostile::{
     create_target_database, created_files, hostile_suite, CONTROL_ANSWER, CONTROL_QUERY,
@@ -65,19 +65,8 @@ async fn execute(app: &Router, body: Vec<u8>) -> (String, StatusCode, String) {
     (kind.to_string(), status, text)
 }
 
-fn body(sql_bytes: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(sql_bytes) {
-        Ok(sql) => json!({"db_id": "target", "sql": sql})
-            .to_string()
-            .into_bytes(),
-        // Not UTF-8: sent raw inside the JSON string, as a careless client would.
-        Err(_) => [
-            br#"{"db_id": "target", "sql": ""#.as_slice(),
-            sql_bytes,
-            b"\"}",
-        ]
-        .concat(),
-    }
+fn body(sql: &[u8]) -> Vec<u8> {
+    execute_body("target", sql)
 }
 
 async fn control(app: &Router) -> Duration {
@@ -90,12 +79,7 @@ async fn control(app: &Router) -> Duration {
 }
 
 fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    rss_kib(None).map_or(0, |kib| kib * 1024)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,17 +53,6 @@ fn env_or(name: &str, default: u64, max: u64) -> u64 {
         .min(max)
 }
 
-/// Resident set size of the server in KiB, from /proc (Linux only): this
-/// process, or the external server's.
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    let path = pid.map_or("/proc/self/status".to_string(), |p| {
-        format!("/proc/{p}/status")
-    });
-    let status = std::fs::read_to_string(path).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn show(kib: Option<u64>) -> String {
     kib.map_or_else(|| "unknown".into(), |k| k.to_string())
 }
@@ -293,17 +282,7 @@ fn hostile_calls() -> Vec<Call> {
         .unwrap()
         .into_iter()
         .map(|query| {
-            let body = match std::str::from_utf8(&query.bytes) {
-                Ok(sql) => serde_json::json!({"db_id": "target", "sql": sql})
-                    .to_string()
-                    .into_bytes(),
-                Err(_) => [
-                    br#"{"db_id": "target", "sql": ""#.as_slice(),
-                    &query.bytes,
-                    b"\"}",
-                ]
-                .concat(),
-            };
+            let body = execute_body("target", &query.bytes);
             Call {
                 endpoint: Endpoint::Execute,
                 path: "/api/execute".into(),
@@ -377,6 +356,17 @@ struct Phase {
     rss_end: Option<u64>,
 }
 
+impl Phase {
+    fn print(&self, label: &str, clients: String) {
+        println!(
+            "load {label}: {clients}; {:.1} s, {} errors",
+            self.elapsed.as_secs_f64(),
+            self.errors.len()
+        );
+        self.latencies.print(label);
+    }
+}
+
 #[test]
 #[ignore = "load test of a minute or more; run on demand with --ignored --nocapture"]
 fn thirty_two_clients_for_thirty_seconds() {
@@ -436,7 +426,11 @@ fn thirty_two_clients_for_thirty_seconds() {
             let mut tasks: Vec<_> = (0..clients)
                 .map(|seed| {
                     let is_hostile = seed < hostile_clients;
-                    let calls = if is_hostile { hostile.clone() } else { normal_calls.clone() };
+                    let calls = if is_hostile {
+                        hostile.clone()
+                    } else {
+                        normal_calls.clone()
+                    };
                     tokio::spawn(client_loop(
                         client.clone(),
                         base.clone(),
@@ -474,8 +468,12 @@ fn thirty_two_clients_for_thirty_seconds() {
             async move {
                 let latencies = Arc::new(Latencies::new());
                 let started = Instant::now();
-                let mut errors =
-                    run(Duration::from_secs(seconds / 2), hostile_clients, latencies.clone()).await;
+                let mut errors = run(
+                    Duration::from_secs(seconds / 2),
+                    hostile_clients,
+                    latencies.clone(),
+                )
+                .await;
                 let rss_mid = rss_kib(pid);
                 errors.extend(
                     run(
@@ -510,12 +508,7 @@ fn thirty_two_clients_for_thirty_seconds() {
             workload.describe,
             cpu_model()
         );
-        println!(
-            "load quiet: {:.1} s, {} errors",
-            quiet.elapsed.as_secs_f64(),
-            quiet.errors.len()
-        );
-        quiet.latencies.print("quiet");
+        quiet.print("quiet", format!("{clients} normal clients"));
         println!(
             "load quiet: RSS (KiB) after warm-up {}, half-way {}, at the end {}, after 3 s rest {}",
             show(rss_before),
@@ -525,12 +518,10 @@ fn thirty_two_clients_for_thirty_seconds() {
         );
         let hostile_run = if hostile_clients > 0 {
             let run = phase(hostile_clients).await;
-            println!(
-                "load hostile: {hostile_clients} of {clients} clients send the hostile suite; {:.1} s, {} errors",
-                run.elapsed.as_secs_f64(),
-                run.errors.len()
+            run.print(
+                "hostile",
+                format!("{hostile_clients} of {clients} clients send the hostile suite"),
             );
-            run.latencies.print("hostile");
             println!(
                 "load hostile: RSS (KiB) half-way {}, at the end {}",
                 show(run.rss_mid),

@@ -181,3 +181,30 @@ pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// Resident set size in KiB of this process (`None`) or another, from
+/// /proc (Linux only).
+pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = pid.map_or("/proc/self/status".to_string(), |p| {
+        format!("/proc/{p}/status")
+    });
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// An `/api/execute` body running `sql` on `db_id`. SQL that is not UTF-8
+/// is put raw inside the JSON string, as a careless client would send it.
+pub fn execute_body(db_id: &str, sql: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(sql) {
+        Ok(sql) => serde_json::json!({"db_id": db_id, "sql": sql})
+            .to_string()
+            .into_bytes(),
+        Err(_) => [
+            format!(r#"{{"db_id": "{db_id}", "sql": ""#).as_bytes(),
+            sql,
+            b"\"}",
+        ]
+        .concat(),
+    }
+}
