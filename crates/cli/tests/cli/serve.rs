@@ -35,7 +35,13 @@ fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
     let model = dir.path().join("model");
     random_model(&sample, &model, 16, 5);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_text2sql"))
+    // Served from a copy that is deleted once the server listens, as an
+    // upgrade replaces the file under a running server: the SQL worker
+    // processes it starts later must still be this program.
+    let binary = dir.path().join("text2sql-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_text2sql"), &binary).unwrap();
+    let mut command = Command::new(&binary);
+    command
         .args([
             "serve",
             "--model",
@@ -50,9 +56,20 @@ fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
             "2",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // A process another test thread forks while the copy is open for
+    // writing holds it open: exec then fails with "text file busy" until
+    // that process execs in turn.
+    let mut attempts = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(26) && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            spawned => break spawned.unwrap(),
+        }
+    };
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut announced = String::new();
     let addr = loop {
@@ -68,6 +85,7 @@ fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
                 .to_string();
         }
     };
+    std::fs::remove_file(&binary).unwrap();
     // Keep draining stderr so that logging can never block the server.
     let drain = std::thread::spawn(move || {
         let mut rest = String::new();

@@ -72,8 +72,14 @@ impl WorkerCommand {
     }
 
     fn resolve(&self) -> Result<PathBuf, ExecError> {
+        // The running executable itself, even when a rebuild or upgrade has
+        // replaced the file on disk since it started (a training run of an
+        // hour outlives many builds): its path may name another program
+        // by now, or none.
+        const RUNNING: &str = "/proc/self/exe";
         match &self.program {
             Some(program) => Ok(program.clone()),
+            None if Path::new(RUNNING).exists() => Ok(PathBuf::from(RUNNING)),
             None => std::env::current_exe().map_err(|e| {
                 ExecError::Worker(format!("cannot find this program to start a worker: {e}"))
             }),
