@@ -42,7 +42,7 @@ took
 
 echo "== 3/6 tokenizer (Spider train and the synthetic corpus)"
 t2s tokenizer train --data spider-bench/train --data spider-bench/synthetic --vocab-size 4096 \
-    --out spider-bench/tokenizer --force --quiet
+    --schema-symbols 192 --out spider-bench/tokenizer --force --quiet
 took
 
 overrides=()

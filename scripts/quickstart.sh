@@ -36,8 +36,8 @@ t2s prepare --data quickstart/sample/data.json --tables quickstart/sample/tables
 took
 
 echo "== 3/5 tokenizer"
-t2s tokenizer train --data quickstart/processed --vocab-size 3072 --out quickstart/tokenizer \
-    --force --quiet
+t2s tokenizer train --data quickstart/processed --vocab-size 3072 --schema-symbols 64 \
+    --out quickstart/tokenizer --force --quiet
 took
 
 # QUICKSTART_STEPS shortens the run: the curriculum's first phase keeps its

@@ -179,6 +179,7 @@ fn main() -> Result<()> {
                 &example.external_knowledge,
                 schema,
                 None,
+                None,
                 &tokenizer,
             );
             tally.inputs += 1;

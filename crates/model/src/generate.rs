@@ -19,6 +19,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+use text2sql_data::serialize::SchemaSymbols;
 use text2sql_sql::{Rejection, SqlChecker};
 
 use crate::error::{ModelError, Result};
@@ -65,15 +66,47 @@ impl TokenTexts {
     pub fn text(&self, id: u32) -> Option<&str> {
         self.texts.get(id as usize)?.as_deref()
     }
+
+    /// These texts with each schema symbol of `tokenizer` standing for its
+    /// name in `symbols` (with the space before it), and symbols the schema
+    /// does not use rejected: what the checker reads for one input.
+    pub fn with_symbols(&self, tokenizer: &Tokenizer, symbols: &SchemaSymbols) -> Self {
+        let mut texts = self.texts.clone();
+        for index in 0..symbols.capacity() {
+            if let Some(id) = tokenizer.symbol_id(index) {
+                if let Some(slot) = texts.get_mut(id as usize) {
+                    *slot = symbols.name_of(index).map(|name| format!(" {name}").into());
+                }
+            }
+        }
+        Self { texts }
+    }
 }
+
+/// The longest run of whitespace constrained decoding lets a hypothesis
+/// write (gold SQL indents with at most a dozen spaces).
+pub const MAX_BLANK_RUN: usize = 16;
 
 /// What constrained decoding needs besides the model.
 pub struct Constraint<'a> {
     pub texts: &'a TokenTexts,
+    /// Per input, texts that replace `texts` (a model with schema symbols:
+    /// see [`TokenTexts::with_symbols`]); empty when none do.
+    pub input_texts: Vec<Option<TokenTexts>>,
     /// One checker per input, fresh (empty text), on that input's schema.
     pub checkers: Vec<SqlChecker>,
     /// Candidates checked per hypothesis and step, best first.
     pub top_k: usize,
+}
+
+impl Constraint<'_> {
+    /// The token texts the checker of input `input` reads.
+    fn texts_for(&self, input: usize) -> &TokenTexts {
+        match self.input_texts.get(input) {
+            Some(Some(texts)) => texts,
+            _ => self.texts,
+        }
+    }
 }
 
 /// The checker after `token`, or None when the checker rejects it. EOS
@@ -83,6 +116,12 @@ fn try_token(checker: &SqlChecker, texts: &TokenTexts, token: u32, eos: u32) -> 
         return checker.finish().ok().map(|()| checker.clone());
     }
     let text = texts.text(token)?;
+    // Whitespace is valid anywhere, so a model unsure what comes next could
+    // write spaces until it runs out of tokens: past a run no SQL has,
+    // blank tokens are rejected.
+    if text.trim().is_empty() && checker.trailing_whitespace() >= MAX_BLANK_RUN {
+        return None;
+    }
     let mut next = checker.clone();
     next.push(first_piece(checker, text)).ok()?;
     Some(next)
@@ -117,6 +156,15 @@ pub fn check_token_prefixes(
                 },
             ));
         };
+        if text.trim().is_empty() && state.trailing_whitespace() >= MAX_BLANK_RUN {
+            return Err((
+                index,
+                Rejection {
+                    offset: state.len(),
+                    message: format!("more than {MAX_BLANK_RUN} bytes of whitespace in a row"),
+                },
+            ));
+        }
         let text = first_piece(&state, text);
         state.push(text).map_err(|e| (index, e))?;
     }
@@ -172,18 +220,20 @@ fn constrained_choice(
     row: &[f32],
     argmax_token: u32,
     constraint: &Constraint,
+    input: usize,
     eos: u32,
 ) -> Option<(u32, SqlChecker)> {
+    let texts = constraint.texts_for(input);
     if row[argmax_token as usize] != f32::NEG_INFINITY {
-        if let Some(next) = try_token(checker, constraint.texts, argmax_token, eos) {
+        if let Some(next) = try_token(checker, texts, argmax_token, eos) {
             return Some((argmax_token, next));
         }
     }
     top_indices(row, constraint.top_k)
         .into_iter()
         .filter(|&token| token != argmax_token)
-        .find_map(|token| try_token(checker, constraint.texts, token, eos).map(|n| (token, n)))
-        .or_else(|| first_passing_after(checker, row, constraint.top_k, constraint.texts, eos))
+        .find_map(|token| try_token(checker, texts, token, eos).map(|n| (token, n)))
+        .or_else(|| first_passing_after(checker, row, constraint.top_k, texts, eos))
 }
 
 /// How to decode. Field names follow transformers' `GenerationConfig`.
@@ -423,9 +473,14 @@ fn greedy(
             let mut token = argmax(&row_logits);
             if let (Some(c), Some(checker)) = (&constraint, checkers[active[row]].take()) {
                 // No candidate passing: the row goes on unconstrained.
-                if let Some((chosen, next)) =
-                    constrained_choice(&checker, &row_logits, token, c, config.eos_token_id)
-                {
+                if let Some((chosen, next)) = constrained_choice(
+                    &checker,
+                    &row_logits,
+                    token,
+                    c,
+                    active[row],
+                    config.eos_token_id,
+                ) {
                     token = chosen;
                     checkers[active[row]] = Some(next);
                 }
@@ -559,7 +614,8 @@ fn beam_search(
                     // be kept; none passing leaves the beam unconstrained.
                     let before = checked.len();
                     for token in top_indices(&row, c.top_k) {
-                        if let Some(next) = try_token(checker, c.texts, token, config.eos_token_id)
+                        if let Some(next) =
+                            try_token(checker, c.texts_for(b), token, config.eos_token_id)
                         {
                             insert(&mut top, token, row[token as usize]);
                             checked.push(((k, token), next));
@@ -573,7 +629,7 @@ fn beam_search(
                             checker,
                             &row,
                             c.top_k,
-                            c.texts,
+                            c.texts_for(b),
                             config.eos_token_id,
                         ) {
                             insert(&mut top, token, row[token as usize]);
@@ -663,6 +719,37 @@ fn beam_search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbol_texts_are_the_schema_names_and_unused_symbols_are_rejected() {
+        let tokenizer = crate::tokenizer::train_unigram(
+            ["SELECT name FROM singer WHERE age > 3".to_string()]
+                .into_iter()
+                .cycle()
+                .take(50),
+            &crate::tokenizer::TrainOptions {
+                vocab_size: 400,
+                schema_symbols: 8,
+                ..crate::tokenizer::TrainOptions::default()
+            },
+        )
+        .unwrap();
+        let schema: text2sql_data::schema::DatabaseSchema = serde_json::from_str(
+            r#"{"db_id": "s", "tables": [{"name": "singer", "natural_name": "singer",
+                    "columns": [{"name": "Name", "description": "", "data_type": "TEXT",
+                    "sample_values": []}], "primary_key": []}], "foreign_keys": [], "ddls": []}"#,
+        )
+        .unwrap();
+        let symbols = SchemaSymbols::new(&schema, 8);
+        let base = TokenTexts::new(&tokenizer);
+        let texts = base.with_symbols(&tokenizer, &symbols);
+        let id = |i: u32| tokenizer.symbol_id(i).unwrap();
+        assert_eq!(texts.text(id(0)), Some(" singer"));
+        assert_eq!(texts.text(id(1)), Some(" Name"));
+        assert_eq!(texts.text(id(2)), None);
+        let select = tokenizer.token_to_id("▁SELECT").unwrap();
+        assert_eq!(texts.text(select), base.text(select));
+    }
 
     #[test]
     fn generation_config_file_overrides_only_what_it_sets() {
@@ -796,6 +883,7 @@ mod tests {
                 );
                 let constraint = Constraint {
                     texts: &texts,
+                    input_texts: Vec::new(),
                     checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
                     // Two checked first, the rest of the vocabulary only
                     // when both fail.
@@ -830,6 +918,7 @@ mod tests {
             let constrained = |top_k: usize| {
                 let constraint = Constraint {
                     texts: &texts,
+                    input_texts: Vec::new(),
                     checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
                     top_k,
                 };
@@ -843,6 +932,7 @@ mod tests {
             }
             let wrong = Constraint {
                 texts: &texts,
+                input_texts: Vec::new(),
                 checkers: vec![SqlChecker::new(f.schema.clone())],
                 top_k: 4,
             };

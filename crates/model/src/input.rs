@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::{
-    compact_input_within_budget, CompactOptions, PrunedText, TokenBudget,
+    compact_input_within_budget, CompactOptions, PrunedText, SchemaSymbols, TokenBudget,
 };
 
 use crate::error::{ModelError, Result};
@@ -28,6 +28,15 @@ pub struct InputFormat {
     pub schema: CompactOptions,
     /// Whether SynSQL/BIRD `external_knowledge` is appended to the question.
     pub external_knowledge: bool,
+    /// Whether names are labelled with schema symbols in the input and
+    /// written as symbols in the SQL (see [`SchemaSymbols`]); needs a
+    /// tokenizer trained with them. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schema_symbols: bool,
+    /// Training numbers each example's names in schema order too, instead
+    /// of drawing its symbols at random. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub symbols_in_schema_order: bool,
 }
 
 impl Default for InputFormat {
@@ -37,6 +46,8 @@ impl Default for InputFormat {
             max_target_tokens: 256,
             schema: CompactOptions::default(),
             external_knowledge: true,
+            schema_symbols: false,
+            symbols_in_schema_order: false,
         }
     }
 }
@@ -95,14 +106,63 @@ impl InputFormat {
         Ok(())
     }
 
+    /// An error when this format uses schema symbols and `tokenizer` has
+    /// none (it was trained without `--schema-symbols`).
+    pub fn check_tokenizer(&self, tokenizer: &Tokenizer) -> Result<()> {
+        if self.schema_symbols && tokenizer.schema_symbols() == 0 {
+            return Err(ModelError::Invalid(
+                "the input format uses schema symbols, but the tokenizer has none (train it \
+                 with `text2sql tokenizer train --schema-symbols N`)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The symbols of `schema`'s names when this format uses them: in schema
+    /// order, or (training) drawn at random with `shuffle_seed`.
+    pub fn symbols(
+        &self,
+        schema: &DatabaseSchema,
+        tokenizer: &Tokenizer,
+        shuffle_seed: Option<u64>,
+    ) -> Option<SchemaSymbols> {
+        if !self.schema_symbols {
+            return None;
+        }
+        let capacity = tokenizer.schema_symbols();
+        let shuffle_seed = shuffle_seed.filter(|_| !self.symbols_in_schema_order);
+        Some(match shuffle_seed {
+            Some(seed) => SchemaSymbols::shuffled(schema, capacity, seed),
+            None => SchemaSymbols::new(schema, capacity),
+        })
+    }
+
+    /// The SQL the model learns to write: with `symbols`, each table and
+    /// column name that has one becomes its symbol. SQL the checker's lexer
+    /// cannot read is kept as it is.
+    pub fn target_text(&self, sql: &str, symbols: Option<&SchemaSymbols>) -> String {
+        let Some(symbols) = symbols else {
+            return sql.to_string();
+        };
+        text2sql_sql::rename_identifiers(sql, |name| {
+            symbols
+                .symbol_of(name)
+                .map(text2sql_data::serialize::symbol_token)
+        })
+        .unwrap_or_else(|_| sql.to_string())
+    }
+
     /// The encoder input `question | db_id | table : col , … | …`, pruned to
-    /// `max_source_tokens` as counted by `tokenizer`. At training time pass
-    /// the gold SQL so that the tables and columns it uses are never pruned.
+    /// `max_source_tokens` as counted by `tokenizer`, names labelled with
+    /// `symbols` when given. At training time pass the gold SQL so that the
+    /// tables and columns it uses are never pruned.
     pub fn source_text(
         &self,
         question: &str,
         external_knowledge: &str,
         schema: &DatabaseSchema,
+        symbols: Option<&SchemaSymbols>,
         gold_sql: Option<&str>,
         tokenizer: &Tokenizer,
     ) -> PrunedText {
@@ -118,8 +178,50 @@ impl InputFormat {
             max_tokens: self.max_source_tokens,
             count_tokens: &count,
         };
-        compact_input_within_budget(&question, schema, &self.schema, gold_sql, &budget)
+        compact_input_within_budget(&question, schema, &self.schema, symbols, gold_sql, &budget)
     }
+}
+
+/// Generated text with each `<symN>` replaced by the name it stands for,
+/// spaced from the words around it; a symbol the schema does not use stays
+/// as it is (and the query fails as SQL, as a wrong name would).
+pub fn resolve_symbols(text: &str, symbols: &SchemaSymbols) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("<sym") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 4..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        let name = (digits > 0 && tail[digits..].starts_with('>'))
+            .then(|| tail[..digits].parse::<u32>().ok())
+            .flatten()
+            .and_then(|index| symbols.name_of(index));
+        match name {
+            Some(name) => {
+                // Symbols take the spaces around them (see the tokenizer):
+                // one goes back except after `.`, `(` or a space.
+                if out
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| !c.is_whitespace() && c != '.' && c != '(')
+                {
+                    out.push(' ');
+                }
+                out.push_str(name);
+                rest = &tail[digits + 1..];
+                let word = |c: char| c.is_alphanumeric() || "_'\"`[".contains(c);
+                if rest.chars().next().is_some_and(word) {
+                    out.push(' ');
+                }
+            }
+            None => {
+                out.push_str("<sym");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -179,6 +281,104 @@ mod tests {
             "{err}"
         );
         assert!(old.check_value_index(&schema, "data/processed").is_ok());
+    }
+
+    /// What decoding gives back compares equal to the gold SQL ignoring
+    /// ASCII case, spacing and back-quotes/brackets around names.
+    fn comparable(sql: &str) -> String {
+        sql.chars()
+            .filter(|c| !c.is_whitespace() && !"`[]".contains(*c))
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+
+    /// Every Spider gold query (train and dev), written in symbols the way
+    /// training writes targets and read back the way decoding does, is the
+    /// same query; and it names no table or column except by symbol.
+    #[test]
+    fn spider_gold_survives_symbols_both_ways() {
+        use std::collections::HashMap;
+        use text2sql_data::schema::read_tables_file;
+        use text2sql_data::test_data::{shared_data, shared_data_dir};
+        let Some(tables) = shared_data("spider/tables.json") else {
+            return;
+        };
+        let schemas: HashMap<String, DatabaseSchema> = read_tables_file(&tables)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.db_id.clone(), s))
+            .collect();
+        let format = InputFormat {
+            schema_symbols: true,
+            ..InputFormat::default()
+        };
+        let root = shared_data_dir().join("spider");
+        let mut queries = 0;
+        let mut spelled_out = Vec::new();
+        for file in ["dev_gold.sql", "train_gold.sql"] {
+            let gold = text2sql_sql::eval::files::read_gold_file(&root.join(file)).unwrap();
+            for (i, entry) in gold.iter().enumerate() {
+                let schema = &schemas[&entry.db_id];
+                for seed in [None, Some(i as u64)] {
+                    let symbols = match seed {
+                        Some(seed) => SchemaSymbols::shuffled(schema, 192, seed),
+                        None => SchemaSymbols::new(schema, 192),
+                    };
+                    let target = format.target_text(&entry.sql, Some(&symbols));
+                    let back = resolve_symbols(&target, &symbols);
+                    assert_eq!(
+                        comparable(&back),
+                        comparable(&entry.sql),
+                        "{file} {i}: {}\n -> {target}\n -> {back}",
+                        entry.sql
+                    );
+                    let names_left = text2sql_sql::rename_identifiers(&target, |name| {
+                        symbols.symbol_of(name).map(|_| String::new())
+                    })
+                    .unwrap();
+                    if names_left != target {
+                        spelled_out.push(format!("{file} {i}: {target}"));
+                    }
+                }
+                queries += 1;
+            }
+        }
+        assert!(queries > 8000, "{queries}");
+        assert!(spelled_out.is_empty(), "{}", spelled_out.join("\n"));
+    }
+
+    #[test]
+    fn symbols_resolve_with_spacing_and_unknown_ones_stay() {
+        let schema = DatabaseSchema {
+            db_id: "shop".into(),
+            tables: vec![text2sql_data::schema::Table {
+                name: "singer".into(),
+                natural_name: "singer".into(),
+                columns: vec![text2sql_data::schema::Column {
+                    name: "Full Name".into(),
+                    description: String::new(),
+                    data_type: "TEXT".into(),
+                    sample_values: vec![],
+                }],
+                primary_key: vec![],
+            }],
+            foreign_keys: vec![],
+            ddls: vec![],
+            values: None,
+        };
+        let symbols = SchemaSymbols::new(&schema, 4);
+        assert_eq!(
+            resolve_symbols("SELECT T1.<sym1>, count(<sym1>) FROM<sym0> AS T1 WHERE<sym1>='x'", &symbols),
+            "SELECT T1.\"Full Name\", count(\"Full Name\") FROM singer AS T1 WHERE \"Full Name\"='x'"
+        );
+        assert_eq!(
+            resolve_symbols("SELECT <sym3> FROM <sym0>", &symbols),
+            "SELECT <sym3> FROM singer"
+        );
+        assert_eq!(
+            resolve_symbols("SELECT '<sym' FROM t", &symbols),
+            "SELECT '<sym' FROM t"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use text2sql_data::schema::DatabaseSchema;
+use text2sql_data::serialize::SchemaSymbols;
 use text2sql_sql::{SchemaIndex, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
@@ -18,7 +19,7 @@ use crate::error::{ModelError, Result};
 use crate::generate::{
     generate_constrained, Constraint, GenerationConfig, TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
-use crate::input::InputFormat;
+use crate::input::{resolve_symbols, InputFormat};
 use crate::t5::{T5Config, T5Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -69,6 +70,12 @@ impl SqlModel {
             });
         }
         let format = InputFormat::load(dir)?;
+        format
+            .check_tokenizer(&tokenizer)
+            .map_err(|e| ModelError::Checkpoint {
+                path: dir.to_path_buf(),
+                message: e.to_string(),
+            })?;
         let base = GenerationConfig::for_model(model.config());
         let generation_file = dir.join(GENERATION_CONFIG_FILE);
         let mut generation = if generation_file.is_file() {
@@ -130,9 +137,22 @@ impl SqlModel {
         external_knowledge: &str,
         schema: &DatabaseSchema,
     ) -> String {
+        let symbols = self.symbols(schema);
         self.format
-            .source_text(question, external_knowledge, schema, None, &self.tokenizer)
+            .source_text(
+                question,
+                external_knowledge,
+                schema,
+                symbols.as_ref(),
+                None,
+                &self.tokenizer,
+            )
             .text
+    }
+
+    /// The schema symbols of `schema` when the model uses them.
+    fn symbols(&self, schema: &DatabaseSchema) -> Option<SchemaSymbols> {
+        self.format.symbols(schema, &self.tokenizer, None)
     }
 
     /// Up to `beams` queries for the question, best first (1 = greedy).
@@ -163,14 +183,16 @@ impl SqlModel {
                 source_texts.len()
             )));
         }
+        let symbols: Vec<Option<SchemaSymbols>> =
+            schemas.iter().map(|schema| self.symbols(schema)).collect();
         if !self.constrain {
-            return self.generate_batch(source_texts, beams);
+            return self.run(source_texts, beams, None, &symbols);
         }
         let checkers = schemas
             .iter()
             .map(|schema| SqlChecker::new(Arc::new(SchemaIndex::new(schema))))
             .collect();
-        self.run(source_texts, beams, Some(checkers))
+        self.run(source_texts, beams, Some(checkers), &symbols)
     }
 
     /// Generation from a ready-made encoder input (no schema serialization).
@@ -180,20 +202,24 @@ impl SqlModel {
     }
 
     /// [`SqlModel::generate_from_raw`] for many inputs at once (one padded
-    /// batch through the encoder and decoder), in input order.
+    /// batch through the encoder and decoder), in input order. Without a
+    /// schema, a model with schema symbols writes them as they are.
     pub fn generate_batch<S: AsRef<str>>(
         &self,
         source_texts: &[S],
         beams: usize,
     ) -> Result<Vec<Vec<GeneratedSql>>> {
-        self.run(source_texts, beams, None)
+        self.run(source_texts, beams, None, &[])
     }
 
+    /// `symbols` (per input, or empty) map the model's schema symbols back
+    /// to names, for the checker and in the SQL returned.
     fn run<S: AsRef<str>>(
         &self,
         source_texts: &[S],
         beams: usize,
         checkers: Option<Vec<SqlChecker>>,
+        symbols: &[Option<SchemaSymbols>],
     ) -> Result<Vec<Vec<GeneratedSql>>> {
         if beams == 0 {
             return Err(ModelError::Invalid("beams must be at least 1".into()));
@@ -214,6 +240,10 @@ impl SqlModel {
         let constraint = match (&texts, checkers) {
             (Some(texts), Some(checkers)) => Some(Constraint {
                 texts,
+                input_texts: symbols
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| texts.with_symbols(&self.tokenizer, s)))
+                    .collect(),
                 checkers,
                 top_k: DEFAULT_CONSTRAIN_TOP_K,
             }),
@@ -222,14 +252,19 @@ impl SqlModel {
         let outputs = generate_constrained(&self.model, &config, &inputs, constraint)?;
         outputs
             .into_iter()
-            .map(|hypotheses| {
+            .enumerate()
+            .map(|(input, hypotheses)| {
+                let symbols = symbols.get(input).and_then(Option::as_ref);
                 hypotheses
                     .into_iter()
                     .map(|hypothesis| {
-                        let sql = self
+                        let mut sql = self
                             .tokenizer
                             .decode(&hypothesis.tokens, true)
                             .map_err(|e| ModelError::Invalid(e.to_string()))?;
+                        if let Some(symbols) = symbols {
+                            sql = resolve_symbols(&sql, symbols);
+                        }
                         Ok(GeneratedSql {
                             sql: sql.trim().to_string(),
                             score: hypothesis.score,
@@ -368,7 +403,14 @@ mod tests {
 
         let schema = schema();
         let expected_source = format
-            .source_text("How many singers?", "", &schema, None, model.tokenizer())
+            .source_text(
+                "How many singers?",
+                "",
+                &schema,
+                None,
+                None,
+                model.tokenizer(),
+            )
             .text;
         assert_eq!(
             model.source_text("How many singers?", "", &schema),

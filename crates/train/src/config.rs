@@ -205,6 +205,8 @@ impl DataConfig {
                 retrieved_values: self.schema.value_retrieval,
             },
             external_knowledge: self.schema.external_knowledge,
+            schema_symbols: self.schema.symbols,
+            symbols_in_schema_order: self.schema.symbols_in_schema_order,
         }
     }
 }
@@ -241,6 +243,16 @@ pub struct SchemaOptions {
     /// `values.parquet`, and keep those columns when pruning.
     #[serde(default)]
     pub value_retrieval: bool,
+    /// Label each table and column name with a schema symbol (`<sym3>
+    /// singer`) and train the model to write symbols instead of names, so it
+    /// learns to point at the schema it is shown (needs a tokenizer trained
+    /// with `--schema-symbols`).
+    #[serde(default)]
+    pub symbols: bool,
+    /// Number each training example's names in schema order, as inference
+    /// does, instead of drawing its symbols at random.
+    #[serde(default)]
+    pub symbols_in_schema_order: bool,
     /// Append `| t.c = t2.c` foreign-key segments after the tables.
     #[serde(default = "default_true")]
     pub foreign_keys: bool,
@@ -269,6 +281,8 @@ impl Default for SchemaOptions {
             max_value_chars: default_value_chars(),
             values_in_question_only: false,
             value_retrieval: false,
+            symbols: false,
+            symbols_in_schema_order: false,
             foreign_keys: true,
             external_knowledge: true,
         }
@@ -1262,6 +1276,8 @@ checkpoint: {every_steps: 50, keep_last: 2}
                 max_target_tokens: 128,
                 schema: CompactOptions::default(),
                 external_knowledge: true,
+                schema_symbols: false,
+                symbols_in_schema_order: false,
             }
         );
         let c = parse(
@@ -1284,6 +1300,8 @@ checkpoint: {every_steps: 50, keep_last: 2}
         assert!(!c.data.input_format().schema.retrieved_values);
         let c = parse(MINIMAL, &["data.schema.value_retrieval=true"]).unwrap();
         assert!(c.data.input_format().schema.retrieved_values);
+        let c = parse(MINIMAL, &["data.schema.symbols=true"]).unwrap();
+        assert!(c.data.input_format().schema_symbols);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use text2sql_data::schema::DatabaseSchema;
+use text2sql_data::splitmix::mix64;
 use text2sql_data::store::Example;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::InputFormat;
@@ -67,16 +68,23 @@ impl<'a> ExampleEncoder<'a> {
                 self.dataset_dir.display()
             ))
         })?;
+        // Each example draws its own symbols (seeded by its id, so the
+        // cache and resumed runs see the same ones).
+        let symbols = self
+            .format
+            .symbols(schema, self.tokenizer, Some(mix64(example.id)));
         let text = self.format.source_text(
             &example.question,
             &example.external_knowledge,
             schema,
+            symbols.as_ref(),
             Some(&example.sql),
             self.tokenizer,
         );
         let mut source = self.tokenizer.encode(&text.text, true)?;
         truncate_keeping_eos(&mut source, self.format.max_source_tokens);
-        let mut target = self.tokenizer.encode(&example.sql, true)?;
+        let sql = self.format.target_text(&example.sql, symbols.as_ref());
+        let mut target = self.tokenizer.encode(&sql, true)?;
         truncate_keeping_eos(&mut target, self.format.max_target_tokens);
         Ok(Encoded { source, target })
     }

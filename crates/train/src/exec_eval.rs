@@ -20,11 +20,12 @@ use rand_chacha::ChaCha8Rng;
 use text2sql_data::loader::SplitReader;
 use text2sql_data::reader::Tier;
 use text2sql_data::schema::DatabaseSchema;
+use text2sql_data::serialize::SchemaSymbols;
 use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
-    generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model, TokenTexts,
-    DEFAULT_CONSTRAIN_TOP_K,
+    generate_constrained, resolve_symbols, Constraint, GenerationConfig, InputFormat, T5Model,
+    TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
 use text2sql_sql::{
     evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker,
@@ -41,6 +42,8 @@ struct SampleItem {
     example: EvalExample,
     /// Its database's names, for constrained decoding.
     schema: Arc<SchemaIndex>,
+    /// Its schema symbols, when the format uses them (as `SqlModel` does).
+    symbols: Option<SchemaSymbols>,
 }
 
 /// The validation examples scored at every evaluation.
@@ -191,17 +194,20 @@ impl ExecSample {
                     db_path.display()
                 )));
             }
+            let symbols = format.symbols(schema, tokenizer, None);
             let source = format
                 .source_text(
                     &record.question,
                     &record.external_knowledge,
                     schema,
+                    symbols.as_ref(),
                     None,
                     tokenizer,
                 )
                 .text;
             items.push(SampleItem {
                 schema: Arc::new(SchemaIndex::new(schema)),
+                symbols,
                 source,
                 example: EvalExample {
                     id: record.id.to_string(),
@@ -259,6 +265,14 @@ impl ExecSample {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let constraint = self.token_texts.as_ref().map(|texts| Constraint {
                 texts,
+                input_texts: chunk
+                    .iter()
+                    .map(|item| {
+                        item.symbols
+                            .as_ref()
+                            .map(|s| texts.with_symbols(tokenizer, s))
+                    })
+                    .collect(),
                 checkers: chunk
                     .iter()
                     .map(|item| SqlChecker::new(item.schema.clone()))
@@ -269,7 +283,10 @@ impl ExecSample {
             for (item, hypotheses) in chunk.iter().zip(outputs) {
                 let mut candidates = Vec::with_capacity(hypotheses.len());
                 for hypothesis in hypotheses {
-                    let sql = tokenizer.decode(&hypothesis.tokens, true)?;
+                    let mut sql = tokenizer.decode(&hypothesis.tokens, true)?;
+                    if let Some(symbols) = &item.symbols {
+                        sql = resolve_symbols(&sql, symbols);
+                    }
                     candidates.push(sql.trim().to_string());
                 }
                 examples.push(EvalExample {

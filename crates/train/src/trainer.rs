@@ -348,6 +348,7 @@ impl Trainer {
         };
 
         let input_format = input_format(&config);
+        input_format.check_tokenizer(&tokenizer)?;
         let mut sources = Vec::new();
         for source in config.data.sources() {
             let dataset = ProcessedDataset::open(&source.processed_dir)?;

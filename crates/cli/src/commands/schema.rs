@@ -159,6 +159,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
                     question,
                     &schema,
                     &options,
+                    None,
                     args.sql.as_deref(),
                     &budget,
                 ),

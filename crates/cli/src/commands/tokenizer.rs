@@ -63,6 +63,12 @@ pub struct TrainArgs {
     /// Longest piece, in characters.
     #[arg(long, default_value_t = 16)]
     pub max_piece_length: usize,
+    /// Reserve the last N ids for schema symbols `<sym0>`..: a model trained
+    /// with `data.schema.symbols: true` points at tables and columns with
+    /// them instead of spelling names (N must cover the largest database's
+    /// distinct names; Spider's largest has 178).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub schema_symbols: u32,
     /// Replace `--out` if it already exists.
     #[arg(long)]
     pub force: bool,
@@ -196,6 +202,7 @@ fn train_on_texts(
     let options = TrainOptions {
         vocab_size: args.vocab_size,
         max_piece_length: args.max_piece_length,
+        schema_symbols: args.schema_symbols,
     };
     let (mut text_count, mut unique_words) = (0, 0);
     let mut em_spinner = None;

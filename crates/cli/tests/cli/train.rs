@@ -497,3 +497,72 @@ fn a_model_trained_with_a_codet5_tokenizer_folder_can_be_asked() {
     let json: Value = serde_json::from_slice(&asked.stdout).unwrap();
     assert!(json["sql"].is_string(), "{json}");
 }
+
+/// A model trained with schema symbols: the tokenizer reserves them, the
+/// checkpoint's input labels every name with one, and `ask` on one of the
+/// sample's databases reads the model's symbols back as that database's
+/// names. A tokenizer without symbols is refused before training starts.
+#[test]
+fn schema_symbols_train_end_to_end_and_need_a_tokenizer_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, plain_tokenizer) = corpus(dir.path(), None);
+    let symbol_tokenizer = dir.path().join("tok-symbols");
+    ok(train_tokenizer(
+        "--data",
+        &processed,
+        400,
+        &symbol_tokenizer,
+        &["-q", "--schema-symbols", "64"],
+    ));
+    let config = write_config(dir.path(), &processed, &plain_tokenizer, "");
+    let config = config.to_str().unwrap();
+    let refused = text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config,
+        "--set",
+        "data.schema.symbols=true",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--schema-symbols"), "{stderr}");
+
+    let tokenizer_set = format!("model.tokenizer={}", symbol_tokenizer.display());
+    ok(&text2sql(&[
+        "-q",
+        "train",
+        "--config",
+        config,
+        "--set",
+        "data.schema.symbols=true",
+        "--set",
+        &tokenizer_set,
+    ]));
+    let best = dir.path().join("runs/tiny/best");
+    let format: Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("text2sql_input.json")).unwrap())
+            .unwrap();
+    assert_eq!(format["schema_symbols"], true);
+
+    let db = dir
+        .path()
+        .join("sample/databases/retail_store_sales_0001/retail_store_sales_0001.sqlite");
+    let out = ok(text2sql(&[
+        "ask",
+        "--model",
+        best.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--question",
+        "How many stores are there?",
+        "--json",
+    ]));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let input = answer["input"].as_str().unwrap();
+    assert!(input.contains("<sym0> "), "{input}");
+    // Constrained decoding lets only the symbols of this database through,
+    // and each comes back as its name.
+    let sql = answer["sql"].as_str().unwrap();
+    assert!(!sql.contains("<sym"), "{sql}");
+}

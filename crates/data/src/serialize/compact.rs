@@ -17,6 +17,7 @@ use super::budget::{prune_to_budget_keeping, PrunedText, TokenBudget};
 use super::python_repr::python_float;
 use super::relevance::value_in_question;
 use super::selection::SchemaSelection;
+use super::symbols::SchemaSymbols;
 use crate::schema::{DatabaseSchema, SampleValue};
 use crate::values::ValueMatches;
 
@@ -77,6 +78,7 @@ pub fn compact_schema(schema: &DatabaseSchema) -> String {
         &CompactOptions::default(),
         "",
         None,
+        None,
     )
 }
 
@@ -90,6 +92,7 @@ pub fn compact_input(question: &str, schema: &DatabaseSchema, options: &CompactO
         &SchemaSelection::all(schema),
         options,
         matches.as_ref(),
+        None,
     )
 }
 
@@ -97,11 +100,13 @@ pub fn compact_input(question: &str, schema: &DatabaseSchema, options: &CompactO
 /// example values, then columns, then tables are left out, least relevant to
 /// the question first; keys and (at training time) whatever `gold_sql` uses
 /// stay, and so do the columns of retrieved values with those values. Names
-/// and values are never cut.
+/// and values are never cut. With `symbols`, each name is preceded by its
+/// symbol and foreign keys are written in symbols (see [`SchemaSymbols`]).
 pub fn compact_input_within_budget(
     question: &str,
     schema: &DatabaseSchema,
     options: &CompactOptions,
+    symbols: Option<&SchemaSymbols>,
     gold_sql: Option<&str>,
     budget: &TokenBudget<'_>,
 ) -> PrunedText {
@@ -112,7 +117,16 @@ pub fn compact_input_within_budget(
         gold_sql,
         matches.as_ref(),
         budget,
-        &|selection| render_input(question, schema, selection, options, matches.as_ref()),
+        &|selection| {
+            render_input(
+                question,
+                schema,
+                selection,
+                options,
+                matches.as_ref(),
+                symbols,
+            )
+        },
     )
 }
 
@@ -122,9 +136,11 @@ fn render_input(
     selection: &SchemaSelection,
     options: &CompactOptions,
     matches: Option<&ValueMatches>,
+    symbols: Option<&SchemaSymbols>,
 ) -> String {
     let question = one_line(question);
-    let schema_text = compact_schema_selected(schema, selection, options, &question, matches);
+    let schema_text =
+        compact_schema_selected(schema, selection, options, &question, matches, symbols);
     if question.is_empty() {
         schema_text
     } else {
@@ -134,14 +150,24 @@ fn render_input(
 
 /// The schema part for the parts `selection` keeps; `question` decides which
 /// values [`ValuesShown::MatchingQuestion`] shows, and `matches` (the values
-/// the question retrieved) go first in their columns' lists.
+/// the question retrieved) go first in their columns' lists; `symbols`
+/// label the names (and replace them in foreign keys).
 pub fn compact_schema_selected(
     schema: &DatabaseSchema,
     selection: &SchemaSelection,
     options: &CompactOptions,
     question: &str,
     matches: Option<&ValueMatches>,
+    symbols: Option<&SchemaSymbols>,
 ) -> String {
+    let label = |name: &str| match symbols {
+        Some(symbols) => symbols.labelled(name),
+        None => compact_identifier(name),
+    };
+    let reference = |name: &str| match symbols {
+        Some(symbols) => symbols.reference(name),
+        None => compact_identifier(name),
+    };
     let question_lower = question.to_lowercase();
     let mut out = schema.db_id.clone();
     for (t, table) in schema.tables.iter().enumerate() {
@@ -153,7 +179,7 @@ pub fn compact_schema_selected(
             if !selection.column_shown(t, c) {
                 continue;
             }
-            let mut text = compact_identifier(&column.name);
+            let mut text = label(&column.name);
             if selection.values_shown(t, c) {
                 let mut values: Vec<String> = matches
                     .into_iter()
@@ -183,7 +209,7 @@ pub fn compact_schema_selected(
         }
         out.push_str(&format!(
             " | {} : {}",
-            compact_identifier(&table.name),
+            label(&table.name),
             columns.join(" , ")
         ));
     }
@@ -194,12 +220,15 @@ pub fn compact_schema_selected(
             {
                 let source = &schema.tables[fk.table];
                 let target = &schema.tables[fk.ref_table];
+                // Spaced with symbols: each symbol is a token with the
+                // space before it.
+                let dot = if symbols.is_some() { " . " } else { "." };
                 out.push_str(&format!(
-                    " | {}.{} = {}.{}",
-                    compact_identifier(&source.name),
-                    compact_identifier(&source.columns[fk.column].name),
-                    compact_identifier(&target.name),
-                    compact_identifier(&target.columns[fk.ref_column].name)
+                    " | {}{dot}{} = {}{dot}{}",
+                    reference(&source.name),
+                    reference(&source.columns[fk.column].name),
+                    reference(&target.name),
+                    reference(&target.columns[fk.ref_column].name)
                 ));
             }
         }
@@ -348,6 +377,37 @@ mod tests {
     }
 
     #[test]
+    fn symbols_label_names_and_write_foreign_keys() {
+        let mut schema = shop();
+        schema.tables.truncate(2);
+        let symbols = SchemaSymbols::new(&schema, 16);
+        let options = CompactOptions {
+            values: ValuesShown::None,
+            ..CompactOptions::default()
+        };
+        let budget = TokenBudget {
+            max_tokens: 10_000,
+            count_tokens: &count_words,
+        };
+        let text = compact_input_within_budget(
+            "How many singers?",
+            &schema,
+            &options,
+            Some(&symbols),
+            None,
+            &budget,
+        )
+        .text;
+        assert_eq!(
+            text,
+            "How many singers? | concert_singer \
+             | <sym0> singers : <sym2> singer_id , <sym3> name , <sym4> country , <sym5> birth_year \
+             | <sym1> concerts : <sym6> concert_id , <sym2> singer_id , <sym7> \"Stadium Name\" \
+             | <sym1> . <sym2> = <sym0> . <sym2>"
+        );
+    }
+
+    #[test]
     fn fitting_input_is_not_pruned() {
         let schema = shop();
         let budget = TokenBudget {
@@ -359,6 +419,7 @@ mod tests {
             question,
             &schema,
             &CompactOptions::default(),
+            None,
             None,
             &budget,
         );
@@ -383,7 +444,8 @@ mod tests {
                 max_tokens,
                 count_tokens: &count_words,
             };
-            let result = compact_input_within_budget(question, &schema, &options, None, &budget);
+            let result =
+                compact_input_within_budget(question, &schema, &options, None, None, &budget);
             stats.record(&result.pruned);
             assert!(result.pruned.any());
             assert!(!result.pruned.over_budget, "budget {max_tokens}");
@@ -425,7 +487,7 @@ mod tests {
             max_tokens: full_tokens - 1,
             count_tokens: &count_words,
         };
-        let light = compact_input_within_budget(question, &schema, &options, None, &budget);
+        let light = compact_input_within_budget(question, &schema, &options, None, None, &budget);
         assert!(light.pruned.columns.is_empty() && light.pruned.tables.is_empty());
         assert!(light.pruned.value_lists >= 1);
     }
@@ -443,6 +505,7 @@ mod tests {
             "What is the name of singers?",
             &schema,
             &CompactOptions::default(),
+            None,
             Some(gold),
             &budget,
         );

@@ -11,6 +11,7 @@ mod python_repr;
 mod real_samples;
 mod relevance;
 mod selection;
+mod symbols;
 
 pub use budget::{
     prune_to_budget, prune_to_budget_keeping, PruneStats, Pruned, PrunedText, TokenBudget,
@@ -26,6 +27,7 @@ pub use omnisql::{
 pub use python_repr::{python_float, python_list, python_str, python_value};
 pub use relevance::{is_stop_word, relevance, sql_references, words, Relevance, SqlReferences};
 pub use selection::SchemaSelection;
+pub use symbols::{symbol_token, SchemaSymbols};
 
 use crate::schema::DatabaseSchema;
 

@@ -276,7 +276,7 @@ mod tests {
             count_tokens: &words,
         };
         let question = "orders for lyon";
-        let result = compact_input_within_budget(question, &schema, &options, None, &budget);
+        let result = compact_input_within_budget(question, &schema, &options, None, None, &budget);
         assert!(result.pruned.any() && !result.pruned.over_budget);
         // The city's example values would go first (they are not in the
         // question); as the column of a retrieved value it keeps them all.

@@ -35,6 +35,7 @@ pub const EOS_TOKEN: &str = "</s>";
 pub const UNK_TOKEN: &str = "<unk>";
 
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
 pub const SPIECE_FILE: &str = "spiece.model";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 pub const SPECIAL_TOKENS_MAP_FILE: &str = "special_tokens_map.json";
@@ -282,6 +283,19 @@ impl Tokenizer {
     /// embedding table needs at least this many rows).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// How many schema symbols (`<sym0>`, `<sym1>`, …: see
+    /// [`text2sql_data::serialize::SchemaSymbols`]) the vocabulary has, in
+    /// an unbroken run from `<sym0>`; 0 for tokenizers trained without.
+    pub fn schema_symbols(&self) -> u32 {
+        (0..).take_while(|&i| self.symbol_id(i).is_some()).count() as u32
+    }
+
+    /// The id of schema symbol `index` (`<symN>`), if it has one.
+    pub fn symbol_id(&self, index: u32) -> Option<u32> {
+        self.inner
+            .token_to_id(&text2sql_data::serialize::symbol_token(index))
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {

@@ -42,6 +42,7 @@ use text2sql_data::store::{Example, SchemaRow};
 use super::spiece::eos_template;
 use super::{Tokenizer, TokenizerError, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN};
 use crate::input::InputFormat;
+use text2sql_data::serialize::symbol_token;
 
 /// The trainer's E and M steps sum floating-point counts over chunks of the
 /// corpus, one chunk per thread of the current rayon pool: a different thread
@@ -60,6 +61,10 @@ pub struct TrainOptions {
     pub vocab_size: u32,
     /// Longest piece, in characters (SentencePiece's default is 16).
     pub max_piece_length: usize,
+    /// Schema symbols (`<sym0>` …, see
+    /// [`text2sql_data::serialize::SchemaSymbols`]) taking the last ids of
+    /// `vocab_size`: 0 for none.
+    pub schema_symbols: u32,
 }
 
 impl Default for TrainOptions {
@@ -67,6 +72,7 @@ impl Default for TrainOptions {
         TrainOptions {
             vocab_size: 8000,
             max_piece_length: 16,
+            schema_symbols: 0,
         }
     }
 }
@@ -103,15 +109,20 @@ pub fn train_unigram_with_progress(
     let train_error = |message: String| TokenizerError::Train(message);
     let specials = [PAD_TOKEN, EOS_TOKEN, UNK_TOKEN];
     let alphabet_size = required_alphabet().count() + 1; // + "▁"
-    let minimum = specials.len() + alphabet_size + forced_pieces().len() + 1;
+    let minimum = specials.len()
+        + alphabet_size
+        + forced_pieces().len()
+        + options.schema_symbols as usize
+        + 1;
     if (options.vocab_size as usize) < minimum {
         return Err(train_error(format!(
-            "vocabulary size {} is too small: the special tokens, the required characters \
-             and the SQL operators and keywords alone take {}",
+            "vocabulary size {} is too small: the special tokens, the required characters, \
+             the SQL operators and keywords and the schema symbols alone take {}",
             options.vocab_size,
             minimum - 1
         )));
     }
+    let piece_vocab_size = options.vocab_size - options.schema_symbols;
     let mut tokenizer = empty_pipeline()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(TRAIN_THREADS)
@@ -147,7 +158,7 @@ pub fn train_unigram_with_progress(
         .collect();
     chars.sort_unstable();
     chars.dedup();
-    if chars.len() + specials.len() > options.vocab_size as usize {
+    if chars.len() + specials.len() > piece_vocab_size as usize {
         return Err(train_error(format!(
             "vocabulary size {} is too small for the {} distinct characters of the corpus",
             options.vocab_size,
@@ -159,7 +170,7 @@ pub fn train_unigram_with_progress(
 
     let trainer = UnigramTrainer::builder()
         .show_progress(false)
-        .vocab_size(options.vocab_size)
+        .vocab_size(piece_vocab_size)
         .max_piece_length(options.max_piece_length)
         .special_tokens(
             specials
@@ -174,11 +185,27 @@ pub fn train_unigram_with_progress(
     pool.install(|| trainer.do_train(sentences, &mut model))
         .map_err(|e| train_error(e.to_string()))?;
 
-    let model = finish_vocabulary(&model, specials.len(), options.vocab_size as usize)?;
+    let model = finish_vocabulary(&model, specials.len(), piece_vocab_size as usize)?;
     tokenizer.with_model(model);
     tokenizer
         .add_special_tokens(specials.iter().map(|token| AddedToken::from(*token, true)))
         .map_err(|e| train_error(format!("adding special tokens: {e}")))?;
+    // Not special: decoding keeps them, so the SQL can be mapped back.
+    // Matched in the raw text and taking the spaces around them, so that the
+    // text between symbols is encoded as it would be alone (each segment
+    // gets the normaliser's leading `▁`: a space kept next to a symbol
+    // would become a lone `▁` token).
+    let symbols: Vec<AddedToken> = (0..options.schema_symbols)
+        .map(|i| {
+            AddedToken::from(symbol_token(i), false)
+                .normalized(false)
+                .lstrip(true)
+                .rstrip(true)
+        })
+        .collect();
+    tokenizer
+        .add_tokens(symbols)
+        .map_err(|e| train_error(format!("adding schema symbols: {e}")))?;
     let tokenizer = Tokenizer::from_tokenizers(tokenizer)?;
     if (tokenizer.pad_id, tokenizer.eos_id, tokenizer.unk_id) != (0, 1, 2) {
         return Err(train_error(format!(
@@ -633,7 +660,49 @@ mod tests {
         TrainOptions {
             vocab_size: 300,
             max_piece_length: 16,
+            schema_symbols: 0,
         }
+    }
+
+    #[test]
+    fn schema_symbols_take_the_last_ids_and_stay_whole() {
+        let options = TrainOptions {
+            schema_symbols: 40,
+            ..small_options()
+        };
+        let tokenizer = train_unigram(sql_corpus(400).into_iter(), &options).unwrap();
+        // The pieces the corpus supports (at most 260), then the symbols.
+        assert_eq!(tokenizer.schema_symbols(), 40);
+        let first = tokenizer.symbol_id(0).unwrap();
+        assert!(first <= 260, "{first}");
+        assert_eq!(tokenizer.vocab_size() as u32, first + 40);
+        // A symbol is one token, and the text around it is encoded as it
+        // would be alone: the spaces next to a symbol leave no lone `▁`.
+        let pieces = |text: &str| -> Vec<String> {
+            let pieces = tokenizer.tokens(text).unwrap();
+            pieces.into_iter().map(|(p, _)| p).collect()
+        };
+        let with = pieces("SELECT T1.<sym3> FROM <sym39> AS x");
+        assert_eq!(
+            with,
+            [
+                pieces("SELECT T1."),
+                vec!["<sym3>".into()],
+                pieces("FROM"),
+                vec!["<sym39>".into()],
+                pieces("AS x")
+            ]
+            .concat()
+        );
+        let ids = tokenizer
+            .encode("SELECT T1.<sym3> FROM <sym39>", true)
+            .unwrap();
+        assert_eq!(
+            tokenizer.decode(&ids, true).unwrap(),
+            "SELECT T1.<sym3> FROM<sym39>"
+        );
+        let plain = train_unigram(sql_corpus(400).into_iter(), &small_options()).unwrap();
+        assert_eq!(plain.schema_symbols(), 0);
     }
 
     #[test]

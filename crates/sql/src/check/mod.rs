@@ -22,6 +22,7 @@
 
 mod lexer;
 mod parser;
+mod rename;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use text2sql_data::schema::DatabaseSchema;
 
 use lexer::{Lexer, Tok, Token};
 use parser::Parser;
+pub use rename::rename_identifiers;
 
 /// A schema's names, lower-cased, for checking.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +96,8 @@ pub struct SqlChecker {
     rejected: Option<Rejection>,
     /// Reused buffer for the tokens a push completes.
     tokens: Vec<Token>,
+    /// Whitespace bytes at the end of the text.
+    trailing_blank: usize,
 }
 
 impl SqlChecker {
@@ -104,7 +108,14 @@ impl SqlChecker {
             parser: Parser::default(),
             rejected: None,
             tokens: Vec::new(),
+            trailing_blank: 0,
         }
+    }
+
+    /// How many whitespace bytes end the text so far (a decoder uses it to
+    /// stop a hypothesis from writing nothing but spaces).
+    pub fn trailing_whitespace(&self) -> usize {
+        self.trailing_blank
     }
 
     /// Bytes of text pushed so far.
@@ -122,6 +133,12 @@ impl SqlChecker {
         if let Some(rejection) = &self.rejected {
             return Err(rejection.clone());
         }
+        let kept = text.trim_end().len();
+        self.trailing_blank = if kept == 0 {
+            self.trailing_blank + text.len()
+        } else {
+            text.len() - kept
+        };
         let result = self.push_inner(text);
         if let Err(rejection) = &result {
             self.rejected = Some(rejection.clone());

@@ -74,7 +74,7 @@ const RESERVED: &[&str] = &[
     "with",
 ];
 
-fn reserved(word: &str) -> bool {
+pub(super) fn reserved(word: &str) -> bool {
     RESERVED.binary_search(&word).is_ok()
 }
 
