@@ -99,7 +99,27 @@ pub struct Constraint<'a> {
     pub top_k: usize,
 }
 
-impl Constraint<'_> {
+impl<'a> Constraint<'a> {
+    /// One checker per input (fresh, on its schema) reading `texts`, or
+    /// for an input with schema symbols (`symbols`, per input or empty)
+    /// `texts` with each symbol standing for its name.
+    pub fn new(
+        texts: &'a TokenTexts,
+        tokenizer: &Tokenizer,
+        checkers: Vec<SqlChecker>,
+        symbols: &[Option<&SchemaSymbols>],
+    ) -> Self {
+        Constraint {
+            texts,
+            input_texts: symbols
+                .iter()
+                .map(|s| s.map(|s| texts.with_symbols(tokenizer, s)))
+                .collect(),
+            checkers,
+            top_k: DEFAULT_CONSTRAIN_TOP_K,
+        }
+    }
+
     /// The token texts the checker of input `input` reads.
     fn texts_for(&self, input: usize) -> &TokenTexts {
         match self.input_texts.get(input) {
@@ -116,15 +136,19 @@ fn try_token(checker: &SqlChecker, texts: &TokenTexts, token: u32, eos: u32) -> 
         return checker.finish().ok().map(|()| checker.clone());
     }
     let text = texts.text(token)?;
-    // Whitespace is valid anywhere, so a model unsure what comes next could
-    // write spaces until it runs out of tokens: past a run no SQL has,
-    // blank tokens are rejected.
-    if text.trim().is_empty() && checker.trailing_whitespace() >= MAX_BLANK_RUN {
+    if blank_run_too_long(checker, text) {
         return None;
     }
     let mut next = checker.clone();
     next.push(first_piece(checker, text)).ok()?;
     Some(next)
+}
+
+/// Whitespace is valid anywhere, so a model unsure what comes next could
+/// write spaces until it runs out of tokens: past a run no SQL has, blank
+/// tokens are rejected.
+fn blank_run_too_long(checker: &SqlChecker, text: &str) -> bool {
+    text.trim().is_empty() && checker.trailing_whitespace() >= MAX_BLANK_RUN
 }
 
 /// Decoding drops the space a first token's `▁` stands for: so does the
@@ -156,7 +180,7 @@ pub fn check_token_prefixes(
                 },
             ));
         };
-        if text.trim().is_empty() && state.trailing_whitespace() >= MAX_BLANK_RUN {
+        if blank_run_too_long(&state, text) {
             return Err((
                 index,
                 Rejection {

@@ -182,46 +182,19 @@ impl InputFormat {
     }
 }
 
-/// Generated text with each `<symN>` replaced by the name it stands for,
-/// spaced from the words around it; a symbol the schema does not use stays
-/// as it is (and the query fails as SQL, as a wrong name would).
-pub fn resolve_symbols(text: &str, symbols: &SchemaSymbols) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("<sym") {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at + 4..];
-        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
-        let name = (digits > 0 && tail[digits..].starts_with('>'))
-            .then(|| tail[..digits].parse::<u32>().ok())
-            .flatten()
-            .and_then(|index| symbols.name_of(index));
-        match name {
-            Some(name) => {
-                // Symbols take the spaces around them (see the tokenizer):
-                // one goes back except after `.`, `(` or a space.
-                if out
-                    .chars()
-                    .next_back()
-                    .is_some_and(|c| !c.is_whitespace() && c != '.' && c != '(')
-                {
-                    out.push(' ');
-                }
-                out.push_str(name);
-                rest = &tail[digits + 1..];
-                let word = |c: char| c.is_alphanumeric() || "_'\"`[".contains(c);
-                if rest.chars().next().is_some_and(word) {
-                    out.push(' ');
-                }
-            }
-            None => {
-                out.push_str("<sym");
-                rest = tail;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+/// A hypothesis' SQL: its tokens decoded, schema symbols mapped back to
+/// names when the input had them, surrounding whitespace trimmed.
+pub fn decode_sql(
+    tokenizer: &Tokenizer,
+    tokens: &[u32],
+    symbols: Option<&SchemaSymbols>,
+) -> std::result::Result<String, crate::tokenizer::TokenizerError> {
+    let text = tokenizer.decode(tokens, true)?;
+    let sql = match symbols {
+        Some(symbols) => symbols.resolve(&text),
+        None => text,
+    };
+    Ok(sql.trim().to_string())
 }
 
 #[cfg(test)]
@@ -325,7 +298,7 @@ mod tests {
                         None => SchemaSymbols::new(schema, 192),
                     };
                     let target = format.target_text(&entry.sql, Some(&symbols));
-                    let back = resolve_symbols(&target, &symbols);
+                    let back = symbols.resolve(&target);
                     assert_eq!(
                         comparable(&back),
                         comparable(&entry.sql),
@@ -345,40 +318,6 @@ mod tests {
         }
         assert!(queries > 8000, "{queries}");
         assert!(spelled_out.is_empty(), "{}", spelled_out.join("\n"));
-    }
-
-    #[test]
-    fn symbols_resolve_with_spacing_and_unknown_ones_stay() {
-        let schema = DatabaseSchema {
-            db_id: "shop".into(),
-            tables: vec![text2sql_data::schema::Table {
-                name: "singer".into(),
-                natural_name: "singer".into(),
-                columns: vec![text2sql_data::schema::Column {
-                    name: "Full Name".into(),
-                    description: String::new(),
-                    data_type: "TEXT".into(),
-                    sample_values: vec![],
-                }],
-                primary_key: vec![],
-            }],
-            foreign_keys: vec![],
-            ddls: vec![],
-            values: None,
-        };
-        let symbols = SchemaSymbols::new(&schema, 4);
-        assert_eq!(
-            resolve_symbols("SELECT T1.<sym1>, count(<sym1>) FROM<sym0> AS T1 WHERE<sym1>='x'", &symbols),
-            "SELECT T1.\"Full Name\", count(\"Full Name\") FROM singer AS T1 WHERE \"Full Name\"='x'"
-        );
-        assert_eq!(
-            resolve_symbols("SELECT <sym3> FROM <sym0>", &symbols),
-            "SELECT <sym3> FROM singer"
-        );
-        assert_eq!(
-            resolve_symbols("SELECT '<sym' FROM t", &symbols),
-            "SELECT '<sym' FROM t"
-        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use generate::{
     check_token_prefixes, generate, generate_constrained, Constraint, GenerationConfig, Hypothesis,
     TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
-pub use input::{resolve_symbols, InputFormat};
+pub use input::{decode_sql, InputFormat};
 pub use pipeline::{GeneratedSql, SqlModel};
 pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model};
 pub use threads::pin_cpu_threads;

@@ -16,10 +16,8 @@ use text2sql_sql::{SchemaIndex, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
-use crate::generate::{
-    generate_constrained, Constraint, GenerationConfig, TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
-};
-use crate::input::{resolve_symbols, InputFormat};
+use crate::generate::{generate_constrained, Constraint, GenerationConfig, TokenTexts};
+use crate::input::{decode_sql, InputFormat};
 use crate::t5::{T5Config, T5Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
@@ -238,15 +236,10 @@ impl SqlModel {
         };
         let texts = checkers.as_ref().map(|_| self.token_texts());
         let constraint = match (&texts, checkers) {
-            (Some(texts), Some(checkers)) => Some(Constraint {
-                texts,
-                input_texts: symbols
-                    .iter()
-                    .map(|s| s.as_ref().map(|s| texts.with_symbols(&self.tokenizer, s)))
-                    .collect(),
-                checkers,
-                top_k: DEFAULT_CONSTRAIN_TOP_K,
-            }),
+            (Some(texts), Some(checkers)) => {
+                let symbols: Vec<_> = symbols.iter().map(Option::as_ref).collect();
+                Some(Constraint::new(texts, &self.tokenizer, checkers, &symbols))
+            }
             _ => None,
         };
         let outputs = generate_constrained(&self.model, &config, &inputs, constraint)?;
@@ -258,15 +251,10 @@ impl SqlModel {
                 hypotheses
                     .into_iter()
                     .map(|hypothesis| {
-                        let mut sql = self
-                            .tokenizer
-                            .decode(&hypothesis.tokens, true)
+                        let sql = decode_sql(&self.tokenizer, &hypothesis.tokens, symbols)
                             .map_err(|e| ModelError::Invalid(e.to_string()))?;
-                        if let Some(symbols) = symbols {
-                            sql = resolve_symbols(&sql, symbols);
-                        }
                         Ok(GeneratedSql {
-                            sql: sql.trim().to_string(),
+                            sql,
                             score: hypothesis.score,
                         })
                     })

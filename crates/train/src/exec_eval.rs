@@ -24,8 +24,8 @@ use text2sql_data::serialize::SchemaSymbols;
 use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
-    generate_constrained, resolve_symbols, Constraint, GenerationConfig, InputFormat, T5Model,
-    TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
+    decode_sql, generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model,
+    TokenTexts,
 };
 use text2sql_sql::{
     evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker,
@@ -263,31 +263,23 @@ impl ExecSample {
                 .iter()
                 .map(|item| tokenizer.encode(&item.source, true))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let constraint = self.token_texts.as_ref().map(|texts| Constraint {
-                texts,
-                input_texts: chunk
-                    .iter()
-                    .map(|item| {
-                        item.symbols
-                            .as_ref()
-                            .map(|s| texts.with_symbols(tokenizer, s))
-                    })
-                    .collect(),
-                checkers: chunk
+            let constraint = self.token_texts.as_ref().map(|texts| {
+                let checkers = chunk
                     .iter()
                     .map(|item| SqlChecker::new(item.schema.clone()))
-                    .collect(),
-                top_k: DEFAULT_CONSTRAIN_TOP_K,
+                    .collect();
+                let symbols: Vec<_> = chunk.iter().map(|item| item.symbols.as_ref()).collect();
+                Constraint::new(texts, tokenizer, checkers, &symbols)
             });
             let outputs = generate_constrained(&model, generation, &inputs, constraint)?;
             for (item, hypotheses) in chunk.iter().zip(outputs) {
                 let mut candidates = Vec::with_capacity(hypotheses.len());
                 for hypothesis in hypotheses {
-                    let mut sql = tokenizer.decode(&hypothesis.tokens, true)?;
-                    if let Some(symbols) = &item.symbols {
-                        sql = resolve_symbols(&sql, symbols);
-                    }
-                    candidates.push(sql.trim().to_string());
+                    candidates.push(decode_sql(
+                        tokenizer,
+                        &hypothesis.tokens,
+                        item.symbols.as_ref(),
+                    )?);
                 }
                 examples.push(EvalExample {
                     candidates,

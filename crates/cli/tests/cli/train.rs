@@ -516,29 +516,19 @@ fn schema_symbols_train_end_to_end_and_need_a_tokenizer_with_them() {
     ));
     let config = write_config(dir.path(), &processed, &plain_tokenizer, "");
     let config = config.to_str().unwrap();
-    let refused = text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config,
-        "--set",
-        "data.schema.symbols=true",
-    ]);
+    let train_with_symbols = |extra: &[&str]| {
+        let mut args = vec!["-q", "train", "--config", config];
+        args.extend(["--set", "data.schema.symbols=true"]);
+        args.extend(extra);
+        text2sql(&args)
+    };
+    let refused = train_with_symbols(&[]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--schema-symbols"), "{stderr}");
 
     let tokenizer_set = format!("model.tokenizer={}", symbol_tokenizer.display());
-    ok(&text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config,
-        "--set",
-        "data.schema.symbols=true",
-        "--set",
-        &tokenizer_set,
-    ]));
+    ok(&train_with_symbols(&["--set", &tokenizer_set]));
     let best = dir.path().join("runs/tiny/best");
     let format: Value =
         serde_json::from_str(&std::fs::read_to_string(best.join("text2sql_input.json")).unwrap())

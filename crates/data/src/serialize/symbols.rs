@@ -19,10 +19,13 @@ use crate::splitmix::{splitmix64, GOLDEN_GAMMA};
 
 use super::compact::compact_identifier;
 
+/// What every symbol's text starts with.
+const SYMBOL_PREFIX: &str = "<sym";
+
 /// The text of symbol `index`, a token of its own in tokenizers trained with
 /// schema symbols.
 pub fn symbol_token(index: u32) -> String {
-    format!("<sym{index}>")
+    format!("{SYMBOL_PREFIX}{index}>")
 }
 
 /// Which symbol stands for which name in one database.
@@ -105,6 +108,48 @@ impl SchemaSymbols {
             None => compact_identifier(name),
         }
     }
+
+    /// Generated text with each `<symN>` replaced by the name it stands for,
+    /// spaced from the words around it; a symbol the schema does not use stays
+    /// as it is (and the query fails as SQL, as a wrong name would).
+    pub fn resolve(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(SYMBOL_PREFIX) {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + SYMBOL_PREFIX.len()..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let name = (digits > 0 && tail[digits..].starts_with('>'))
+                .then(|| tail[..digits].parse::<u32>().ok())
+                .flatten()
+                .and_then(|index| self.name_of(index));
+            match name {
+                Some(name) => {
+                    // Symbols take the spaces around them (see the tokenizer):
+                    // one goes back except after `.`, `(` or a space.
+                    if out
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| !c.is_whitespace() && c != '.' && c != '(')
+                    {
+                        out.push(' ');
+                    }
+                    out.push_str(name);
+                    rest = &tail[digits + 1..];
+                    let word = |c: char| c.is_alphanumeric() || "_'\"`[".contains(c);
+                    if rest.chars().next().is_some_and(word) {
+                        out.push(' ');
+                    }
+                }
+                None => {
+                    out.push_str(SYMBOL_PREFIX);
+                    rest = tail;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// Table names, then column names, first spelling of each (ignoring case),
@@ -170,6 +215,40 @@ mod tests {
         assert_eq!(symbols.labelled("Name"), "<sym3> Name");
         assert_eq!(symbols.reference("Singer_ID"), "<sym2>");
         assert_eq!(symbols.reference("other"), "other");
+    }
+
+    #[test]
+    fn symbols_resolve_with_spacing_and_unknown_ones_stay() {
+        let schema = DatabaseSchema {
+            db_id: "shop".into(),
+            tables: vec![crate::schema::Table {
+                name: "singer".into(),
+                natural_name: "singer".into(),
+                columns: vec![crate::schema::Column {
+                    name: "Full Name".into(),
+                    description: String::new(),
+                    data_type: "TEXT".into(),
+                    sample_values: vec![],
+                }],
+                primary_key: vec![],
+            }],
+            foreign_keys: vec![],
+            ddls: vec![],
+            values: None,
+        };
+        let symbols = SchemaSymbols::new(&schema, 4);
+        assert_eq!(
+            symbols.resolve("SELECT T1.<sym1>, count(<sym1>) FROM<sym0> AS T1 WHERE<sym1>='x'"),
+            "SELECT T1.\"Full Name\", count(\"Full Name\") FROM singer AS T1 WHERE \"Full Name\"='x'"
+        );
+        assert_eq!(
+            symbols.resolve("SELECT <sym3> FROM <sym0>"),
+            "SELECT <sym3> FROM singer"
+        );
+        assert_eq!(
+            symbols.resolve("SELECT '<sym' FROM t"),
+            "SELECT '<sym' FROM t"
+        );
     }
 
     #[test]
