@@ -19,6 +19,7 @@ pub mod generate;
 pub mod input;
 pub mod ops;
 pub mod pipeline;
+pub mod predict;
 pub mod t5;
 #[cfg(test)]
 mod test_util;
@@ -35,5 +36,6 @@ pub use generate::{
 };
 pub use input::{decode_sql, InputFormat};
 pub use pipeline::{GeneratedSql, SqlModel};
+pub use predict::{predict_split, PredictOptions, SplitPredictions};
 pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model};
 pub use threads::pin_cpu_threads;

@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
+use text2sql_data::schema::{
+    enrich_from_sqlite, read_schema_from_sqlite, read_tables_file, DatabaseSchema,
+};
 use text2sql_data::values::index_values_from_sqlite;
 
 use crate::error::ServeError;
-use crate::introspect::read_schema_from_sqlite;
 
 /// Longest database id accepted, in bytes.
 pub const MAX_DB_ID_LEN: usize = 128;

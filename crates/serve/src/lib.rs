@@ -21,7 +21,6 @@ mod catalog;
 mod config;
 mod error;
 mod explain;
-mod introspect;
 mod model_generator;
 mod pool;
 mod sandbox_runner;
@@ -38,7 +37,6 @@ pub use catalog::{is_valid_db_id, Catalog, Database, SchemaSource, MAX_DB_ID_LEN
 pub use config::ServeConfig;
 pub use error::ServeError;
 pub use explain::{explain, strip_location, Author, Explanation};
-pub use introspect::read_schema_from_sqlite;
 pub use model_generator::ModelGenerator;
 pub use pool::{PoolError, WorkerPool};
 pub use sandbox_runner::SandboxRunner;

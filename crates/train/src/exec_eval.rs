@@ -27,9 +27,7 @@ use text2sql_model::{
     decode_sql, generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model,
     TokenTexts,
 };
-use text2sql_sql::{
-    evaluate, spider_hardness, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker,
-};
+use text2sql_sql::{evaluate, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker};
 
 use crate::error::{Result, TrainError};
 use text2sql_data::database_path;
@@ -209,18 +207,7 @@ impl ExecSample {
                 schema: Arc::new(SchemaIndex::new(schema)),
                 symbols,
                 source,
-                example: EvalExample {
-                    id: record.id.to_string(),
-                    hardness: spider_hardness(&record.sql),
-                    db_path: Some(db_path),
-                    candidates: Vec::new(),
-                    tier: record
-                        .tier
-                        .map(|t| t.as_str().to_string())
-                        .or(record.difficulty),
-                    gold: record.sql,
-                    db_id: record.db_id,
-                },
+                example: EvalExample::for_record(record, databases, Vec::new()),
             });
         }
         Ok(ExecSample {

@@ -38,7 +38,7 @@ fn fixture() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
         prep.databases = Some(sample.join("databases"));
         prep.split_by = SplitBy::Example;
         prep.val_ratio = Some(0.1);
-        prepare(&prep, &indicatif::ProgressBar::hidden()).unwrap();
+        prepare(&prep, &|_| {}).unwrap();
 
         let records: Vec<Value> =
             serde_json::from_slice(&std::fs::read(sample.join("data.json")).unwrap()).unwrap();

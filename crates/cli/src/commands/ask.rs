@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use text2sql_data::schema::{enrich_from_sqlite, read_tables_file, DatabaseSchema};
+use text2sql_data::schema::{
+    enrich_from_sqlite, read_schema_from_sqlite, read_tables_file, DatabaseSchema,
+};
 use text2sql_data::values::index_values_from_sqlite;
 use text2sql_model::{Device, GeneratedSql, SqlModel};
 use text2sql_sql::{run_query, QueryResult, SandboxLimits, Value};
@@ -153,7 +155,7 @@ fn load_schema(db: &Path, tables: Option<&Path>) -> Result<DatabaseSchema> {
                 )
             })?,
         None => {
-            let (schema, warnings) = text2sql_serve::read_schema_from_sqlite(&db_id, db)?;
+            let (schema, warnings) = read_schema_from_sqlite(&db_id, db)?;
             for warning in warnings {
                 tracing::warn!("{warning}");
             }

@@ -14,9 +14,8 @@ use text2sql_sql::{
     SandboxLimits,
 };
 
-use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
-use text2sql_model::{Device, SqlModel};
+use text2sql_model::{predict_split, Device, PredictOptions, SqlModel};
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
@@ -157,86 +156,29 @@ fn generate_examples(
     }
     let mut model = SqlModel::load(model_dir, &Device::Cpu)?;
     model.set_constrained(!args.no_constrain);
-    let dataset = ProcessedDataset::open(data_dir)?;
-    let schemas = dataset.schemas()?;
-    let split = match args.split {
-        SplitArg::Train => Split::Train,
-        SplitArg::Val => Split::Val,
+    let options = PredictOptions {
+        split: match args.split {
+            SplitArg::Train => Split::Train,
+            SplitArg::Val => Split::Val,
+        },
+        limit: args.limit,
+        beams: args.beams,
+        batch_size: args.batch_size,
     };
-    let reader = dataset.split(split);
-    let total = reader.len();
-    let wanted = args.limit.map_or(total, |n| (n as u64).min(total));
-    // Rows are stored grouped by tier, so the first N would all be easy
-    // ones: take N evenly spread rows instead (deterministic, ascending).
-    let mut records = Vec::with_capacity(wanted as usize);
-    for k in 0..wanted {
-        records.push(reader.get(k * total / wanted)?);
-    }
-    if records.is_empty() {
-        bail!(
-            "{}: the {:?} split has no examples",
-            data_dir.display(),
-            args.split
-        );
-    }
-    let mut sources = Vec::with_capacity(records.len());
-    let mut record_schemas = Vec::with_capacity(records.len());
-    for record in &records {
-        let row = schemas.get(&record.db_id).with_context(|| {
-            format!(
-                "{}: example {} names database `{}`, which schemas.parquet lacks",
-                data_dir.display(),
-                record.id,
-                record.db_id
-            )
-        })?;
-        model
-            .format()
-            .check_value_index(&row.schema, &data_dir.display().to_string())?;
-        sources.push(model.source_text(&record.question, &record.external_knowledge, &row.schema));
-        record_schemas.push(&row.schema);
-    }
-
-    let bar = progress_bar(global, records.len() as u64, "generate", false);
-    let started = std::time::Instant::now();
-    let mut candidates = Vec::with_capacity(records.len());
-    for (chunk, chunk_schemas) in sources
-        .chunks(args.batch_size)
-        .zip(record_schemas.chunks(args.batch_size))
-    {
-        for beams in model.generate_batch_for(chunk, chunk_schemas, args.beams)? {
-            candidates.push(beams.into_iter().map(|g| g.sql).collect::<Vec<_>>());
-        }
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    let stats = GenerationStats::new(
-        records.len(),
-        args.beams,
-        !args.no_constrain,
-        started.elapsed().as_secs_f64(),
+    let bar = progress_bar(global, 0, "generate", false);
+    let predictions = predict_split(
+        &model,
+        data_dir,
+        &args.db_dir,
+        &options,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
     );
-
-    let examples = records
-        .into_iter()
-        .zip(candidates)
-        .map(|(record, candidates)| {
-            let db_path = text2sql_data::database_path(&args.db_dir, &record.db_id);
-            EvalExample {
-                id: record.id.to_string(),
-                hardness: spider_hardness(&record.sql),
-                db_path: db_path.is_file().then_some(db_path),
-                candidates,
-                tier: record
-                    .tier
-                    .map(|t| t.as_str().to_string())
-                    .or(record.difficulty),
-                gold: record.sql,
-                db_id: record.db_id,
-            }
-        })
-        .collect();
-    Ok((examples, stats))
+    bar.finish_and_clear();
+    let predictions = predictions?;
+    Ok((predictions.examples, predictions.stats))
 }
 
 fn load_examples(args: &Args) -> Result<Vec<EvalExample>> {

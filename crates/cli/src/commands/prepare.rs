@@ -1,7 +1,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use text2sql_data::prepare::{prepare, PrepareOptions, PrepareReport, SplitBy, SplitInfo};
+use text2sql_data::prepare::{
+    prepare, PrepareOptions, PrepareProgress, PrepareReport, SplitBy, SplitInfo,
+};
 use text2sql_data::reader::Format;
 use text2sql_data::store::PageCompression;
 
@@ -118,8 +120,18 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         ..PrepareOptions::new(args.data, args.tables, args.out)
     };
     let bar = progress_bar(global, 0, "reading", true);
+    let show = |at: PrepareProgress| {
+        bar.set_length(at.total_bytes);
+        bar.set_position(at.bytes_done);
+        let per_second = at.records_read as f64 / bar.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{:.0}k rec, {:.1}k rec/s",
+            at.records_read as f64 / 1e3,
+            per_second / 1e3
+        ));
+    };
     // The data stage's errors already name the file, record and field.
-    let report = prepare(&options, &bar);
+    let report = prepare(&options, &show);
     bar.finish_and_clear();
     let report = report?;
     warn_about_empty_split(&report);

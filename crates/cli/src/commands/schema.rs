@@ -8,6 +8,7 @@ use text2sql_data::serialize::{
 };
 
 use text2sql_data::values::index_values_from_sqlite;
+use text2sql_model::tokenizer::Tokenizer;
 
 use crate::output::{print_json, GlobalOpts};
 
@@ -72,9 +73,10 @@ pub struct Args {
     /// Fit the text into this many tokens (omnisql and compact formats).
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// A tokenizer.json (or a checkpoint folder holding one) that counts
-    /// tokens for --max-tokens; without it whitespace-separated words are
-    /// counted, which underestimates subword tokens.
+    /// A tokenizer.json, or a folder with any tokenizer a model loads (a
+    /// checkpoint), that counts tokens for --max-tokens; without it
+    /// whitespace-separated words are counted, which underestimates subword
+    /// tokens.
     #[arg(long, requires = "max_tokens")]
     pub tokenizer: Option<PathBuf>,
     /// Which example values the compact form shows.
@@ -202,19 +204,17 @@ fn token_counter(tokenizer: Option<&Path>) -> Result<Counter> {
     let Some(path) = tokenizer else {
         return Ok(Box::new(|text: &str| text.split_whitespace().count()));
     };
-    let file = if path.is_dir() {
-        path.join("tokenizer.json")
+    let tokenizer = if path.is_dir() {
+        Tokenizer::from_dir(path)?
     } else {
-        path.to_path_buf()
+        Tokenizer::from_json_file(path)?
     };
-    let tokenizer = tokenizers::Tokenizer::from_file(&file)
-        .map_err(|e| anyhow::anyhow!("{}: cannot load tokenizer: {e}", file.display()))?;
     // Encoding errors cannot be reported from inside the counter; counting
     // them as over any budget makes pruning go as far as it can instead.
     Ok(Box::new(move |text: &str| {
         tokenizer
             .encode(text, true)
-            .map(|encoding| encoding.len())
+            .map(|ids| ids.len())
             .unwrap_or(usize::MAX)
     }))
 }

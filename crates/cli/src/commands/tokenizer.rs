@@ -1,18 +1,14 @@
 //! `text2sql tokenizer`: train a T5-style Unigram tokenizer, or show how a
 //! tokenizer splits a text.
 
-use std::cell::RefCell;
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use text2sql_model::tokenizer::{
-    sample_texts, train_unigram_with_progress, uncovered_chars, DatasetTexts, Tokenizer,
-    TrainOptions, TrainStage,
+    train_on_datasets, train_on_text_files, CorpusOptions, CorpusProgress, Tokenizer, TrainOptions,
 };
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
@@ -110,134 +106,62 @@ fn train(args: TrainArgs, global: &GlobalOpts) -> Result<()> {
             args.out.display()
         );
     }
-    if !args.data.is_empty() {
-        let (tokenizer, summary) = train_on_corpus(&args.data, &args, global)?;
-        write_folder(&args.out, &tokenizer)?;
-        return report(&summary, global);
-    }
-    let mut total_bytes = 0u64;
-    for path in &args.texts {
-        let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-        total_bytes += meta.len();
-    }
-    let reader = LineReader::new(&args.texts);
-    let trained = train_on_texts(
-        reader.texts(),
-        total_bytes,
-        std::iter::empty(),
-        &args,
-        global,
-    );
-    // A read error ends the text stream early: report it rather than the
-    // tokenizer trained on part of the input.
-    if let Some(error) = reader.error() {
-        return Err(error);
-    }
-    let (tokenizer, summary) = trained?;
-    write_folder(&args.out, &tokenizer)?;
-    report(&summary, global)
-}
-
-/// Trains on prepared corpora's train splits (see [`DatasetTexts`]): the
-/// example texts sampled down to `--max-mb`, then every schema name and
-/// every character met, which are never sampled away, so nothing the
-/// sources hold becomes <unk> (checked after training). Two passes over the
-/// splits: the first sizes the progress bar and surfaces read errors.
-fn train_on_corpus(
-    data: &[PathBuf],
-    args: &TrainArgs,
-    global: &GlobalOpts,
-) -> Result<(Tokenizer, TrainSummary)> {
-    let corpus = DatasetTexts::open(data)?;
-    let scan = corpus.scan()?;
-    let failure = RefCell::new(None);
-    let examples = corpus.examples().map_while(|text| match text {
-        Ok(text) => Some(text),
-        Err(error) => {
-            failure.borrow_mut().get_or_insert(error);
-            None
-        }
-    });
-    let every_char: String = scan.chars.iter().flat_map(|&c| [c, ' ']).collect();
-    let always = corpus.schema_names().into_iter().chain([every_char]);
-    let trained = train_on_texts(examples, scan.bytes, always, args, global);
-    if let Some(error) = failure.into_inner() {
-        return Err(error.into());
-    }
-    let trained = trained?;
-    let missing = uncovered_chars(&trained.0, scan.chars.iter().copied())?;
-    if !missing.is_empty() {
-        bail!(
-            "the trained tokenizer turns {} character(s) of the data into <unk>: {:?}",
-            missing.len(),
-            missing.iter().collect::<String>()
-        );
-    }
-    Ok(trained)
-}
-
-/// Trains on `texts`, sampled down to `--max-mb` given their `total_bytes`,
-/// with a progress bar over those bytes. `--text` files feed it; a processed
-/// corpus can feed it the model's real inputs (question + schema) and SQL.
-fn train_on_texts(
-    texts: impl Iterator<Item = String>,
-    total_bytes: u64,
-    always: impl Iterator<Item = String>,
-    args: &TrainArgs,
-    global: &GlobalOpts,
-) -> Result<(Tokenizer, TrainSummary)> {
     let max_bytes = match args.max_mb {
         Some(mb) if mb.is_nan() || mb <= 0.0 => bail!("--max-mb must be positive, got {mb}"),
         Some(mb) => Some((mb * 1e6) as u64),
         None => None,
     };
-    let fraction = match max_bytes {
-        Some(max) if total_bytes > max => max as f64 / total_bytes as f64,
-        _ => 1.0,
+    let options = CorpusOptions {
+        train: TrainOptions {
+            vocab_size: args.vocab_size,
+            max_piece_length: args.max_piece_length,
+            schema_symbols: args.schema_symbols,
+        },
+        max_bytes,
     };
     let started = Instant::now();
-    let bar = progress_bar(global, total_bytes, "reading", true);
-    let texts = texts.inspect(|text| bar.inc(text.len() as u64 + 1));
-    let texts = sample_texts(texts, fraction, max_bytes).chain(always);
-    let options = TrainOptions {
-        vocab_size: args.vocab_size,
-        max_piece_length: args.max_piece_length,
-        schema_symbols: args.schema_symbols,
-    };
-    let (mut text_count, mut unique_words) = (0, 0);
+    let bar = progress_bar(global, 0, "reading", true);
     let mut em_spinner = None;
-    let result = train_unigram_with_progress(texts, &options, |stage| {
-        if let TrainStage::Training {
-            texts,
-            unique_words: words,
-        } = stage
-        {
-            (text_count, unique_words) = (texts, words);
+    let mut show = |at: CorpusProgress| match at {
+        CorpusProgress::Reading { done, total } => {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+        CorpusProgress::Training { unique_words, .. } => {
             bar.finish_and_clear();
             em_spinner = Some(spinner(
                 global,
-                &format!("EM training on {words} distinct words"),
+                &format!("EM training on {unique_words} distinct words"),
             ));
         }
-    });
+    };
+    let trained = if args.data.is_empty() {
+        train_on_text_files(&args.texts, &options, &mut show)
+    } else {
+        train_on_datasets(&args.data, &options, &mut show)
+    };
     if let Some(spinner) = em_spinner {
         spinner.finish_and_clear();
     }
     bar.finish_and_clear();
-    let tokenizer = result.context("training the tokenizer")?;
+    let trained = trained.context("training the tokenizer")?;
+    text2sql_data::atomic::write_dir(&args.out, |dir| {
+        trained.tokenizer.save(dir).map_err(anyhow::Error::from)
+    })
+    .with_context(|| format!("writing {}", args.out.display()))?;
     let summary = TrainSummary {
         out: args.out.clone(),
-        vocab_size: tokenizer.vocab_size(),
-        texts: text_count,
-        unique_words,
+        vocab_size: trained.tokenizer.vocab_size(),
+        texts: trained.texts,
+        unique_words: trained.unique_words,
         seconds: started.elapsed().as_secs_f64(),
         example: encoded(
-            &tokenizer,
+            &trained.tokenizer,
             "SELECT name FROM singer WHERE age <= 30 AND country <> 'France'",
             false,
         )?,
     };
-    Ok((tokenizer, summary))
+    report(&summary, global)
 }
 
 fn report(summary: &TrainSummary, global: &GlobalOpts) -> Result<()> {
@@ -256,70 +180,6 @@ fn report(summary: &TrainSummary, global: &GlobalOpts) -> Result<()> {
         println!("example: {}", summary.example.tokens.join(" "));
     }
     Ok(())
-}
-
-/// Saves the tokenizer into a folder built under a temporary name next to
-/// `out` and renamed into place (replacing an old `out`, which `--force`
-/// allows), so an interrupted run never leaves a complete-looking output.
-fn write_folder(out: &Path, tokenizer: &Tokenizer) -> Result<()> {
-    text2sql_data::atomic::write_dir(out, |dir| tokenizer.save(dir).map_err(anyhow::Error::from))
-        .with_context(|| format!("writing {}", out.display()))
-}
-
-/// Lines of several files as one stream of texts (empty lines skipped).
-/// A read error (say, invalid UTF-8) ends the stream and is kept, naming the
-/// file and line, for the caller to report once training returns.
-struct LineReader {
-    paths: Vec<PathBuf>,
-    error: RefCell<Option<anyhow::Error>>,
-}
-
-impl LineReader {
-    fn new(paths: &[PathBuf]) -> Self {
-        LineReader {
-            paths: paths.to_vec(),
-            error: RefCell::new(None),
-        }
-    }
-
-    fn texts(&self) -> impl Iterator<Item = String> + '_ {
-        self.paths
-            .iter()
-            .flat_map(move |path| self.lines_of(path))
-            .map_while(move |line| match line {
-                Ok(text) => Some(text),
-                Err(error) => {
-                    self.error.borrow_mut().get_or_insert(error);
-                    None
-                }
-            })
-            .filter(|text| !text.is_empty())
-    }
-
-    fn lines_of<'a>(&'a self, path: &'a Path) -> Box<dyn Iterator<Item = Result<String>> + 'a> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) => {
-                let error =
-                    anyhow::Error::new(error).context(format!("opening {}", path.display()));
-                return Box::new(std::iter::once(Err(error)));
-            }
-        };
-        Box::new(
-            BufReader::new(file)
-                .lines()
-                .enumerate()
-                .map(move |(index, line)| {
-                    line.with_context(|| {
-                        format!("{} line {}: not UTF-8 text", path.display(), index + 1)
-                    })
-                }),
-        )
-    }
-
-    fn error(&self) -> Option<anyhow::Error> {
-        self.error.borrow_mut().take()
-    }
 }
 
 #[derive(Serialize)]

@@ -29,7 +29,6 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use indicatif::ProgressBar;
 use memmap2::Mmap;
 use rayon::prelude::*;
 
@@ -150,9 +149,22 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     }
 }
 
-/// Runs the whole preparation. `progress` advances by bytes of the data
-/// file (twice the file with a subset, which needs two passes).
-pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareReport, DataError> {
+/// Where a preparation is, for a progress display: bytes of the data file
+/// read (a subset needs two passes, so `total_bytes` is then twice the
+/// file) and records read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrepareProgress {
+    pub bytes_done: u64,
+    pub total_bytes: u64,
+    pub records_read: u64,
+}
+
+/// Runs the whole preparation; `on_progress` is called after each batch
+/// is written (from the writer thread), so a caller can draw a bar.
+pub fn prepare(
+    opts: &PrepareOptions,
+    on_progress: &(dyn Fn(PrepareProgress) + Sync),
+) -> Result<PrepareReport, DataError> {
     let started = Instant::now();
     let val_ratio = opts.effective_val_ratio();
     if !(0.0..=1.0).contains(&val_ratio) {
@@ -225,7 +237,6 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
     let partial = atomic::StagedDir::new(&opts.out)?;
 
     let passes = if opts.subset_size.is_some() { 2 } else { 1 };
-    progress.set_length(data_len * passes);
     let ctx = PassContext {
         pool: &pool,
         compression: opts.compression,
@@ -240,7 +251,8 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
         skip_invalid: opts.skip_invalid,
         keep_cot: opts.keep_cot,
         schema: examples_schema(opts.keep_cot),
-        progress,
+        total_bytes: data_len * passes,
+        on_progress,
     };
 
     // The first pass also hashes the data file, as it scans it.
@@ -377,7 +389,6 @@ pub fn prepare(opts: &PrepareOptions, progress: &ProgressBar) -> Result<PrepareR
     std::fs::write(&manifest_path, text).map_err(io_error(&manifest_path))?;
 
     partial.commit()?;
-    progress.finish_and_clear();
     Ok(PrepareReport {
         manifest,
         out: opts.out.clone(),
@@ -417,7 +428,8 @@ struct PassContext<'a> {
     skip_invalid: bool,
     keep_cot: bool,
     schema: SchemaRef,
-    progress: &'a ProgressBar,
+    total_bytes: u64,
+    on_progress: &'a (dyn Fn(PrepareProgress) + Sync),
 }
 
 /// What one pass does with each batch.
@@ -797,14 +809,11 @@ impl<'a> PassContext<'a> {
                     }
                 }
                 next += 1;
-                self.progress.set_position(progress_base + out.end as u64);
-                let per_second =
-                    outcome.counts.read as f64 / self.progress.elapsed().as_secs_f64().max(1e-3);
-                self.progress.set_message(format!(
-                    "{:.0}k rec, {:.1}k rec/s",
-                    outcome.counts.read as f64 / 1e3,
-                    per_second / 1e3
-                ));
+                (self.on_progress)(PrepareProgress {
+                    bytes_done: progress_base + out.end as u64,
+                    total_bytes: self.total_bytes,
+                    records_read: outcome.counts.read,
+                });
                 let mut written = flow.written.lock().unwrap_or_else(|p| p.into_inner());
                 *written = (next, out.end);
                 flow.changed.notify_all();
@@ -845,7 +854,7 @@ mod tests {
         )
         .unwrap();
         let opts = PrepareOptions::new(&data, &tables, dir.path().join("out"));
-        let report = prepare(&opts, &ProgressBar::hidden()).unwrap();
+        let report = prepare(&opts, &|_| {}).unwrap();
         let sources = &report.manifest.sources;
         for (source, path) in [(&sources.data, &data), (&sources.tables, &tables)] {
             let bytes = std::fs::read(path).unwrap();

@@ -177,7 +177,7 @@ mod tests {
         if spider {
             options.format = Format::Spider;
         }
-        prepare(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        prepare(&options, &|_| {}).unwrap();
         ProcessedDataset::open(&out).unwrap()
     }
 

@@ -317,7 +317,7 @@ mod tests {
         let out = dir.join("out");
         let mut options = PrepareOptions::new(&data, &tables, &out);
         options.val_ratio = Some(0.0);
-        prepare(&options, &indicatif::ProgressBar::hidden()).unwrap();
+        prepare(&options, &|_| {}).unwrap();
         ProcessedDataset::open(&out).unwrap()
     }
 

@@ -3,11 +3,13 @@
 //! sample values from the SQLite file.
 
 mod enrich;
+mod introspect;
 mod tables_file;
 
 pub use enrich::{
     enrich_from_sqlite, quote_identifier, SAMPLE_TEXT_MAX_CHARS, SAMPLE_VALUES_PER_COLUMN,
 };
+pub use introspect::read_schema_from_sqlite;
 pub use tables_file::{parse_tables_json, read_tables_file};
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //! Training: [`train_unigram`].
 
 mod bpe;
+mod corpus;
 mod spiece;
 mod train;
 
@@ -24,10 +25,14 @@ use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
 use tokenizers::{PostProcessor, PreTokenizerWrapper, TruncationDirection};
 
 pub use bpe::{ADDED_TOKENS_FILE, MERGES_FILE, VOCAB_FILE};
+pub use corpus::{
+    sample_texts, train_on_datasets, train_on_text_files, uncovered_chars, CorpusOptions,
+    CorpusProgress, CorpusTokenizer, DatasetTexts, TextScan,
+};
 pub use spiece::{SentencePieceModel, T5_EXTRA_IDS};
 pub use train::{
-    sample_texts, train_unigram, train_unigram_with_progress, uncovered_chars, DatasetTexts,
-    TextScan, TrainOptions, TrainStage, SQL_KEYWORDS, SQL_OPERATORS,
+    train_unigram, train_unigram_with_progress, TrainOptions, TrainStage, SQL_KEYWORDS,
+    SQL_OPERATORS,
 };
 
 pub const PAD_TOKEN: &str = "<pad>";

@@ -21,8 +21,7 @@
 //! Training is deterministic: the same texts give byte-identical
 //! `tokenizer.json` whatever the machine's core count (see [`train_unigram`]).
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 use tokenizers::models::unigram::{Unigram, UnigramTrainer};
@@ -35,13 +34,8 @@ use tokenizers::{
     PreTokenizedString, PreTokenizer, PreTokenizerWrapper, SplitDelimiterBehavior,
 };
 
-use text2sql_data::loader::ProcessedDataset;
-use text2sql_data::prepare::Split as DataSplit;
-use text2sql_data::store::{Example, SchemaRow};
-
 use super::spiece::eos_template;
 use super::{Tokenizer, TokenizerError, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN};
-use crate::input::InputFormat;
 use text2sql_data::serialize::symbol_token;
 
 /// The trainer's E and M steps sum floating-point counts over chunks of the
@@ -464,178 +458,6 @@ fn best_split_score(piece: &str, scores: &HashMap<String, f64>) -> f64 {
     best[last]
 }
 
-/// Keeps an evenly spread `fraction` of `texts` (all of them when the
-/// fraction is 1 or more), stopping once `max_bytes` have been kept: a
-/// deterministic way to cap the training text (`--max-mb`) in one pass.
-pub fn sample_texts(
-    texts: impl Iterator<Item = String>,
-    fraction: f64,
-    max_bytes: Option<u64>,
-) -> impl Iterator<Item = String> {
-    let fraction = fraction.clamp(0.0, 1.0);
-    let mut kept_bytes = 0u64;
-    texts
-        .enumerate()
-        .filter(move |(index, _)| {
-            // Text i is kept when the running quota floor((i + 1) * f) grows.
-            let before = (*index as f64 * fraction).floor();
-            let after = ((*index + 1) as f64 * fraction).floor();
-            after > before
-        })
-        .map(|(_, text)| text)
-        .take_while(move |text| {
-            kept_bytes += text.len() as u64;
-            max_bytes.is_none_or(|max| kept_bytes <= max)
-        })
-}
-
-/// The training texts of prepared datasets (`text2sql prepare` folders),
-/// for a tokenizer that covers what the model will read: per train example
-/// the question as the model sees it (external knowledge included) followed
-/// by its database's compact schema, and its gold SQL; and per database of
-/// each folder (the val split's too, which no train example shows) one text
-/// of its table and column names, real and natural.
-pub struct DatasetTexts {
-    datasets: Vec<(ProcessedDataset, HashMap<String, SchemaRow>)>,
-    format: InputFormat,
-}
-
-/// What a first pass over [`DatasetTexts::examples`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TextScan {
-    /// Bytes of the example texts, one newline each included.
-    pub bytes: u64,
-    /// Every character of the example and schema-name texts.
-    pub chars: BTreeSet<char>,
-}
-
-fn data_error(dir: &Path, error: impl std::fmt::Display) -> TokenizerError {
-    TokenizerError::Train(format!("{}: {error}", dir.display()))
-}
-
-impl DatasetTexts {
-    /// Opens each folder and reads its schemas.
-    pub fn open(dirs: &[PathBuf]) -> Result<Self, TokenizerError> {
-        let mut datasets = Vec::with_capacity(dirs.len());
-        for dir in dirs {
-            let dataset = ProcessedDataset::open(dir).map_err(|e| data_error(dir, e))?;
-            let schemas = dataset.schemas().map_err(|e| data_error(dir, e))?;
-            datasets.push((dataset, schemas));
-        }
-        Ok(Self {
-            datasets,
-            format: InputFormat::default(),
-        })
-    }
-
-    /// The two texts of one train example of dataset `index`.
-    fn example_texts(
-        &self,
-        index: usize,
-        example: &Example,
-    ) -> Result<[String; 2], TokenizerError> {
-        let (dataset, schemas) = &self.datasets[index];
-        let schema = schemas.get(&example.db_id).ok_or_else(|| {
-            data_error(
-                dataset.dir(),
-                format!(
-                    "example {} uses database `{}`, which schemas.parquet lacks",
-                    example.id, example.db_id
-                ),
-            )
-        })?;
-        let question = self
-            .format
-            .question_text(&example.question, &example.external_knowledge);
-        Ok([
-            format!("{question} | {}", schema.compact_schema),
-            example.sql.clone(),
-        ])
-    }
-
-    /// Every train example's texts, dataset after dataset, in file order;
-    /// a read error ends the stream with that error.
-    pub fn examples(&self) -> impl Iterator<Item = Result<String, TokenizerError>> + '_ {
-        let mut failed = false;
-        self.datasets
-            .iter()
-            .enumerate()
-            .flat_map(move |(index, (dataset, _))| {
-                dataset.split(DataSplit::Train).iter().map(move |example| {
-                    example
-                        .map_err(|e| data_error(dataset.dir(), e))
-                        .and_then(|e| self.example_texts(index, &e))
-                })
-            })
-            .flat_map(|texts| -> Vec<Result<String, TokenizerError>> {
-                match texts {
-                    Ok([a, b]) => vec![Ok(a), Ok(b)],
-                    Err(e) => vec![Err(e)],
-                }
-            })
-            .take_while(move |text| {
-                let go = !failed;
-                failed |= text.is_err();
-                go
-            })
-    }
-
-    /// One text per database of every folder: its table and column names,
-    /// real and natural (SynSQL's natural column names are descriptions, so
-    /// only the real ones are taken there), space-separated, in a fixed order.
-    pub fn schema_names(&self) -> Vec<String> {
-        let mut texts = Vec::new();
-        for (_, schemas) in &self.datasets {
-            let mut ids: Vec<&String> = schemas.keys().collect();
-            ids.sort();
-            for id in ids {
-                let schema = &schemas[id].schema;
-                let mut names = vec![schema.db_id.clone()];
-                for table in &schema.tables {
-                    names.push(table.name.clone());
-                    names.push(table.natural_name.clone());
-                    names.extend(table.columns.iter().map(|c| c.name.clone()));
-                }
-                texts.push(names.join(" "));
-            }
-        }
-        texts
-    }
-
-    /// A first pass: the example texts' size and every character of them
-    /// and of the schema names.
-    pub fn scan(&self) -> Result<TextScan, TokenizerError> {
-        let mut scan = TextScan::default();
-        for text in self.examples() {
-            let text = text?;
-            scan.bytes += text.len() as u64 + 1;
-            scan.chars.extend(text.chars());
-        }
-        for text in self.schema_names() {
-            scan.chars.extend(text.chars());
-        }
-        Ok(scan)
-    }
-}
-
-/// The characters of `chars` that `tokenizer` turns into `<unk>`.
-pub fn uncovered_chars(
-    tokenizer: &Tokenizer,
-    chars: impl IntoIterator<Item = char>,
-) -> Result<Vec<char>, TokenizerError> {
-    let unk = tokenizer.unk_id();
-    let mut missing = Vec::new();
-    for c in chars {
-        if c.is_control() && !matches!(c, '\n' | '\t') {
-            continue; // normalised away or kept as bytes nobody reads
-        }
-        if tokenizer.encode(&c.to_string(), false)?.contains(&unk) {
-            missing.push(c);
-        }
-    }
-    Ok(missing)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -916,18 +738,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no training text"), "{err}");
-    }
-
-    #[test]
-    fn sampling_is_even_deterministic_and_capped() {
-        let texts: Vec<String> = (0..100).map(|i| format!("{i:03}")).collect();
-        let kept: Vec<String> = sample_texts(texts.clone().into_iter(), 0.25, None).collect();
-        assert_eq!(kept.len(), 25);
-        assert_eq!(kept[0], "003");
-        assert_eq!(kept[1], "007");
-        let all: Vec<String> = sample_texts(texts.clone().into_iter(), 2.0, None).collect();
-        assert_eq!(all, texts);
-        let capped: Vec<String> = sample_texts(texts.into_iter(), 1.0, Some(30)).collect();
-        assert_eq!(capped.len(), 10);
     }
 }

@@ -36,6 +36,31 @@ pub struct EvalExample {
     pub hardness: Option<Hardness>,
 }
 
+impl EvalExample {
+    /// A prepared record to score, with its database looked up in `db_dir`
+    /// by the one database path rule (`None` when the file is missing, which
+    /// scores as "no database"); Spider hardness from its gold SQL.
+    pub fn for_record(
+        record: text2sql_data::store::Example,
+        db_dir: &std::path::Path,
+        candidates: Vec<String>,
+    ) -> Self {
+        let db_path = text2sql_data::database_path(db_dir, &record.db_id);
+        EvalExample {
+            id: record.id.to_string(),
+            hardness: crate::spider_hardness(&record.sql),
+            db_path: db_path.is_file().then_some(db_path),
+            candidates,
+            tier: record
+                .tier
+                .map(|t| t.as_str().to_string())
+                .or(record.difficulty),
+            gold: record.sql,
+            db_id: record.db_id,
+        }
+    }
+}
+
 /// How to score.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {

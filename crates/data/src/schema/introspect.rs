@@ -6,18 +6,17 @@
 
 use std::path::Path;
 
+use super::{Column, DatabaseSchema, ForeignKey, Table};
+use crate::error::DataError;
 use rusqlite::{Connection, OpenFlags};
-use text2sql_data::schema::{Column, DatabaseSchema, ForeignKey, Table};
-
-use crate::error::ServeError;
 
 /// Reads the schema of `path`, opened read-only. Foreign keys whose target
 /// cannot be resolved are left out and reported in the returned warnings.
 pub fn read_schema_from_sqlite(
     db_id: &str,
     path: &Path,
-) -> Result<(DatabaseSchema, Vec<String>), ServeError> {
-    let sqlite_err = |source| ServeError::Sqlite {
+) -> Result<(DatabaseSchema, Vec<String>), DataError> {
+    let sqlite_err = |source| DataError::Sqlite {
         path: path.to_path_buf(),
         source,
     };
