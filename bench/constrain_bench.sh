@@ -26,7 +26,7 @@ OUT=${5:-/tmp/constrain-bench}
 ROUNDS=${ROUNDS:-2}
 BIN=${TEXT2SQL:-${CARGO_TARGET_DIR:-target}/release/text2sql}
 mkdir -p "$OUT"
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores)"
+source "$(dirname "${BASH_SOURCE[0]}")/cpu.sh"
 for round in $(seq 1 "$ROUNDS"); do
   for beams in 1 4; do
     for mode in constrained free; do

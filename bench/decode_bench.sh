@@ -11,6 +11,7 @@
 #   PYTHON=/path/to/python bench/decode_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/cpu.sh
 # A Python with torch and transformers (pip install torch transformers).
 PYTHON="${PYTHON:-python3}"
 

@@ -15,7 +15,7 @@ cargo build --release --quiet --bin text2sql
 CURRENT="$CARGO_TARGET_DIR/release/text2sql"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+source bench/cpu.sh
 
 median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.stdin))"; }
 

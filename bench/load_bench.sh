@@ -14,6 +14,7 @@
 # and HOSTILE change the mix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/cpu.sh
 MODEL="${MODEL:-runs/quickstart/best}"
 SAMPLE="${SAMPLE:-quickstart/sample}"
 for needed in "$MODEL/model.safetensors" "$SAMPLE/data.json"; do

@@ -24,7 +24,7 @@ echo "== build (one-time)"
 cargo build --release --quiet --bin text2sql
 took
 run_start=$SECONDS
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores)"
+source bench/cpu.sh
 
 echo "== 1/6 prepare Spider train (validation: 10% of its databases) and Spider dev"
 t2s prepare --format spider --data "$spider/train_spider.json" --tables "$spider/tables.json" \

@@ -11,6 +11,7 @@
 #   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/cpu.sh
 # A Python with torch and transformers (pip install torch transformers).
 PYTHON="${PYTHON:-python3}"
 THREADS="${THREADS:-1 2}"
