@@ -8,7 +8,8 @@
 //! naming style, column order, extra columns and tables, row counts and
 //! value ranges; see `variant`), generated with plausible rows. Per
 //! database and tier a pool of distinct question/SQL items is built from
-//! schema-driven template families that name tables and columns by the
+//! schema-driven templates (kept as data in
+//! `crates/data/sample-templates.yaml`) that name tables and columns by the
 //! domain's phrasings, and each SQL is executed once on the real database
 //! (it must run and return rows). Records are then streamed from the pools
 //! with a question style and phrasing drawn per record; databases are built

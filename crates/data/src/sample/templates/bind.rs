@@ -239,7 +239,7 @@ impl Bind {
         match self {
             Bind::Table(roles) => {
                 let t = fit(ctx.pick_table(rng, |r| fits(r, roles)))?;
-                b.table(ctx, "", t, ctx.plural(t), ctx.singular(t));
+                b.table(ctx, "", t);
                 b.roles(ctx, rng, "", t, roles)?;
             }
             Bind::Edge(roles) => {
@@ -249,7 +249,7 @@ impl Bind {
             }
             Bind::Concept(roles) => {
                 let k = fit(pick_concept(ctx, rng, |t| fits(&ctx.roles[t], roles)))?;
-                b.table(ctx, "", k.table, ctx.plural(k.table), ctx.singular(k.table));
+                b.table(ctx, "", k.table);
                 b.roles(ctx, rng, "", k.table, roles)?;
                 b.concept(&k);
             }
@@ -273,22 +273,9 @@ impl Bind {
             }
             Bind::Chain(roles) => {
                 let (g, c) = fit(pick_chain(ctx, rng, roles))?;
-                b.table(
-                    ctx,
-                    "grand.",
-                    g.child,
-                    ctx.plural(g.child),
-                    ctx.singular(g.child),
-                );
-                b.table(
-                    ctx,
-                    "mid.",
-                    c.child,
-                    ctx.plural(c.child),
-                    ctx.singular(c.child),
-                );
-                let (plural, singular) = (ctx.parent_plural(c), ctx.parent_singular(c));
-                b.table(ctx, "parent.", c.parent, &plural, &singular);
+                b.table(ctx, "grand.", g.child);
+                b.table(ctx, "mid.", c.child);
+                b.parent_table(ctx, c);
                 b.set("grand_fk", ctx.col(g.child, g.child_col));
                 b.set("mid_key", ctx.col(c.child, g.parent_col));
                 b.set("mid_fk", ctx.col(c.child, c.child_col));
@@ -389,10 +376,18 @@ impl Binding {
         Ok(out)
     }
 
-    fn table(&mut self, ctx: &DbContext, prefix: &str, t: usize, plural: &str, singular: &str) {
+    fn table(&mut self, ctx: &DbContext, prefix: &str, t: usize) {
         self.set(format!("{prefix}table"), ctx.table(t));
-        self.set(format!("{prefix}plural"), plural);
-        self.set(format!("{prefix}singular"), singular);
+        self.set(format!("{prefix}plural"), ctx.plural(t));
+        self.set(format!("{prefix}singular"), ctx.singular(t));
+    }
+
+    /// The parent of an edge as `parent.`, named with the edge's role
+    /// where the foreign key has one.
+    fn parent_table(&mut self, ctx: &DbContext, e: Edge) {
+        self.table(ctx, "parent.", e.parent);
+        self.set("parent.plural", ctx.parent_plural(e));
+        self.set("parent.singular", ctx.parent_singular(e));
     }
 
     fn roles(
@@ -432,15 +427,8 @@ impl Binding {
         e: Edge,
         roles: &EdgeRoles,
     ) -> Result<(), Miss> {
-        self.table(
-            ctx,
-            "child.",
-            e.child,
-            ctx.plural(e.child),
-            ctx.singular(e.child),
-        );
-        let (plural, singular) = (ctx.parent_plural(e), ctx.parent_singular(e));
-        self.table(ctx, "parent.", e.parent, &plural, &singular);
+        self.table(ctx, "child.", e.child);
+        self.parent_table(ctx, e);
         let (fk, pk) = (
             ctx.col(e.child, e.child_col),
             ctx.col(e.parent, e.parent_col),
