@@ -66,9 +66,8 @@ impl<'a> DbContext<'a> {
                     Gen::Date(..) | Gen::DateAfter(..) => r.dates.push(c),
                     Gen::Ref(parent) => {
                         if let Some(p) = domain.table_index(parent) {
-                            let parent_col = domain.tables[p]
-                                .primary_key
-                                .first()
+                            let parent_col = domain
+                                .referenced_key(parent)
                                 .and_then(|k| domain.tables[p].column_index(k))
                                 .unwrap_or(0);
                             edges.push(Edge {

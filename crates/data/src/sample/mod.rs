@@ -8,7 +8,8 @@
 //! naming style, column order, extra columns and tables, row counts and
 //! value ranges; see `variant`), generated with plausible rows. Per
 //! database and tier a pool of distinct question/SQL items is built from
-//! schema-driven template families that name tables and columns by the
+//! schema-driven templates (kept as data in
+//! `crates/data/sample-templates.yaml`) that name tables and columns by the
 //! domain's phrasings, and each SQL is executed once on the real database
 //! (it must run and return rows). Records are then streamed from the pools
 //! with a question style and phrasing drawn per record; databases are built
@@ -794,15 +795,13 @@ mod tests {
         assert!(composite >= 1);
     }
 
-    /// Every template family yields verified items on some database, so
-    /// none is silently dead.
+    /// Every template of the data file is instantiated on some sample
+    /// database with SQL that executes and returns rows, so none is dead.
     #[test]
-    fn every_template_family_produces_verified_sql() {
+    fn every_template_produces_verified_sql() {
         let dir = tempfile::tempdir().unwrap();
-        let mut alive = vec![vec![false; 0]; 4];
-        for (t, tier) in Tier::ALL.iter().enumerate() {
-            alive[t] = vec![false; templates::families(*tier).len()];
-        }
+        let library = templates::library().unwrap();
+        let mut alive = vec![false; library.templates().len()];
         let catalog = catalog::catalog().unwrap();
         for index in 0..catalog.domains.len() * 2 {
             let mut rng = ChaCha8Rng::seed_from_u64(index as u64);
@@ -814,29 +813,27 @@ mod tests {
             rows::write_database(&path, &domain, &data).unwrap();
             let conn = pool::open_read_only(&path).unwrap();
             let ctx = context::DbContext::new(&domain, &data);
-            for (t, tier) in Tier::ALL.iter().enumerate() {
-                for (f, family) in templates::families(*tier).iter().enumerate() {
-                    for _ in 0..8 {
-                        if let Some(item) = family(&ctx, &mut rng) {
-                            let ok = pool::returns_rows(&conn, &item.sql);
-                            assert!(ok.is_ok(), "{}: {ok:?}: {}", domain.db_id, item.sql);
-                            if ok.unwrap_or(false) {
-                                alive[t][f] = true;
-                                break;
-                            }
+            for (t, verified) in alive.iter_mut().enumerate() {
+                for _ in 0..8 {
+                    if let Some(item) = library.instantiate(t, &ctx, &mut rng).unwrap() {
+                        let ok = pool::returns_rows(&conn, &item.sql);
+                        assert!(ok.is_ok(), "{}: {ok:?}: {}", domain.db_id, item.sql);
+                        if ok.unwrap_or(false) {
+                            *verified = true;
+                            break;
                         }
                     }
                 }
             }
         }
-        for (t, tier) in Tier::ALL.iter().enumerate() {
-            let dead: Vec<usize> = (0..alive[t].len()).filter(|&f| !alive[t][f]).collect();
-            assert!(
-                dead.is_empty(),
-                "{} families {dead:?} never verified",
-                tier.as_str()
-            );
-        }
+        let dead: Vec<&str> = library
+            .templates()
+            .iter()
+            .zip(&alive)
+            .filter(|(_, verified)| !**verified)
+            .map(|(t, _)| t.name.as_str())
+            .collect();
+        assert!(dead.is_empty(), "templates never verified: {dead:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::context::DbContext;
 use super::spec::Domain;
-use super::templates::{families, Item};
+use super::templates::{library, Item};
 use super::Tier;
 use crate::error::DataError;
 
@@ -32,15 +32,16 @@ pub(crate) fn build_pool(
 ) -> Result<Vec<Item>, DataError> {
     let mut pool = Vec::with_capacity(target);
     let mut seen = HashSet::new();
-    let families = families(tier);
+    let library = library()?;
+    let listed = library.listed(tier);
     for _ in 0..target * ATTEMPTS_PER_ITEM + 20 {
         if pool.len() >= target {
             break;
         }
-        let Some(family) = families.choose(rng) else {
+        let Some(&template) = listed.choose(rng) else {
             break;
         };
-        let Some(item) = family(ctx, rng) else {
+        let Some(item) = library.instantiate(template, ctx, rng)? else {
             continue;
         };
         if seen.contains(&item.sql) {

@@ -208,12 +208,7 @@ pub(crate) fn create_table_sql(table: &TableSpec, domain: &Domain) -> String {
     lines.push(format!("  PRIMARY KEY ({})", key.join(", ")));
     for column in &table.columns {
         if let Gen::Ref(parent) = &column.gen {
-            let parent_key = domain
-                .tables
-                .iter()
-                .find(|t| &t.name == parent)
-                .and_then(|t| t.primary_key.first())
-                .map_or("id", String::as_str);
+            let parent_key = domain.referenced_key(parent).unwrap_or("id");
             lines.push(format!(
                 "  FOREIGN KEY (\"{}\") REFERENCES \"{parent}\" (\"{parent_key}\")",
                 column.name
@@ -295,14 +290,11 @@ pub(crate) fn tables_json_entry(domain: &Domain) -> Json {
         });
         for column in &table.columns {
             if let Gen::Ref(parent) = &column.gen {
-                let parent_key = domain
-                    .tables
-                    .iter()
-                    .find(|t| &t.name == parent)
-                    .and_then(|t| t.primary_key.first());
                 if let (Some(src), Some(dst)) = (
                     global(&table.name, &column.name),
-                    parent_key.and_then(|k| global(parent, k)),
+                    domain
+                        .referenced_key(parent)
+                        .and_then(|k| global(parent, k)),
                 ) {
                     foreign_keys.push(json!([src, dst]));
                 }

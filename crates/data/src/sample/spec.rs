@@ -109,6 +109,13 @@ impl Domain {
     pub fn table_index(&self, name: &str) -> Option<usize> {
         self.tables.iter().position(|t| t.name == name)
     }
+
+    /// The key column a foreign key to table `name` refers to: the first
+    /// of its primary key.
+    pub fn referenced_key(&self, name: &str) -> Option<&str> {
+        let table = &self.tables[self.table_index(name)?];
+        table.primary_key.first().map(String::as_str)
+    }
 }
 
 impl TableSpec {

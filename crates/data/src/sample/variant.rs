@@ -115,21 +115,23 @@ pub(crate) fn variant(
     }
 
     let row_scale = rng.random_range(0.3..0.9);
-    let mut tables: Vec<TableSpec> = Vec::with_capacity(chosen.len() + 1);
-    let mut concepts = Vec::new();
-    for &t in &chosen {
-        let table = &domain.tables[t];
-        let physical = table_names[table.name.as_str()].clone();
-        let (spec, renames) = physical_table(
+    let physical = |table: &TableSpec, name: String, rng: &mut ChaCha8Rng| {
+        physical_table(
             table,
-            physical,
+            name,
             &table_names,
             &style,
             &abbreviations,
             words,
             row_scale,
             rng,
-        );
+        )
+    };
+    let mut tables: Vec<TableSpec> = Vec::with_capacity(chosen.len() + 1);
+    let mut concepts = Vec::new();
+    for &t in &chosen {
+        let table = &domain.tables[t];
+        let (spec, renames) = physical(table, table_names[table.name.as_str()].clone(), rng);
         for concept in domain.concepts.iter().filter(|c| c.table == table.name) {
             concepts.push(rename_concept(concept, &spec.name, &renames));
         }
@@ -138,16 +140,7 @@ pub(crate) fn variant(
     if rng.random_bool(0.3) {
         if let Some(extra) = words.extra_tables.choose(rng) {
             let name = table_name(&plain, extra, &style, &abbreviations, &used_tables, rng);
-            let (spec, _) = physical_table(
-                extra,
-                name,
-                &table_names,
-                &style,
-                &abbreviations,
-                words,
-                row_scale,
-                rng,
-            );
+            let (spec, _) = physical(extra, name, rng);
             tables.push(spec);
         }
     }
