@@ -27,11 +27,11 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use text2sql_data::loader::ProcessedDataset;
-use text2sql_data::prepare::Split;
-use text2sql_data::sampler::{
+use text2sql_data::curriculum::{
     CurriculumSampler, MixPosition, MixSource, MixedSampler, Phase, SamplerPosition,
 };
+use text2sql_data::loader::ProcessedDataset;
+use text2sql_data::prepare::Split;
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::splitmix::{mix64, GOLDEN_GAMMA};
 use text2sql_model::t5::init::init_std;
