@@ -35,5 +35,5 @@ pub use generate::{
 };
 pub use input::{decode_sql, InputFormat};
 pub use pipeline::{GeneratedSql, SqlModel};
-pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model};
+pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model, IGNORED_LABEL};
 pub use threads::pin_cpu_threads;

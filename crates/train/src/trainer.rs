@@ -36,7 +36,9 @@ use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::splitmix::{mix64, GOLDEN_GAMMA};
 use text2sql_model::t5::init::init_std;
 use text2sql_model::tokenizer::Tokenizer;
-use text2sql_model::{loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model};
+use text2sql_model::{
+    loss, shift_right, GenerationConfig, InputFormat, T5Config, T5Model, IGNORED_LABEL,
+};
 use text2sql_sql::{EvalOptions, EvalReport, SandboxLimits};
 
 use crate::batch::{pack_window, pad_batch, ExampleLen};
@@ -803,7 +805,7 @@ impl Trainer {
             .iter()
             .map(|e| {
                 let mut row: Vec<i64> = e.target.iter().map(|&t| i64::from(t)).collect();
-                row.resize(longest, -100);
+                row.resize(longest, IGNORED_LABEL);
                 row
             })
             .collect();
