@@ -810,7 +810,7 @@ mod tests {
 
         use super::super::*;
         use crate::input::InputFormat;
-        use crate::pipeline::write_random_checkpoint;
+        use crate::sql_model::write_random_checkpoint;
         use crate::tokenizer::{train_unigram, TrainOptions};
 
         struct Fixture {

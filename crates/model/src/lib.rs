@@ -18,7 +18,7 @@ pub mod error;
 pub mod generate;
 pub mod input;
 pub mod ops;
-pub mod pipeline;
+pub mod sql_model;
 pub mod t5;
 #[cfg(test)]
 mod test_util;
@@ -34,6 +34,6 @@ pub use generate::{
     TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
 pub use input::{decode_sql, InputFormat};
-pub use pipeline::{GeneratedSql, SqlModel};
+pub use sql_model::{GeneratedSql, SqlModel};
 pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model, IGNORED_LABEL};
 pub use threads::pin_cpu_threads;
