@@ -3,12 +3,12 @@
 //! loader, curriculum sampling, and the sample corpus generator.
 
 pub mod atomic;
+pub mod curriculum;
 pub mod error;
 pub mod loader;
 pub mod prepare;
 pub mod reader;
 pub mod sample;
-pub mod sampler;
 pub mod schema;
 pub mod serialize;
 pub mod splitmix;

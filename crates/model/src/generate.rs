@@ -454,6 +454,18 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     max + sum.ln()
 }
 
+/// Each input's checker, moved out of `constraint` (`None` for every input
+/// of an unconstrained batch of `batch`).
+fn take_checkers(constraint: Option<&mut Constraint>, batch: usize) -> Vec<Option<SqlChecker>> {
+    match constraint {
+        Some(c) => std::mem::take(&mut c.checkers)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None; batch],
+    }
+}
+
 fn greedy(
     model: &T5Model,
     config: &GenerationConfig,
@@ -463,13 +475,7 @@ fn greedy(
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
     // Per input, its checker while the hypothesis is constrained.
-    let mut checkers: Vec<Option<SqlChecker>> = match constraint.as_mut() {
-        Some(c) => std::mem::take(&mut c.checkers)
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => vec![None; batch],
-    };
+    let mut checkers = take_checkers(constraint.as_mut(), batch);
     let mut cache = model.start_decoding(encoded, mask)?;
     let mut hypotheses = vec![
         Hypothesis {
@@ -569,13 +575,7 @@ fn beam_search(
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
     let beams = config.num_beams;
-    let initial: Vec<Option<SqlChecker>> = match constraint.as_mut() {
-        Some(c) => std::mem::take(&mut c.checkers)
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => vec![None; batch],
-    };
+    let initial = take_checkers(constraint.as_mut(), batch);
     let candidates = 2 * beams;
     let device = model.device();
     // Every input repeated once per beam.
@@ -810,7 +810,7 @@ mod tests {
 
         use super::super::*;
         use crate::input::InputFormat;
-        use crate::pipeline::write_random_checkpoint;
+        use crate::sql_model::write_random_checkpoint;
         use crate::tokenizer::{train_unigram, TrainOptions};
 
         struct Fixture {

@@ -18,8 +18,8 @@ pub mod error;
 pub mod generate;
 pub mod input;
 pub mod ops;
-pub mod pipeline;
 pub mod predict;
+pub mod sql_model;
 pub mod t5;
 #[cfg(test)]
 mod test_util;
@@ -35,7 +35,7 @@ pub use generate::{
     TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
 pub use input::{decode_sql, InputFormat};
-pub use pipeline::{GeneratedSql, SqlModel};
 pub use predict::{predict_split, PredictOptions, SplitPredictions};
-pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model};
+pub use sql_model::{GeneratedSql, SqlModel};
+pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model, IGNORED_LABEL};
 pub use threads::pin_cpu_threads;

@@ -65,7 +65,7 @@ mod tests {
             ..InputFormat::default()
         };
         let model_dir = dir.path().join("m");
-        text2sql_model::pipeline::write_random_checkpoint(&model_dir, &tokenizer, &format, 3)
+        text2sql_model::sql_model::write_random_checkpoint(&model_dir, &tokenizer, &format, 3)
             .unwrap();
         let generator = ModelGenerator::new(SqlModel::load(&model_dir, &Device::Cpu).unwrap());
         let schema = DatabaseSchema {

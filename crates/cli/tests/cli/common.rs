@@ -98,5 +98,5 @@ pub fn random_model(sample: &Path, model: &Path, max_target_tokens: usize, seed:
         max_target_tokens,
         ..InputFormat::default()
     };
-    text2sql_model::pipeline::write_random_checkpoint(model, &tokenizer, &format, seed).unwrap();
+    text2sql_model::sql_model::write_random_checkpoint(model, &tokenizer, &format, seed).unwrap();
 }

@@ -45,7 +45,7 @@ fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
         ..InputFormat::default()
     };
     let model = root.join("model");
-    text2sql_model::pipeline::write_random_checkpoint(&model, &tokenizer, &format, 5).unwrap();
+    text2sql_model::sql_model::write_random_checkpoint(&model, &tokenizer, &format, 5).unwrap();
     (sample.join("databases"), processed, model)
 }
 

@@ -226,7 +226,7 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     // steps of training from scratch would only write empty strings, and
     // comparing those would prove nothing.
     let init = dir.path().join("init");
-    text2sql_model::pipeline::write_random_checkpoint(
+    text2sql_model::sql_model::write_random_checkpoint(
         &init,
         &text2sql_model::tokenizer::Tokenizer::from_dir(&tokenizer).unwrap(),
         &text2sql_model::InputFormat::default(),

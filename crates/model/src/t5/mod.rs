@@ -7,4 +7,4 @@ pub mod layers;
 pub mod model;
 
 pub use config::{Activation, T5Architecture, T5Config};
-pub use model::{loss, shift_right, DecoderCache, T5Model};
+pub use model::{loss, shift_right, DecoderCache, T5Model, IGNORED_LABEL};

@@ -554,8 +554,12 @@ impl T5Model {
     }
 }
 
+/// The label that pads a target row, as in transformers: [`loss`] ignores it
+/// (as every negative label) and [`shift_right`] turns it into padding.
+pub const IGNORED_LABEL: i64 = -100;
+
 /// Mean cross-entropy of `logits` `(batch, len, vocab)` against `labels`
-/// `(batch, len)`, ignoring every negative label (transformers uses -100 for
+/// `(batch, len)`, ignoring every negative label ([`IGNORED_LABEL`] for
 /// padding). Differentiable; computed in f32 for half-precision logits.
 pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let (batch, len, vocab) = logits.dims3()?;
@@ -613,7 +617,7 @@ pub(crate) fn loss_composed(
 
 /// Decoder inputs for teacher forcing from `labels`, as transformers'
 /// `_shift_right`: prepend the start token, drop the last label, and turn
-/// ignored (-100) labels into padding.
+/// ignored ([`IGNORED_LABEL`]) labels into padding.
 pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32) -> Vec<Vec<u32>> {
     labels
         .iter()

@@ -154,17 +154,21 @@ impl Tokenizer {
         })
     }
 
-    /// The ids of `text`. With `add_eos` (encoder inputs and labels) the
-    /// special tokens transformers adds come too: `</s>` appended for T5,
-    /// `<s> ... </s>` for CodeT5.
-    pub fn encode(&self, text: &str, add_eos: bool) -> Result<Vec<u32>, TokenizerError> {
-        let encoding = self
-            .inner
+    /// `text` split into tokens without special tokens.
+    fn split(&self, text: &str) -> Result<tokenizers::Encoding, TokenizerError> {
+        self.inner
             .encode_fast(text, false)
             .map_err(|e| TokenizerError::Encode {
                 text: text.to_string(),
                 message: e.to_string(),
-            })?;
+            })
+    }
+
+    /// The ids of `text`. With `add_eos` (encoder inputs and labels) the
+    /// special tokens transformers adds come too: `</s>` appended for T5,
+    /// `<s> ... </s>` for CodeT5.
+    pub fn encode(&self, text: &str, add_eos: bool) -> Result<Vec<u32>, TokenizerError> {
+        let encoding = self.split(text)?;
         self.finish(encoding, add_eos, None)
             .map_err(|message| TokenizerError::Encode {
                 text: text.to_string(),
@@ -212,13 +216,7 @@ impl Tokenizer {
 
     /// The pieces and ids of `text` (no `</s>`): for showing users how text is split.
     pub fn tokens(&self, text: &str) -> Result<Vec<(String, u32)>, TokenizerError> {
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| TokenizerError::Encode {
-                text: text.to_string(),
-                message: e.to_string(),
-            })?;
+        let encoding = self.split(text)?;
         // `encode_fast` leaves the token strings empty: look them up.
         Ok(encoding
             .get_ids()

@@ -107,20 +107,36 @@ fn relative_lr(s: &AdafactorSettings, ctx: &StepContext) -> f64 {
     }
 }
 
+/// What one step of one parameter uses besides the settings, worked out
+/// once for both the host and the tensor path.
+#[derive(Clone, Copy)]
+struct StepTerms {
+    /// The second-moment decay of this step.
+    beta2t: f64,
+    /// Step size before the parameter-RMS scaling.
+    rel_lr: f64,
+    /// The parameter's factored dimensions, when its second moment is.
+    factored: Option<(usize, usize, usize)>,
+    /// Weight decay (0 for a parameter that is not decayed).
+    wd: f64,
+}
+
 pub(super) fn update(
     s: &AdafactorSettings,
     ctx: &StepContext,
     p: &mut Param,
     g: &Tensor,
 ) -> Result<()> {
-    let beta2t = 1.0 - (ctx.step as f64).powf(s.decay_rate);
-    let rel_lr = relative_lr(s, ctx);
-    let factored = factored_dims(p.var.shape());
-    let wd = if p.decay { s.weight_decay } else { 0.0 };
+    let terms = StepTerms {
+        beta2t: 1.0 - (ctx.step as f64).powf(s.decay_rate),
+        rel_lr: relative_lr(s, ctx),
+        factored: factored_dims(p.var.shape()),
+        wd: if p.decay { s.weight_decay } else { 0.0 },
+    };
     if p.host {
-        update_host(s, ctx, p, g, beta2t, rel_lr, factored, wd)
+        update_host(s, ctx, p, g, terms)
     } else {
-        update_tensor(s, ctx, p, g, beta2t, rel_lr, factored, wd)
+        update_tensor(s, ctx, p, g, terms)
     }
 }
 
@@ -128,17 +144,19 @@ fn rms(data: &[f32]) -> f64 {
     (cpu::sum_squares(data) / data.len().max(1) as f64).sqrt()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn update_host(
     s: &AdafactorSettings,
     ctx: &StepContext,
     p: &mut Param,
     grad: &Tensor,
-    beta2t: f64,
-    rel_lr: f64,
-    factored: Option<(usize, usize, usize)>,
-    wd: f64,
+    terms: StepTerms,
 ) -> Result<()> {
+    let StepTerms {
+        beta2t,
+        rel_lr,
+        factored,
+        wd,
+    } = terms;
     let gs = ctx.grad_scale as f32;
     let eps1 = s.eps1 as f32;
     let (keep, take) = (beta2t as f32, (1.0 - beta2t) as f32);
@@ -256,17 +274,19 @@ fn update_host(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn update_tensor(
     s: &AdafactorSettings,
     ctx: &StepContext,
     p: &mut Param,
     grad: &Tensor,
-    beta2t: f64,
-    rel_lr: f64,
-    factored: Option<(usize, usize, usize)>,
-    wd: f64,
+    terms: StepTerms,
 ) -> Result<()> {
+    let StepTerms {
+        beta2t,
+        rel_lr,
+        factored,
+        wd,
+    } = terms;
     let w = p.var.as_tensor().to_dtype(DType::F32)?;
     let param_scale = if s.scale_parameter {
         let rms = w.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()?;

@@ -218,6 +218,22 @@ fn assert_close(got: &[Vec<f64>], want: &[Vec<f64>], tol: f64, what: &str) {
     }
 }
 
+/// Fresh parameters, an optimizer over them (on the tensor path with
+/// `tensor_ops`) and each parameter's element count.
+fn reference_run(
+    settings: OptimizerSettings,
+    tensor_ops: bool,
+) -> (Vec<(String, Var)>, Optimizer, Vec<usize>) {
+    let params = make_params();
+    let opt = if tensor_ops {
+        Optimizer::with_tensor_ops(params.clone(), settings).unwrap()
+    } else {
+        Optimizer::new(params.clone(), settings).unwrap()
+    };
+    let sizes = params.iter().map(|(_, v)| v.elem_count()).collect();
+    (params, opt, sizes)
+}
+
 fn check_adamw_against_reference(tensor_ops: bool) {
     let s = AdamWSettings {
         beta1: 0.9,
@@ -229,13 +245,7 @@ fn check_adamw_against_reference(tensor_ops: bool) {
         algorithm: Algorithm::AdamW(s.clone()),
         clip_norm: Some(3.0),
     };
-    let params = make_params();
-    let mut opt = if tensor_ops {
-        Optimizer::with_tensor_ops(params.clone(), settings).unwrap()
-    } else {
-        Optimizer::new(params.clone(), settings).unwrap()
-    };
-    let sizes: Vec<usize> = params.iter().map(|(_, v)| v.elem_count()).collect();
+    let (params, mut opt, sizes) = reference_run(settings, tensor_ops);
     let mut w = values(&params);
     let mut m: Vec<Vec<f64>> = sizes.iter().map(|n| vec![0.0; *n]).collect();
     let mut v = m.clone();
@@ -276,13 +286,7 @@ fn check_adafactor_against_reference(s: AdafactorSettings, tensor_ops: bool) {
         algorithm: Algorithm::Adafactor(s.clone()),
         clip_norm: Some(4.0),
     };
-    let params = make_params();
-    let mut opt = if tensor_ops {
-        Optimizer::with_tensor_ops(params.clone(), settings).unwrap()
-    } else {
-        Optimizer::new(params.clone(), settings).unwrap()
-    };
-    let sizes: Vec<usize> = params.iter().map(|(_, v)| v.elem_count()).collect();
+    let (params, mut opt, sizes) = reference_run(settings, tensor_ops);
     let mut w = values(&params);
     let mut states: Vec<RefFactor> = SHAPES
         .iter()

@@ -139,10 +139,10 @@ impl MixedSampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::curriculum::Phase;
     use crate::loader::ProcessedDataset;
     use crate::prepare::{prepare, PrepareOptions, Split};
     use crate::reader::{Format, Tier};
-    use crate::sampler::Phase;
 
     /// A processed dataset of `n` records over one database; SynSQL records
     /// cycle through the tiers, Spider records have none.
