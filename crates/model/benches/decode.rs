@@ -72,7 +72,7 @@ fn main() -> text2sql_model::Result<()> {
     let inputs: Vec<Vec<u32>> = (0..batch)
         .map(|b| {
             (0..SOURCE_LEN)
-                .map(|i| 2 + ((i * 7919 + b * 104_729) % (config.vocab_size - 2)) as u32)
+                .map(|i| 2 + ((i * 7919 + b * 104_729) % (config.shape.vocab_size - 2)) as u32)
                 .collect()
         })
         .collect();

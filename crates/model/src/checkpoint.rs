@@ -295,7 +295,7 @@ pub fn load_tensors(
 /// Copies of tied tensors that transformers writes and never reads back.
 fn is_known_redundant(name: &str, config: &T5Config) -> bool {
     matches!(name, "encoder.embed_tokens.weight" | "decoder.embed_tokens.weight")
-        || (config.tie_word_embeddings && name == "lm_head.weight")
+        || (config.shape.tie_word_embeddings && name == "lm_head.weight")
         // Old T5 exports carry an unused cross-attention position table.
         || name.ends_with("EncDecAttention.relative_attention_bias.weight")
 }

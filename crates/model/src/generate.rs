@@ -402,7 +402,7 @@ pub fn generate_constrained(
     if let Some(index) = inputs.iter().position(|ids| ids.is_empty()) {
         return Err(ModelError::Invalid(format!("input #{index} has no tokens")));
     }
-    let vocab = model.config().vocab_size as u32;
+    let vocab = model.config().shape.vocab_size as u32;
     for (index, ids) in inputs.iter().enumerate() {
         if let Some(bad) = ids.iter().find(|&&id| id >= vocab) {
             return Err(ModelError::Invalid(format!(

@@ -18,7 +18,7 @@ use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
 use crate::generate::{generate_constrained, Constraint, GenerationConfig, TokenTexts};
 use crate::input::{decode_sql, InputFormat};
-use crate::t5::{T5Config, T5Model};
+use crate::t5::{T5Architecture, T5Config, T5Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// One generated query with its score (greedy: the sum of token
@@ -56,14 +56,14 @@ impl SqlModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let model = T5Model::load(dir, DType::F32, device)?;
         let tokenizer = Tokenizer::from_dir(dir).map_err(tokenizer_error(dir))?;
-        if tokenizer.vocab_size() > model.config().vocab_size {
+        if tokenizer.vocab_size() > model.config().shape.vocab_size {
             return Err(ModelError::Checkpoint {
                 path: dir.to_path_buf(),
                 message: format!(
                     "the tokenizer has {} ids but the model only {} embeddings: \
                      they do not belong together",
                     tokenizer.vocab_size(),
-                    model.config().vocab_size
+                    model.config().shape.vocab_size
                 ),
             });
         }
@@ -275,12 +275,15 @@ pub fn write_random_checkpoint(
     seed: u64,
 ) -> Result<()> {
     let config = T5Config {
-        vocab_size: tokenizer.vocab_size(),
-        d_model: 16,
-        d_kv: 4,
-        d_ff: 32,
-        num_layers: 1,
-        num_heads: 2,
+        shape: T5Architecture {
+            vocab_size: tokenizer.vocab_size(),
+            d_model: 16,
+            d_kv: 4,
+            d_ff: 32,
+            num_layers: 1,
+            num_heads: 2,
+            ..T5Architecture::t5_small()
+        },
         ..T5Config::t5_small()
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -193,7 +193,7 @@ fn bf16_conversion_keeps_the_model_working() {
 #[test]
 fn a_model_built_from_scratch_trains() {
     let mut config = T5Config::from_file(&fixture_dir("t5_relu").join("config.json")).unwrap();
-    config.dropout_rate = 0.0;
+    config.shape.dropout_rate = 0.0;
     let varmap = VarMap::new();
     let model = T5Model::new(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),

@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     // Fixed pseudo-random tokens, no padding (the Python script's too).
-    let vocab = config.vocab_size;
+    let vocab = config.shape.vocab_size;
     let token = |i: usize, b: usize, salt: usize| {
         2 + ((i * 7919 + b * 104_729 + salt) % (vocab - 2)) as u32
     };

@@ -71,7 +71,8 @@ pub struct T5Architecture {
     pub d_kv: usize,
     pub d_ff: usize,
     pub num_layers: usize,
-    #[serde(default)]
+    /// Defaults to `num_layers` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_decoder_layers: Option<usize>,
     pub num_heads: usize,
     #[serde(default = "default_relative_attention_num_buckets")]
@@ -80,7 +81,7 @@ pub struct T5Architecture {
     pub relative_attention_max_distance: usize,
     #[serde(default = "default_dropout_rate")]
     pub dropout_rate: f64,
-    /// `relu` (T5 v1.0) or `gated-gelu` (T5 v1.1 / flan).
+    /// `relu` (T5 v1.0), `gated-gelu` (T5 v1.1 / flan), `gated-silu`, ...
     #[serde(default = "default_feed_forward_proj")]
     pub feed_forward_proj: String,
     #[serde(default = "default_true")]
@@ -92,60 +93,51 @@ impl T5Architecture {
     /// default, no extra fields. Check it with [`T5Config::validate`].
     pub fn to_config(&self) -> T5Config {
         T5Config {
-            vocab_size: self.vocab_size,
-            d_model: self.d_model,
-            d_kv: self.d_kv,
-            d_ff: self.d_ff,
-            num_layers: self.num_layers,
-            num_decoder_layers: self.num_decoder_layers,
-            num_heads: self.num_heads,
-            relative_attention_num_buckets: self.relative_attention_num_buckets,
-            relative_attention_max_distance: self.relative_attention_max_distance,
-            dropout_rate: self.dropout_rate,
+            shape: self.clone(),
             layer_norm_epsilon: default_layer_norm_epsilon(),
-            feed_forward_proj: self.feed_forward_proj.clone(),
-            tie_word_embeddings: self.tie_word_embeddings,
             pad_token_id: default_pad_token_id(),
             eos_token_id: default_eos_token_id(),
             decoder_start_token_id: None,
             extra: serde_json::Map::new(),
         }
     }
+
+    /// The shape of t5-small (60 M parameters), used by benchmarks and tests.
+    pub fn t5_small() -> Self {
+        T5Architecture {
+            vocab_size: 32128,
+            d_model: 512,
+            d_kv: 64,
+            d_ff: 2048,
+            num_layers: 6,
+            num_decoder_layers: None,
+            num_heads: 8,
+            relative_attention_num_buckets: default_relative_attention_num_buckets(),
+            relative_attention_max_distance: default_relative_attention_max_distance(),
+            dropout_rate: default_dropout_rate(),
+            feed_forward_proj: default_feed_forward_proj(),
+            tie_word_embeddings: true,
+        }
+    }
 }
 
-/// The fields of a Hugging Face `T5Config` that shape the network, with
+/// A Hugging Face `T5Config`: the network's shape (the fields a training
+/// config chooses, written once in [`T5Architecture`]) and the rest, with
 /// transformers' defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct T5Config {
-    pub vocab_size: usize,
-    pub d_model: usize,
-    pub d_kv: usize,
-    pub d_ff: usize,
-    pub num_layers: usize,
-    /// Defaults to `num_layers` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_decoder_layers: Option<usize>,
-    pub num_heads: usize,
-    #[serde(default = "default_relative_attention_num_buckets")]
-    pub relative_attention_num_buckets: usize,
-    #[serde(default = "default_relative_attention_max_distance")]
-    pub relative_attention_max_distance: usize,
-    #[serde(default = "default_dropout_rate")]
-    pub dropout_rate: f64,
+    #[serde(flatten)]
+    pub shape: T5Architecture,
     #[serde(default = "default_layer_norm_epsilon")]
     pub layer_norm_epsilon: f64,
-    /// `relu`, `gated-gelu`, `gated-silu`, ...
-    #[serde(default = "default_feed_forward_proj")]
-    pub feed_forward_proj: String,
-    #[serde(default = "default_true")]
-    pub tie_word_embeddings: bool,
     #[serde(default = "default_pad_token_id")]
     pub pad_token_id: Option<u32>,
     #[serde(default = "default_eos_token_id")]
     pub eos_token_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder_start_token_id: Option<u32>,
-    /// Everything else in config.json, written back unchanged.
+    /// Everything else in config.json, written back unchanged (after the
+    /// shape, which takes its own keys first).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -179,38 +171,38 @@ impl T5Config {
     /// Checks what the network needs; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         for (field, value) in [
-            ("vocab_size", self.vocab_size),
-            ("d_model", self.d_model),
-            ("d_kv", self.d_kv),
-            ("d_ff", self.d_ff),
-            ("num_layers", self.num_layers),
-            ("num_heads", self.num_heads),
+            ("vocab_size", self.shape.vocab_size),
+            ("d_model", self.shape.d_model),
+            ("d_kv", self.shape.d_kv),
+            ("d_ff", self.shape.d_ff),
+            ("num_layers", self.shape.num_layers),
+            ("num_heads", self.shape.num_heads),
             (
                 "relative_attention_num_buckets",
-                self.relative_attention_num_buckets,
+                self.shape.relative_attention_num_buckets,
             ),
             (
                 "relative_attention_max_distance",
-                self.relative_attention_max_distance,
+                self.shape.relative_attention_max_distance,
             ),
         ] {
             if value == 0 {
                 return Err((field, "must be positive".to_string()));
             }
         }
-        if self.num_decoder_layers == Some(0) {
+        if self.shape.num_decoder_layers == Some(0) {
             return Err(("num_decoder_layers", "must be positive".to_string()));
         }
-        if self.relative_attention_num_buckets < 4 {
+        if self.shape.relative_attention_num_buckets < 4 {
             return Err((
                 "relative_attention_num_buckets",
                 "must be at least 4".to_string(),
             ));
         }
-        if !(0.0..1.0).contains(&self.dropout_rate) {
+        if !(0.0..1.0).contains(&self.shape.dropout_rate) {
             return Err((
                 "dropout_rate",
-                format!("{} is not in [0, 1)", self.dropout_rate),
+                format!("{} is not in [0, 1)", self.shape.dropout_rate),
             ));
         }
         self.activation()
@@ -225,33 +217,35 @@ impl T5Config {
         self.extra
             .get("scale_decoder_outputs")
             .and_then(|v| v.as_bool())
-            .unwrap_or(self.tie_word_embeddings)
+            .unwrap_or(self.shape.tie_word_embeddings)
     }
 
     pub fn decoder_layers(&self) -> usize {
-        self.num_decoder_layers.unwrap_or(self.num_layers)
+        self.shape
+            .num_decoder_layers
+            .unwrap_or(self.shape.num_layers)
     }
 
     /// Whether the feed-forward is gated (`wi_0`, `wi_1`) as in t5 v1.1.
     pub fn is_gated(&self) -> bool {
-        self.feed_forward_proj.starts_with("gated-")
+        self.shape.feed_forward_proj.starts_with("gated-")
     }
 
     /// The feed-forward activation, following transformers: `gated-gelu`
     /// means the tanh approximation; `dense_act_fn`, when present, names it.
     pub fn activation(&self) -> Result<Activation, String> {
-        let parts: Vec<&str> = self.feed_forward_proj.split('-').collect();
+        let parts: Vec<&str> = self.shape.feed_forward_proj.split('-').collect();
         let name = match parts.as_slice() {
             [name] => *name,
             ["gated", name] => *name,
             _ => {
                 return Err(format!(
                     "`{}` is not `ACT` or `gated-ACT`",
-                    self.feed_forward_proj
+                    self.shape.feed_forward_proj
                 ))
             }
         };
-        if self.feed_forward_proj == "gated-gelu" {
+        if self.shape.feed_forward_proj == "gated-gelu" {
             return Ok(Activation::GeluTanh);
         }
         let name = self
@@ -275,22 +269,11 @@ impl T5Config {
         self.decoder_start_token_id.unwrap_or(self.pad_token())
     }
 
-    /// The shape of t5-small (60 M parameters), used by benchmarks and tests.
+    /// t5-small (60 M parameters), used by benchmarks and tests.
     pub fn t5_small() -> Self {
         Self {
-            vocab_size: 32128,
-            d_model: 512,
-            d_kv: 64,
-            d_ff: 2048,
-            num_layers: 6,
-            num_decoder_layers: None,
-            num_heads: 8,
-            relative_attention_num_buckets: default_relative_attention_num_buckets(),
-            relative_attention_max_distance: default_relative_attention_max_distance(),
-            dropout_rate: default_dropout_rate(),
+            shape: T5Architecture::t5_small(),
             layer_norm_epsilon: default_layer_norm_epsilon(),
-            feed_forward_proj: default_feed_forward_proj(),
-            tie_word_embeddings: true,
             pad_token_id: default_pad_token_id(),
             eos_token_id: default_eos_token_id(),
             decoder_start_token_id: Some(0),
@@ -319,11 +302,31 @@ mod tests {
         );
         assert!(config.is_gated());
         assert_eq!(config.activation().unwrap(), Activation::GeluTanh);
-        assert!(!config.tie_word_embeddings);
+        assert!(!config.shape.tie_word_embeddings);
         assert_eq!(config.decoder_layers(), 2);
-        // Unknown fields survive a round trip.
+        // Unknown fields survive a round trip, and the shape's keys are
+        // the shape's alone (not kept twice in `extra`).
         let back: serde_json::Value = serde_json::from_str(&config.to_json().unwrap()).unwrap();
         assert_eq!(back["architectures"][0], "T5ForConditionalGeneration");
+        assert_eq!(back["d_model"], 8);
+        assert!(!config.extra.contains_key("d_model"));
+        assert!(back.get("num_decoder_layers").is_none());
+    }
+
+    #[test]
+    fn a_training_shape_is_the_config_it_becomes() {
+        let shape = T5Architecture {
+            vocab_size: 100,
+            num_decoder_layers: Some(1),
+            ..T5Architecture::t5_small()
+        };
+        let config = shape.to_config();
+        config.validate().unwrap();
+        let text = config.to_json().unwrap();
+        let back: T5Config = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.shape, shape);
+        assert_eq!(back.decoder_layers(), 1);
+        assert!(back.extra.is_empty(), "{text}");
     }
 
     #[test]

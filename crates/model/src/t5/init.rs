@@ -17,23 +17,23 @@ pub const EMBEDDING_STD: f64 = 1.0;
 /// The attention query projection (`q`): `(d_model · d_kv)^-1/2`, which
 /// folds in the score scaling T5's attention does not apply.
 pub fn query_std(config: &T5Config) -> f64 {
-    ((config.d_model * config.d_kv) as f64).powf(-0.5)
+    ((config.shape.d_model * config.shape.d_kv) as f64).powf(-0.5)
 }
 
 /// Every projection reading the model width (`k`, `v`, `wi`, `wi_0`, `wi_1`,
 /// `lm_head`) and the relative-attention bias: `d_model^-1/2`.
 pub fn d_model_std(config: &T5Config) -> f64 {
-    (config.d_model as f64).powf(-0.5)
+    (config.shape.d_model as f64).powf(-0.5)
 }
 
 /// The attention output projection (`o`): `(num_heads · d_kv)^-1/2`.
 pub fn attention_output_std(config: &T5Config) -> f64 {
-    ((config.num_heads * config.d_kv) as f64).powf(-0.5)
+    ((config.shape.num_heads * config.shape.d_kv) as f64).powf(-0.5)
 }
 
 /// The feed-forward output projection (`wo`): `d_ff^-1/2`.
 pub fn feed_forward_output_std(config: &T5Config) -> f64 {
-    (config.d_ff as f64).powf(-0.5)
+    (config.shape.d_ff as f64).powf(-0.5)
 }
 
 /// The spread the weight `name` (a Hugging Face parameter name, with or

@@ -242,7 +242,7 @@ impl FeedForward {
         let activation = config
             .activation()
             .map_err(crate::error::ModelError::Invalid)?;
-        let (d_model, d_ff) = (config.d_model, config.d_ff);
+        let (d_model, d_ff) = (config.shape.d_model, config.shape.d_ff);
         let std_in = init::d_model_std(config);
         let std_out = init::feed_forward_output_std(config);
         let (wi, wi_0, wi_1) = if config.is_gated() {
@@ -321,7 +321,11 @@ pub struct Attention {
 
 impl Attention {
     pub fn new(vb: VarBuilder, config: &T5Config, has_relative_bias: bool) -> Result<Self> {
-        let (d_model, d_kv, heads) = (config.d_model, config.d_kv, config.num_heads);
+        let (d_model, d_kv, heads) = (
+            config.shape.d_model,
+            config.shape.d_kv,
+            config.shape.num_heads,
+        );
         let inner = heads * d_kv;
         // Hugging Face's initialisation (see `init`).
         let q = Linear::new(vb.pp("q"), d_model, inner, init::query_std(config))?;
@@ -335,7 +339,7 @@ impl Attention {
         )?;
         let relative_attention_bias = if has_relative_bias {
             Some(vb.pp("relative_attention_bias").get_with_hints(
-                (config.relative_attention_num_buckets, heads),
+                (config.shape.relative_attention_num_buckets, heads),
                 "weight",
                 candle_nn::Init::Randn {
                     mean: 0.0,
@@ -490,8 +494,8 @@ pub fn bucket_ids(
             ids.push(relative_position_bucket(
                 k as i64 - q as i64,
                 bidirectional,
-                config.relative_attention_num_buckets,
-                config.relative_attention_max_distance,
+                config.shape.relative_attention_num_buckets,
+                config.shape.relative_attention_max_distance,
             ));
         }
     }

@@ -34,17 +34,20 @@ impl Block {
         let layer = vb.pp("layer");
         let self_attention = Attention::new(layer.pp("0").pp("SelfAttention"), config, first)?;
         let self_attention_norm =
-            RmsNorm::new(layer.pp("0").pp("layer_norm"), config.d_model, eps)?;
+            RmsNorm::new(layer.pp("0").pp("layer_norm"), config.shape.d_model, eps)?;
         let (cross_attention, ff_index) = if is_decoder {
             let attention = Attention::new(layer.pp("1").pp("EncDecAttention"), config, false)?;
-            let norm = RmsNorm::new(layer.pp("1").pp("layer_norm"), config.d_model, eps)?;
+            let norm = RmsNorm::new(layer.pp("1").pp("layer_norm"), config.shape.d_model, eps)?;
             (Some((attention, norm)), "2")
         } else {
             (None, "1")
         };
         let feed_forward = FeedForward::new(layer.pp(ff_index).pp("DenseReluDense"), config)?;
-        let feed_forward_norm =
-            RmsNorm::new(layer.pp(ff_index).pp("layer_norm"), config.d_model, eps)?;
+        let feed_forward_norm = RmsNorm::new(
+            layer.pp(ff_index).pp("layer_norm"),
+            config.shape.d_model,
+            eps,
+        )?;
         Ok(Self {
             self_attention,
             self_attention_norm,
@@ -99,14 +102,14 @@ impl Stack {
         let layers = if is_decoder {
             config.decoder_layers()
         } else {
-            config.num_layers
+            config.shape.num_layers
         };
         let blocks = (0..layers)
             .map(|i| Block::new(vb.pp("block").pp(i), config, is_decoder, i == 0))
             .collect::<Result<Vec<_>>>()?;
         let final_layer_norm = RmsNorm::new(
             vb.pp("final_layer_norm"),
-            config.d_model,
+            config.shape.d_model,
             config.layer_norm_epsilon,
         )?;
         Ok(Self {
@@ -249,7 +252,7 @@ impl T5Model {
             ModelError::Invalid(format!("config field `{field}`: {message}"))
         })?;
         let shared = vb.pp("shared").get_with_hints(
-            (config.vocab_size, config.d_model),
+            (config.shape.vocab_size, config.shape.d_model),
             "weight",
             candle_nn::Init::Randn {
                 mean: 0.0,
@@ -258,13 +261,13 @@ impl T5Model {
         )?;
         let encoder = Stack::new(vb.pp("encoder"), config, false)?;
         let decoder = Stack::new(vb.pp("decoder"), config, true)?;
-        let lm_head = if config.tie_word_embeddings {
+        let lm_head = if config.shape.tie_word_embeddings {
             None
         } else {
             Some(Linear::new(
                 vb.pp("lm_head"),
-                config.d_model,
-                config.vocab_size,
+                config.shape.d_model,
+                config.shape.vocab_size,
                 init::d_model_std(config),
             )?)
         };
@@ -274,7 +277,7 @@ impl T5Model {
             encoder,
             decoder,
             lm_head,
-            dropout: DropoutRng::new(config.dropout_rate, 0),
+            dropout: DropoutRng::new(config.shape.dropout_rate, 0),
             device: vb.device().clone(),
             dtype: vb.dtype(),
         })
@@ -333,7 +336,7 @@ impl T5Model {
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?;
         let embedded = self.shared.index_select(&flat, 0)?;
         let mut shape = dims;
-        shape.push(self.config.d_model);
+        shape.push(self.config.shape.d_model);
         Ok(embedded.reshape(shape)?)
     }
 
@@ -458,7 +461,7 @@ impl T5Model {
     /// projection is the shared embedding unless the model has an lm_head.
     pub fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let hidden = if self.config.scale_decoder_outputs() {
-            (hidden * (self.config.d_model as f64).powf(-0.5))?
+            (hidden * (self.config.shape.d_model as f64).powf(-0.5))?
         } else {
             hidden.clone()
         };
@@ -638,17 +641,21 @@ pub fn shift_right(labels: &[Vec<i64>], decoder_start_token: u32, pad_token: u32
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::t5::T5Architecture;
     use crate::test_util::max_abs_diff;
 
     #[test]
     fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
         let config = T5Config {
-            vocab_size: 40,
-            d_model: 16,
-            d_kv: 4,
-            d_ff: 32,
-            num_layers: 2,
-            num_heads: 4,
+            shape: T5Architecture {
+                vocab_size: 40,
+                d_model: 16,
+                d_kv: 4,
+                d_ff: 32,
+                num_layers: 2,
+                num_heads: 4,
+                ..T5Architecture::t5_small()
+            },
             ..T5Config::t5_small()
         };
         let device = Device::Cpu;

@@ -29,13 +29,13 @@ pub(super) fn fresh_model(
     t5.pad_token_id = Some(tokenizer.pad_id());
     t5.eos_token_id = Some(tokenizer.eos_id());
     t5.decoder_start_token_id = Some(tokenizer.pad_id());
-    if tokenizer.vocab_size() > t5.vocab_size {
+    if tokenizer.vocab_size() > t5.shape.vocab_size {
         return Err(TrainError::Config {
             path: tokenizer_dir.to_path_buf(),
             message: format!(
                 "the tokenizer has {} tokens, more than model.architecture.vocab_size = {}",
                 tokenizer.vocab_size(),
-                t5.vocab_size
+                t5.shape.vocab_size
             ),
         });
     }
