@@ -15,15 +15,7 @@ cd "$(dirname "$0")/.."
 
 spider="${SPIDER_DIR:-../shared/data/spider}"
 config=configs/spider.yaml
-target="${CARGO_TARGET_DIR:-target}"
-t2s() { "$target/release/text2sql" "$@"; }
-stage_start=$SECONDS
-took() { echo "   ($(( SECONDS - stage_start )) s)"; stage_start=$SECONDS; }
-
-echo "== build (one-time)"
-cargo build --release --quiet --bin text2sql
-took
-run_start=$SECONDS
+source scripts/stages.sh
 source bench/cpu.sh
 
 echo "== 1/6 prepare Spider train (validation: 10% of its databases) and Spider dev"

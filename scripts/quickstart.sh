@@ -12,15 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 config=configs/quickstart.yaml
-target="${CARGO_TARGET_DIR:-target}"
-t2s() { "$target/release/text2sql" "$@"; }
-stage_start=$SECONDS
-took() { echo "   ($(( SECONDS - stage_start )) s)"; stage_start=$SECONDS; }
-
-echo "== build (one-time)"
-cargo build --release --quiet --bin text2sql
-took
-run_start=$SECONDS
+source scripts/stages.sh
 
 echo "== 1/5 sample corpus (SynSQL format, 334 databases)"
 t2s sample --out quickstart/sample --records 50000 --seed 42 --force --quiet

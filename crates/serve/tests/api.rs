@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,8 +15,7 @@ use axum::Router;
 use common::*;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use text2sql_data::schema::DatabaseSchema;
-use text2sql_serve::{router, Candidate, GenerateError, ServeConfig, Server, SqlGenerator};
+use text2sql_serve::{router, ServeConfig, Server};
 use tower::ServiceExt;
 
 struct Reply {
@@ -565,36 +564,11 @@ async fn runaway_sql_is_stopped_at_its_deadline() {
     );
 }
 
-/// Blocks every generation until the test releases it, so that the test
+/// A generator that blocks until the test releases it, so that the test
 /// controls how many jobs are in the pool.
-struct GatedGenerator {
-    started: Mutex<mpsc::Sender<()>>,
-    release: Mutex<mpsc::Receiver<()>>,
-    inner: FixedGenerator,
-}
-
-impl SqlGenerator for GatedGenerator {
-    fn generate(
-        &self,
-        question: &str,
-        schema: &DatabaseSchema,
-        beams: usize,
-    ) -> Result<Vec<Candidate>, GenerateError> {
-        self.started.lock().unwrap().send(()).unwrap();
-        self.release.lock().unwrap().recv().unwrap();
-        self.inner.generate(question, schema, beams)
-    }
-}
-
-fn gated() -> (Arc<GatedGenerator>, mpsc::Receiver<()>, mpsc::Sender<()>) {
-    let (started_tx, started_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel();
-    let generator = Arc::new(GatedGenerator {
-        started: Mutex::new(started_tx),
-        release: Mutex::new(release_rx),
-        inner: FixedGenerator::new(),
-    });
-    (generator, started_rx, release_tx)
+fn gated() -> (Arc<FixedGenerator>, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (generator, started, release) = FixedGenerator::gated();
+    (Arc::new(generator), started, release)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

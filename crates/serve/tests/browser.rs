@@ -109,6 +109,22 @@ fn result_cells(page: &mut cdp::Page) -> Vec<Vec<String>> {
     serde_json::from_value(value).unwrap()
 }
 
+/// Replaces the text of the field `field` with `text` as a person would
+/// (click, select it all, type), presses `button` and waits until `until`.
+fn enter(
+    page: &mut cdp::Page,
+    field: &str,
+    text: &str,
+    button: &str,
+    until: &str,
+) -> Result<(), String> {
+    page.click(field)?;
+    page.eval(&format!("document.getElementById({field:?}).select()"))?;
+    page.type_text(text)?;
+    page.click(button)?;
+    page.wait_for(until, WAIT)
+}
+
 fn drive(page: &mut cdp::Page) -> Result<(), String> {
     // The database list loads, and the schema of the chosen one shows.
     page.wait_for(
@@ -130,13 +146,8 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert!(schema.contains("'Joe Sharp'"), "{schema}");
 
     // Type a question and ask.
-    page.click("question")?;
-    page.type_text(Q_FRANCE)?;
-    page.click("ask")?;
-    page.wait_for(
-        "document.querySelectorAll('#result-table tbody tr').length > 0",
-        WAIT,
-    )?;
+    let some_rows = "document.querySelectorAll('#result-table tbody tr').length > 0";
+    enter(page, "question", Q_FRANCE, "ask", some_rows)?;
     assert_eq!(
         result_cells(page),
         [
@@ -170,14 +181,8 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert!(text(page, "#history").contains(Q_FRANCE));
 
     // A long result is paginated: 50 rows (the cap) in pages of 25.
-    page.click("question")?;
-    page.eval("document.getElementById('question').select()")?;
-    page.type_text(Q_CONCERTS)?;
-    page.click("ask")?;
-    page.wait_for(
-        "document.getElementById('page-info').innerText === 'page 1 of 2'",
-        WAIT,
-    )?;
+    let first_page = "document.getElementById('page-info').innerText === 'page 1 of 2'";
+    enter(page, "question", Q_CONCERTS, "ask", first_page)?;
     assert!(text(page, "#result-summary").contains("only the first 50 rows"));
     page.click("next")?;
     page.wait_for(
@@ -187,14 +192,9 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert_eq!(result_cells(page)[0], ["26", "Concert 26", "2006"]);
 
     // Edit the SQL and run it again.
-    page.click("sql")?;
-    page.eval("document.getElementById('sql').select()")?;
-    page.type_text("SELECT name, age FROM singer WHERE age > 40 ORDER BY age")?;
-    page.click("run")?;
-    page.wait_for(
-        "document.querySelectorAll('#result-table tbody tr').length === 3",
-        WAIT,
-    )?;
+    let edited = "SELECT name, age FROM singer WHERE age > 40 ORDER BY age";
+    let three_rows = "document.querySelectorAll('#result-table tbody tr').length === 3";
+    enter(page, "sql", edited, "run", three_rows)?;
     assert_eq!(
         result_cells(page),
         [
@@ -206,10 +206,8 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert!(text(page, "#sql-origin").contains("edited"));
 
     // SQL that writes is refused, in plain words, and nothing runs.
-    page.eval("document.getElementById('sql').select()")?;
-    page.type_text("DELETE FROM singer")?;
-    page.click("run")?;
-    page.wait_for("!document.getElementById('error').hidden", WAIT)?;
+    let error_shown = "!document.getElementById('error').hidden";
+    enter(page, "sql", "DELETE FROM singer", "run", error_shown)?;
     assert!(text(page, "#error").contains("only one read-only SELECT statement may run"));
 
     // History: asking again from the list.

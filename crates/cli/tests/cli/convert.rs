@@ -5,7 +5,7 @@ use std::process::Output;
 
 use text2sql_model::{generate, DType, Device, GenerationConfig, T5Model};
 
-use crate::common::text2sql;
+use crate::common::{fails, ok, read_json, s, stdout_json, text2sql};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -13,19 +13,16 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn convert(args: &[&str]) -> Output {
-    text2sql(&[&["convert"], args].concat())
-}
-
-fn text(path: &Path) -> String {
-    path.to_str().unwrap().to_string()
+/// Runs `text2sql convert --from <from> --to <to>` with `flags`.
+fn convert(from: &Path, to: &Path, flags: &[&str]) -> Output {
+    let mut args = vec!["convert", "--from", s(from), "--to", s(to)];
+    args.extend(flags);
+    text2sql(&args)
 }
 
 /// Greedy tokens transformers produced for the fixture, and ours for `model`.
 fn greedy_pair(model: &T5Model) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("t5_relu/expected.json")).unwrap())
-            .unwrap();
+    let expected = read_json(&fixture("t5_relu/expected.json"));
     let inputs: Vec<Vec<u32>> = serde_json::from_value(expected["inputs"].clone()).unwrap();
     let want: Vec<Vec<u32>> =
         serde_json::from_value(expected["greedy"]["sequences"].clone()).unwrap();
@@ -45,19 +42,7 @@ fn greedy_pair(model: &T5Model) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
 fn pytorch_bin_converts_to_the_hugging_face_layout() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("converted");
-    let output = convert(&[
-        "--from",
-        &text(&fixture("t5_relu_pth")),
-        "--to",
-        &text(&out),
-        "--json",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = stdout_json(&ok(convert(&fixture("t5_relu_pth"), &out, &["--json"])));
     assert!(report["source_weights"]
         .as_str()
         .unwrap()
@@ -81,19 +66,7 @@ fn pytorch_bin_converts_to_the_hugging_face_layout() {
 fn bf16_conversion_carries_the_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bf16");
-    let output = convert(&[
-        "--from",
-        &text(&fixture("t5_relu")),
-        "--to",
-        &text(&out),
-        "--dtype",
-        "bf16",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = ok(convert(&fixture("t5_relu"), &out, &["--dtype", "bf16"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("bfloat16") && stdout.contains("tokenizer.json"),
@@ -103,30 +76,16 @@ fn bf16_conversion_carries_the_tokenizer() {
         std::fs::read(out.join("tokenizer.json")).unwrap(),
         std::fs::read(fixture("t5_relu/tokenizer.json")).unwrap()
     );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config = read_json(&out.join("config.json"));
     assert_eq!(config["dtype"], "bfloat16");
     let model = T5Model::load(&out, DType::BF16, &Device::Cpu).unwrap();
     assert_eq!(model.dtype(), DType::BF16);
 
     // An existing output is not overwritten without --force.
-    let again = convert(&["--from", &text(&fixture("t5_relu")), "--to", &text(&out)]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    let forced = convert(&[
-        "--from",
-        &text(&fixture("t5_relu")),
-        "--to",
-        &text(&out),
-        "--force",
-    ]);
-    assert!(
-        forced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&forced.stderr)
-    );
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let again = fails(&convert(&fixture("t5_relu"), &out, &[]));
+    assert!(again.contains("--force"), "{again}");
+    ok(convert(&fixture("t5_relu"), &out, &["--force"]));
+    let config = read_json(&out.join("config.json"));
     assert_eq!(config["dtype"], "float32");
 }
 
@@ -140,16 +99,12 @@ fn a_config_that_does_not_fit_the_weights_names_the_tensors() {
         source.join("model.safetensors"),
     )
     .unwrap();
-    let mut config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("t5_relu/config.json")).unwrap())
-            .unwrap();
+    let mut config = read_json(&fixture("t5_relu/config.json"));
     config["num_layers"] = 3.into();
     config["d_ff"] = 48.into();
     std::fs::write(source.join("config.json"), config.to_string()).unwrap();
     let out = dir.path().join("out");
-    let output = convert(&["--from", &text(&source), "--to", &text(&out)]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails(&convert(&source, &out, &[]));
     assert!(
         stderr.contains("missing tensor `encoder.block.2.layer.0.SelfAttention.q.weight`"),
         "{stderr}"
@@ -175,12 +130,7 @@ fn a_checkpoint_with_only_spiece_model_gets_a_tokenizer_json_with_the_same_ids()
     std::fs::copy(&spiece, source.join("spiece.model")).unwrap();
 
     let out = dir.path().join("converted");
-    let output = convert(&["--from", &text(&source), "--to", &text(&out)]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    ok(convert(&source, &out, &[]));
     assert!(out.join("tokenizer.json").is_file());
     assert!(out.join("spiece.model").is_file());
 

@@ -1,8 +1,9 @@
 //! `text2sql eval` end to end, on Spider dev's real gold file and databases.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
-use crate::common::{s, shared, text2sql};
+use crate::common::{fails, ok, s, shared, text2sql};
 
 fn spider() -> Option<PathBuf> {
     shared("spider")
@@ -49,11 +50,7 @@ fn scores_spider_predictions_and_writes_the_report_files() {
         "--per-example",
         s(&per_example),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["rule"], "spider");
     assert_eq!(summary["total"], 1034);
@@ -125,11 +122,7 @@ fn bird_format_and_rule_on_spider_gold() {
     for rule in ["bird", "spider"] {
         let a = args(rule);
         let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["rule"], rule);
         assert_eq!(summary["accuracy"], 1.0);
@@ -140,8 +133,7 @@ fn bird_format_and_rule_on_spider_gold() {
     std::fs::write(&preds, serde_json::to_string(&object).unwrap()).unwrap();
     let a = args("bird");
     let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fails(&out);
     assert!(
         stderr.contains("prediction 3") && stderr.contains("car_1"),
         "{stderr}"
@@ -183,11 +175,7 @@ fn gold_json_with_difficulty_reports_per_tier() {
         "--db-dir",
         s(&root.join("database")),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tiers = summary["by_tier"].as_array().unwrap();
     assert_eq!(tiers[0]["name"], "simple");
@@ -202,43 +190,35 @@ fn gold_json_with_difficulty_reports_per_tier() {
     );
 }
 
+/// `text2sql eval` of `preds` against `gold` (one line each, `gold` with
+/// its tab and db_id), written under `dir`, whose databases are `dir`'s.
+fn eval_lines(dir: &Path, gold: &str, preds: &str, extra: &[&str]) -> Output {
+    let (gold_path, preds_path) = (dir.join("gold.sql"), dir.join("pred.txt"));
+    std::fs::write(&gold_path, gold).unwrap();
+    std::fs::write(&preds_path, preds).unwrap();
+    let mut args = vec!["eval", "--predictions", s(&preds_path), "--gold"];
+    args.extend([s(&gold_path), "--db-dir", s(dir)]);
+    args.extend(extra);
+    text2sql(&args)
+}
+
 #[test]
 fn misaligned_or_malformed_inputs_fail_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let gold = dir.path().join("gold.sql");
-    let preds = dir.path().join("pred.txt");
-    std::fs::write(&gold, "SELECT 1\tdb\nSELECT 2\tdb\n").unwrap();
-    std::fs::write(&preds, "SELECT 1\n").unwrap();
-    let base = |gold: &Path| {
-        vec![
-            "eval".to_string(),
-            "--predictions".to_string(),
-            s(&preds).to_string(),
-            "--gold".to_string(),
-            s(gold).to_string(),
-            "--db-dir".to_string(),
-            s(dir.path()).to_string(),
-        ]
-    };
-    let a = base(&gold);
-    let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let misaligned = "SELECT 1\tdb\nSELECT 2\tdb\n";
+    let stderr = fails(&eval_lines(dir.path(), misaligned, "SELECT 1\n", &[]));
     assert!(
         stderr.contains("1 predictions") && stderr.contains("2 gold queries"),
         "{stderr}"
     );
 
-    std::fs::write(&gold, "SELECT 1 no tab here\n").unwrap();
-    let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let no_tab = "SELECT 1 no tab here\n";
+    let stderr = fails(&eval_lines(dir.path(), no_tab, "SELECT 1\n", &[]));
     assert!(stderr.contains("gold.sql: line 1"), "{stderr}");
 
     for timeout in ["0", "1e20", "NaN"] {
-        let mut a = base(&gold);
-        a.extend(["--timeout-s".to_string(), timeout.to_string()]);
-        let out = text2sql(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let timeout_flag = ["--timeout-s", timeout];
+        let out = eval_lines(dir.path(), no_tab, "SELECT 1\n", &timeout_flag);
         // Exit status 1 with the flag named: no panic (101).
         assert_eq!(out.status.code(), Some(1), "{timeout}: {out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-s"));
@@ -248,24 +228,12 @@ fn misaligned_or_malformed_inputs_fail_with_a_clear_message() {
 #[test]
 fn predictions_without_a_database_are_counted_not_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let gold = dir.path().join("gold.sql");
-    let preds = dir.path().join("pred.txt");
-    std::fs::write(&gold, "SELECT 1\tmissing_db\n").unwrap();
-    std::fs::write(&preds, "SELECT 1\n").unwrap();
-    let out = text2sql(&[
-        "eval",
-        "--predictions",
-        s(&preds),
-        "--gold",
-        s(&gold),
-        "--db-dir",
-        s(dir.path()),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ok(eval_lines(
+        dir.path(),
+        "SELECT 1\tmissing_db\n",
+        "SELECT 1\n",
+        &[],
+    ));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("no database: 1 of 1 examples"), "{table}");
 }

@@ -8,28 +8,16 @@ use std::path::{Path, PathBuf};
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::InputFormat;
 
-use crate::common::{ok, s, sample_corpus, text2sql, train_tokenizer};
+use crate::common::{
+    fails, ok, prepare_sample, s, sample_corpus, stdout_json, text2sql, train_tokenizer,
+};
 
 /// (databases dir, processed dir, model dir)
 fn fixture(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let sample = sample_corpus(root, 200);
     let processed = root.join("processed");
-    ok(text2sql(&[
-        "-q",
-        "prepare",
-        "--data",
-        s(&sample.join("data.json")),
-        "--tables",
-        s(&sample.join("tables.json")),
-        "--databases",
-        s(&sample.join("databases")),
-        "--out",
-        s(&processed),
-        "--split-by",
-        "example",
-        "--val-ratio",
-        "0.2",
-    ]));
+    let split = ["--split-by", "example", "--val-ratio", "0.2"];
+    prepare_sample(&sample, &processed, &split);
     // The tokenizer learns from the prepared corpus's real model texts.
     let tokenizer_dir = root.join("tokenizer");
     ok(train_tokenizer(
@@ -71,7 +59,7 @@ fn model_predictions_are_scored_per_tier_with_every_example_accounted_for() {
     let mut args = base.to_vec();
     args.extend(["--per-example", s(&per_example)]);
     let out = ok(text2sql(&args));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = stdout_json(&out);
     assert_eq!(summary["total"], 12);
     assert_eq!(summary["scored"], 12, "every sample database exists");
     let tiers: u64 = summary["by_tier"]
@@ -105,7 +93,7 @@ fn model_predictions_are_scored_per_tier_with_every_example_accounted_for() {
     let mut guided = base.to_vec();
     guided.extend(["--beams", "2", "--execution-guided"]);
     let out = ok(text2sql(&guided));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = stdout_json(&out);
     assert_eq!(summary["execution_guided"], true);
     assert_eq!(summary["total"], 12);
 }
@@ -122,8 +110,7 @@ fn model_mode_errors_name_what_is_missing() {
         "--db-dir",
         s(dir.path()),
     ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fails(&out);
     assert!(stderr.contains("no-model"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

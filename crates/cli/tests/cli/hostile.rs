@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use text2sql_sql::hostile::{create_target_database, created_files, hostile_suite};
 
-use crate::common::s;
+use crate::common::{fails, ok, s};
 
 const DEADLINE: Duration = Duration::from_secs(1);
 
@@ -29,11 +29,7 @@ fn target_database(root: &Path) -> PathBuf {
 fn start_up(dir: &Path, db: &Path) -> Duration {
     let started = Instant::now();
     let out = run_in(dir, &["sql", "run", "--db", s(db), "--sql", "SELECT 1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     started.elapsed()
 }
 
@@ -141,11 +137,7 @@ fn eval_scores_every_hostile_prediction_wrong_within_the_deadline() {
         "1",
     ];
     let out = run_in(dir.path(), &args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["total"], suite.len());
     assert_eq!(report["scored"], suite.len());
@@ -173,7 +165,6 @@ fn eval_scores_every_hostile_prediction_wrong_within_the_deadline() {
     // A predictions file that is not UTF-8 is an error that names the file.
     std::fs::write(&predictions, b"SELECT \xff\n".repeat(suite.len())).unwrap();
     let out = run_in(dir.path(), &args);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fails(&out);
     assert!(stderr.contains("pred.sql"), "{stderr}");
 }

@@ -10,7 +10,10 @@ use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
 use text2sql_model::tokenizer::Tokenizer;
 
-use crate::common::{ok, ok_stderr, s, sample_corpus, shared, text2sql, train_tokenizer};
+use crate::common::{
+    db_ids, fails, json_lines, ok, ok_stderr, read_json, s, sample_corpus, sets, shared, text2sql,
+    train_tokenizer,
+};
 
 /// `text2sql prepare` of `data` into `out` with `extra` flags; what it
 /// printed, stdout then stderr.
@@ -34,11 +37,7 @@ fn prepare(data: &Path, tables: &Path, out: &Path, extra: &[&str]) -> String {
 }
 
 fn events(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&run.join("metrics.jsonl"))
 }
 
 /// Every number of every metrics line but the timings, by step and name.
@@ -194,10 +193,7 @@ checkpoint: {{every_steps: 3, keep_last: 2}}
     }
 
     // The checkpoint holds every source's sampler position.
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(run.join("checkpoint-3/train_state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = read_json(&run.join("checkpoint-3/train_state.json"));
     let mix = &state["data_position"]["mix_start"]["sources"];
     assert!(
         mix["synsql"].is_object() && mix["spider"].is_object(),
@@ -217,18 +213,9 @@ checkpoint: {{every_steps: 3, keep_last: 2}}
     }
 
     // Overrides reach list items; a bad one names its key.
-    let bad = text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config,
-        "--set",
-        "run.name=other",
-        "--set",
-        "data.sources.1.weight=-2",
-    ]);
-    assert!(!bad.status.success());
-    let stderr = String::from_utf8_lossy(&bad.stderr);
+    let mut bad = vec!["-q", "train", "--config", config];
+    bad.extend(sets(&["run.name=other", "data.sources.1.weight=-2"]));
+    let stderr = fails(&text2sql(&bad));
     assert!(stderr.contains("data.sources[1].weight"), "{stderr}");
 }
 
@@ -266,14 +253,7 @@ fn spider_train_prepares_by_database_and_its_tokenizer_covers_dev_schema_names()
     assert_eq!(m.invalid.values().sum::<u64>(), 96);
     assert_eq!(m.splits.train.rows + m.splits.val.rows, 6904);
     assert!(m.splits.val.rows > 0 && m.splits.train.rows > m.splits.val.rows * 5);
-    let ids = |split| -> BTreeSet<String> {
-        dataset
-            .split(split)
-            .iter()
-            .map(|e| e.unwrap().db_id)
-            .collect()
-    };
-    let (train_dbs, val_dbs) = (ids(Split::Train), ids(Split::Val));
+    let (train_dbs, val_dbs) = (db_ids(&dataset, Split::Train), db_ids(&dataset, Split::Val));
     assert!(!val_dbs.is_empty());
     assert!(
         train_dbs.is_disjoint(&val_dbs),

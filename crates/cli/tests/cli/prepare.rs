@@ -10,7 +10,7 @@ use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
 use text2sql_data::reader::Tier;
 
-use crate::common::{ok, shared, text2sql};
+use crate::common::{db_ids, fails, ok, s, shared, text2sql};
 
 const TIERS: [&str; 4] = ["Simple", "Moderate", "Complex", "Highly Complex"];
 
@@ -53,6 +53,15 @@ fn write_corpus(dir: &Path, records: &[String], databases: usize) -> (PathBuf, P
     (data, tables)
 }
 
+/// A temporary folder with `n` good records over `databases` databases
+/// written in it: (folder, data, tables, the output `prepare` is to make).
+fn good_corpus(n: usize, databases: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, tables) = write_corpus(dir.path(), &good_records(n, databases), databases);
+    let out = dir.path().join("out");
+    (dir, data, tables, out)
+}
+
 fn good_records(n: usize, databases: usize) -> Vec<String> {
     (0..n).map(|i| record(i, databases).to_string()).collect()
 }
@@ -62,28 +71,19 @@ fn run_prepare(data: &Path, tables: &Path, out: &Path, extra: &[&str]) -> Output
         "--quiet",
         "prepare",
         "--data",
-        data.to_str().unwrap(),
+        s(data),
         "--tables",
-        tables.to_str().unwrap(),
+        s(tables),
         "--out",
-        out.to_str().unwrap(),
+        s(out),
     ];
     args.extend_from_slice(extra);
     text2sql(&args)
 }
 
-fn db_ids(dataset: &ProcessedDataset, split: Split) -> BTreeSet<String> {
-    dataset
-        .split(split)
-        .iter()
-        .map(|e| e.unwrap().db_id)
-        .collect()
-}
-
 #[test]
 fn output_is_identical_for_any_thread_count_and_reads_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(6000, 40), 40);
+    let (dir, data, tables, _) = good_corpus(6000, 40);
     let one = dir.path().join("one");
     let four = dir.path().join("four");
     ok(&run_prepare(&data, &tables, &one, &["--threads", "1"]));
@@ -127,9 +127,7 @@ fn output_is_identical_for_any_thread_count_and_reads_back() {
 
 #[test]
 fn database_split_keeps_each_database_on_one_side() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(3000, 100), 100);
-    let out = dir.path().join("out");
+    let (dir, data, tables, out) = good_corpus(3000, 100);
     ok(&run_prepare(&data, &tables, &out, &["--val-ratio", "0.2"]));
     let dataset = ProcessedDataset::open(&out).unwrap();
     let train = db_ids(&dataset, Split::Train);
@@ -169,9 +167,7 @@ fn database_split_keeps_each_database_on_one_side() {
 
 #[test]
 fn train_row_groups_hold_one_tier_each() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(2000, 10), 10);
-    let out = dir.path().join("out");
+    let (_dir, data, tables, out) = good_corpus(2000, 10);
     ok(&run_prepare(&data, &tables, &out, &["--val-ratio", "0"]));
     let dataset = ProcessedDataset::open(&out).unwrap();
     let train = dataset.split(Split::Train);
@@ -254,16 +250,12 @@ fn each_bad_record_stops_with_file_record_offset_and_field() {
 
 #[test]
 fn truncated_files_and_trailing_garbage_stop_unless_skipped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(5, 2), 2);
+    let (_dir, data, tables, out) = good_corpus(5, 2);
     let full = std::fs::read_to_string(&data).unwrap();
-    let out = dir.path().join("out");
 
     let cut = full.rfind("SELECT").unwrap();
     std::fs::write(&data, &full[..cut]).unwrap();
-    let output = run_prepare(&data, &tables, &out, &[]);
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let err = fails(&run_prepare(&data, &tables, &out, &[]));
     assert!(
         err.contains("record #4") && err.contains("truncated"),
         "{err}"
@@ -275,9 +267,7 @@ fn truncated_files_and_trailing_garbage_stop_unless_skipped() {
     assert_eq!(manifest["records"]["kept"], 4);
 
     std::fs::write(&data, format!("{full}\n{{\"extra\": 1}}")).unwrap();
-    let output = run_prepare(&data, &tables, &out, &["--overwrite"]);
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let err = fails(&run_prepare(&data, &tables, &out, &["--overwrite"]));
     assert!(err.contains("after the closing `]`"), "{err}");
     assert!(
         err.contains(&format!("byte offset {}", full.len() + 1)),
@@ -387,14 +377,11 @@ fn subset_is_seeded_exact_and_stratified() {
 
 #[test]
 fn existing_output_is_kept_without_overwrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(10, 2), 2);
-    let out = dir.path().join("out");
+    let (_dir, data, tables, out) = good_corpus(10, 2);
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    let output = run_prepare(&data, &tables, &out, &[]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--overwrite"));
+    let err = fails(&run_prepare(&data, &tables, &out, &[]));
+    assert!(err.contains("--overwrite"), "{err}");
     assert!(out.join("keep.txt").exists());
 }
 
@@ -427,9 +414,7 @@ fn spider_dev_prepares_and_counts_the_database_it_lacks() {
         databases.to_str().unwrap(),
     ];
 
-    let output = run_prepare(&dev, &tables, &out, &db_arg);
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let err = fails(&run_prepare(&dev, &tables, &out, &db_arg));
     assert!(
         err.contains("wta_1") && err.contains("record #429"),
         "{err}"
@@ -520,9 +505,8 @@ fn bird_records_keep_their_difficulty_and_evidence() {
 #[test]
 fn an_empty_split_is_reported_with_the_way_out() {
     // One database split by database cannot fill both sides.
-    let dir = tempfile::tempdir().unwrap();
-    let (data, tables) = write_corpus(dir.path(), &good_records(50, 1), 1);
-    let output = run_prepare(&data, &tables, &dir.path().join("out"), &[]);
+    let (dir, data, tables, out) = good_corpus(50, 1);
+    let output = run_prepare(&data, &tables, &out, &[]);
     ok(&output);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

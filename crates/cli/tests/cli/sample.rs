@@ -2,32 +2,32 @@
 //! project's own tables.json reader accepts, reports a JSON summary, and
 //! refuses to overwrite a non-empty folder without `--force`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::common::{ok, s, text2sql};
+use crate::common::{db_ids, fails, ok, prepare_sample, s, stdout_json, text2sql};
+
+/// Runs `text2sql sample --out <out> --json` with `flags`; its summary.
+fn sample_json(out: &Path, flags: &[&str]) -> serde_json::Value {
+    let mut args = vec!["sample", "--out", s(out), "--json"];
+    args.extend(flags);
+    stdout_json(&ok(text2sql(&args)))
+}
+
+/// A sample corpus's database file for `db_id`.
+fn database(corpus: &Path, db_id: &str) -> PathBuf {
+    corpus
+        .join("databases")
+        .join(db_id)
+        .join(format!("{db_id}.sqlite"))
+}
 
 #[test]
 fn sample_writes_a_synsql_corpus_and_guards_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corpus");
-    let out_str = out.to_str().unwrap();
+    let out_str = s(&out);
 
-    let run = text2sql(&[
-        "sample",
-        "--out",
-        out_str,
-        "--records",
-        "400",
-        "--seed",
-        "3",
-        "--json",
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let summary = sample_json(&out, &["--records", "400", "--seed", "3"]);
     assert_eq!(summary["records"], 400);
     assert_eq!(summary["seed"], 3);
     assert!(summary["databases"].as_u64().unwrap() >= 8);
@@ -43,10 +43,7 @@ fn sample_writes_a_synsql_corpus_and_guards_its_folder() {
     );
     let schemas = text2sql_data::schema::read_tables_file(&out.join("tables.json")).unwrap();
     for schema in &schemas {
-        let db = Path::new(&out)
-            .join("databases")
-            .join(&schema.db_id)
-            .join(format!("{}.sqlite", schema.db_id));
+        let db = database(&out, &schema.db_id);
         assert!(db.is_file(), "{}", db.display());
     }
     assert!(data.iter().all(|r| schemas
@@ -54,32 +51,34 @@ fn sample_writes_a_synsql_corpus_and_guards_its_folder() {
         .any(|s| s.db_id == r["db_id"].as_str().unwrap())));
 
     // The `schema` subcommand reads what `sample` wrote.
-    let listed = text2sql(&[
-        "schema",
-        "--tables",
-        out.join("tables.json").to_str().unwrap(),
-        "--json",
-    ]);
+    let listed = text2sql(&["schema", "--tables", s(&out.join("tables.json")), "--json"]);
     assert!(listed.status.success());
     let ids: Vec<String> = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(ids.len(), schemas.len());
 
     // A second run into the now non-empty folder is refused ...
-    let again = text2sql(&["sample", "--out", out_str, "--records", "10", "--quiet"]);
-    assert!(!again.status.success());
-    let stderr = String::from_utf8_lossy(&again.stderr);
+    let stderr = fails(&text2sql(&[
+        "sample",
+        "--out",
+        out_str,
+        "--records",
+        "10",
+        "--quiet",
+    ]));
     assert!(stderr.contains("--force"), "{stderr}");
     let unchanged: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(out.join("data.json")).unwrap()).unwrap();
     assert_eq!(unchanged.len(), 400);
 
     // ... unless forced; the human summary names tiers and styles.
-    let forced = text2sql(&["sample", "--out", out_str, "--records", "10", "--force"]);
-    assert!(
-        forced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&forced.stderr)
-    );
+    let forced = ok(text2sql(&[
+        "sample",
+        "--out",
+        out_str,
+        "--records",
+        "10",
+        "--force",
+    ]));
     let stdout = String::from_utf8_lossy(&forced.stdout);
     assert!(stdout.contains("wrote 10 records"), "{stdout}");
     assert!(stdout.contains("by question style"), "{stdout}");
@@ -110,15 +109,12 @@ fn sample_help_explains_the_options() {
 /// validation side and none on both sides.
 #[test]
 fn default_sample_prepared_by_database_gives_unseen_validation_databases() {
-    use std::collections::BTreeSet;
-
     use text2sql_data::loader::ProcessedDataset;
     use text2sql_data::prepare::Split;
 
     let dir = tempfile::tempdir().unwrap();
     let sample = dir.path().join("sample");
-    let run = ok(text2sql(&["sample", "--out", s(&sample), "--json"]));
-    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let summary = sample_json(&sample, &[]);
     assert_eq!(summary["records"], 5000);
     let databases = summary["databases"].as_u64().unwrap();
     assert!(databases >= 200, "{databases} databases");
@@ -126,27 +122,9 @@ fn default_sample_prepared_by_database_gives_unseen_validation_databases() {
     assert_eq!(entries, databases);
 
     let processed = dir.path().join("processed");
-    ok(text2sql(&[
-        "-q",
-        "prepare",
-        "--data",
-        s(&sample.join("data.json")),
-        "--tables",
-        s(&sample.join("tables.json")),
-        "--databases",
-        s(&sample.join("databases")),
-        "--out",
-        s(&processed),
-    ]));
+    prepare_sample(&sample, &processed, &[]);
     let dataset = ProcessedDataset::open(&processed).unwrap();
-    let ids = |split| -> BTreeSet<String> {
-        dataset
-            .split(split)
-            .iter()
-            .map(|e| e.unwrap().db_id)
-            .collect()
-    };
-    let (train, val) = (ids(Split::Train), ids(Split::Val));
+    let (train, val) = (db_ids(&dataset, Split::Train), db_ids(&dataset, Split::Val));
     assert!(train.is_disjoint(&val), "a database on both sides");
     let share = val.len() as f64 / (train.len() + val.len()) as f64;
     assert!(
@@ -162,25 +140,12 @@ fn default_sample_prepared_by_database_gives_unseen_validation_databases() {
 fn databases_option_sets_how_many_databases_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("corpus");
-    let run = ok(text2sql(&[
-        "sample",
-        "--out",
-        s(&out),
-        "--records",
-        "60",
-        "--databases",
-        "23",
-        "--json",
-    ]));
-    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let summary = sample_json(&out, &["--records", "60", "--databases", "23"]);
     assert_eq!(summary["databases"], 23);
     let schemas = text2sql_data::schema::read_tables_file(&out.join("tables.json")).unwrap();
     assert_eq!(schemas.len(), 23);
     for schema in &schemas {
-        let path = out
-            .join("databases")
-            .join(&schema.db_id)
-            .join(format!("{}.sqlite", schema.db_id));
+        let path = database(&out, &schema.db_id);
         let limits = text2sql_sql::SandboxLimits::default();
         let mut db = text2sql_sql::Sandbox::open(&path, limits).unwrap();
         for table in &schema.tables {
@@ -195,12 +160,11 @@ fn databases_option_sets_how_many_databases_are_written() {
             );
         }
     }
-    let zero = text2sql(&[
+    fails(&text2sql(&[
         "sample",
         "--out",
         s(&dir.path().join("z")),
         "--databases",
         "0",
-    ]);
-    assert!(!zero.status.success());
+    ]));
 }

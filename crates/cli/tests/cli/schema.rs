@@ -2,15 +2,28 @@
 
 use std::process::Output;
 
-use crate::common::{shared, text2sql};
+use crate::common::{fails, ok, s, shared, text2sql};
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
+    String::from_utf8(ok(output).stdout.clone()).unwrap()
+}
+
+/// `text2sql schema` of `db_id` in Spider's `tables` and `databases` in
+/// `format`; callers add flags.
+fn schema<'a>(
+    tables: &'a str,
+    databases: &'a str,
+    db_id: &'a str,
+    format: &'a str,
+) -> Vec<&'a str> {
+    let mut args = schema_of(tables, db_id);
+    args.extend(["--databases", databases, "--format", format]);
+    args
+}
+
+/// `text2sql schema` of `db_id` in Spider's `tables`, with no other flag.
+fn schema_of<'a>(tables: &'a str, db_id: &'a str) -> Vec<&'a str> {
+    vec!["schema", "--tables", tables, "--db-id", db_id]
 }
 
 fn spider() -> Option<(String, String)> {
@@ -28,17 +41,7 @@ fn omnisql_format_prints_omnisql_own_car_1_schema() {
     else {
         return;
     };
-    let out = stdout(&text2sql(&[
-        "schema",
-        "--tables",
-        &tables,
-        "--db-id",
-        "car_1",
-        "--databases",
-        &databases,
-        "--format",
-        "omnisql",
-    ]));
+    let out = stdout(&text2sql(&schema(&tables, &databases, "car_1", "omnisql")));
     let prompt = std::fs::read_to_string(example).unwrap();
     let start = prompt.find("Database Schema:\n").unwrap() + "Database Schema:\n".len();
     let end = prompt.find("\nThis schema describes").unwrap();
@@ -52,19 +55,8 @@ fn compact_format_prunes_to_the_budget_and_says_what_it_left_out() {
     };
     let question =
         "How many car makers are there in each continents? List the continent name and the count.";
-    let base = [
-        "schema",
-        "--tables",
-        &tables,
-        "--db-id",
-        "car_1",
-        "--databases",
-        &databases,
-        "--format",
-        "compact",
-        "--question",
-        question,
-    ];
+    let mut base = schema(&tables, &databases, "car_1", "compact");
+    base.extend(["--question", question]);
     let full = stdout(&text2sql(&base));
     assert!(
         full.starts_with(&format!(
@@ -79,7 +71,7 @@ fn compact_format_prunes_to_the_budget_and_says_what_it_left_out() {
     let full_words = full.split_whitespace().count();
 
     let budget = (full_words * 2 / 3).to_string();
-    let mut args = base.to_vec();
+    let mut args = base.clone();
     args.extend(["--max-tokens", &budget]);
     let output = text2sql(&args);
     let pruned = stdout(&output);
@@ -106,41 +98,28 @@ fn retrieved_values_show_a_stored_value_that_is_not_an_example() {
     let Some((tables, databases)) = spider() else {
         return;
     };
-    let schema = |db_id: &str, question: &str, extra: &[&str]| {
-        let mut args = vec![
-            "schema",
-            "--tables",
-            &tables,
-            "--db-id",
-            db_id,
-            "--databases",
-            &databases,
-            "--format",
-            "compact",
-            "--values",
-            "matching",
-            "--question",
-            question,
-        ];
+    let matching = |db_id: &str, question: &str, extra: &[&str]| {
+        let mut args = schema(&tables, &databases, db_id, "compact");
+        args.extend(["--values", "matching", "--question", question]);
         args.extend_from_slice(extra);
         stdout(&text2sql(&args))
     };
     // `France` is a singer's country, but the two examples are
     // `Netherlands` and `United States`.
     let question = "What is the average, minimum, and maximum age of all singers from France?";
-    let without = schema("concert_singer", question, &[]);
+    let without = matching("concert_singer", question, &[]);
     assert!(
         without.contains("| singer : Singer_ID , Name , Country , "),
         "{without}"
     );
-    let with = schema("concert_singer", question, &["--retrieve-values"]);
+    let with = matching("concert_singer", question, &["--retrieve-values"]);
     assert!(
         with.contains("| singer : Singer_ID , Name , Country ( France ) , "),
         "{with}"
     );
     // A multi-word value, named in lower case with its punctuation, within a budget.
     let question = "What is the accelerate of the car make amc hornet sportabout (sw)?";
-    let with = schema(
+    let with = matching(
         "car_1",
         question,
         &["--retrieve-values", "--max-tokens", "60"],
@@ -152,26 +131,14 @@ fn retrieved_values_show_a_stored_value_that_is_not_an_example() {
     // Unrelated questions get nothing more.
     let question = "How many singers are there?";
     assert_eq!(
-        schema("concert_singer", question, &["--retrieve-values"]),
-        schema("concert_singer", question, &[])
+        matching("concert_singer", question, &["--retrieve-values"]),
+        matching("concert_singer", question, &[])
     );
     // The index needs the database.
-    let output = text2sql(&[
-        "schema",
-        "--tables",
-        &tables,
-        "--db-id",
-        "car_1",
-        "--format",
-        "compact",
-        "--retrieve-values",
-    ]);
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("--databases"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut args = schema_of(&tables, "car_1");
+    args.extend(["--format", "compact", "--retrieve-values"]);
+    let err = fails(&text2sql(&args));
+    assert!(err.contains("--databases"), "{err}");
 }
 
 #[test]
@@ -192,23 +159,10 @@ fn tokenizer_file_counts_the_budget() {
             "model":{"type":"WordLevel","vocab":{"<pad>":0,"</s>":1,"<unk>":2},"unk_token":"<unk>"}}"#,
     )
     .unwrap();
-    let out = stdout(&text2sql(&[
-        "schema",
-        "--tables",
-        &tables,
-        "--db-id",
-        "car_1",
-        "--databases",
-        &databases,
-        "--format",
-        "omnisql",
-        "--question",
-        "What is the horsepower of cars from 1970?",
-        "--max-tokens",
-        "900",
-        "--tokenizer",
-        dir.path().to_str().unwrap(),
-    ]));
+    let mut args = schema(&tables, &databases, "car_1", "omnisql");
+    args.extend(["--question", "What is the horsepower of cars from 1970?"]);
+    args.extend(["--max-tokens", "900", "--tokenizer", s(dir.path())]);
+    let out = stdout(&text2sql(&args));
     assert!(out.trim_end().chars().count() <= 900, "{} chars", out.len());
     assert!(out.contains("CREATE TABLE cars_data"), "{out}");
     assert!(out.contains("Horsepower text"), "{out}");
@@ -219,23 +173,13 @@ fn missing_database_and_unknown_db_id_fail_with_one_line() {
     let Some((tables, _)) = spider() else {
         return;
     };
-    let output = text2sql(&[
-        "schema",
-        "--tables",
-        &tables,
-        "--db-id",
-        "car_1",
-        "--db",
-        "/nonexistent/car_1.sqlite",
-    ]);
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let mut args = schema_of(&tables, "car_1");
+    args.extend(["--db", "/nonexistent/car_1.sqlite"]);
+    let err = fails(&text2sql(&args));
     assert!(err.contains("/nonexistent/car_1.sqlite"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
-    let output = text2sql(&["schema", "--tables", &tables, "--db-id", "no_such_db"]);
-    assert!(!output.status.success());
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = fails(&text2sql(&schema_of(&tables, "no_such_db")));
     assert!(
         err.contains("no_such_db") && err.contains("tables.json"),
         "{err}"

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-use crate::common::{random_model, sample_corpus};
+use crate::common::sample_with_model;
 
 /// One HTTP/1.1 exchange; returns the status code and the JSON body.
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
@@ -31,9 +31,7 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde
 #[test]
 fn serve_answers_questions_executes_sql_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = sample_corpus(dir.path(), 200);
-    let model = dir.path().join("model");
-    random_model(&sample, &model, 16, 5);
+    let (sample, model) = sample_with_model(dir.path(), 200, 16, 5);
 
     // Served from a copy that is deleted once the server listens, as an
     // upgrade replaces the file under a running server: the SQL worker

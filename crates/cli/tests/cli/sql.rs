@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{ok, random_model, s, sample_corpus, shared, text2sql, train_tokenizer};
+use crate::common::{fails, ok, s, sample_with_model, shared, text2sql, train_tokenizer};
 
 const TABLES: &str = r#"[{"db_id": "concert", "table_names": ["singer", "stadium"],
   "table_names_original": ["Singer", "Stadium"],
@@ -69,8 +69,7 @@ fn check_counts_accepted_queries_and_says_where_and_why_others_fail() {
     // A database the tables file lacks is an error naming file and record.
     std::fs::write(&gold, "SELECT 1\tconcert\nSELECT 1\tnowhere\n").unwrap();
     let out = text2sql(&["sql", "check", "--tables", s(&tables), s(&gold)]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = fails(&out);
     assert!(
         stderr.contains("gold.sql: record 2: db_id `nowhere`"),
         "{stderr}"
@@ -126,9 +125,7 @@ fn spider_gold_passes_the_checker() {
 #[test]
 fn ask_constrains_by_default_and_takes_the_generation_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let sample = sample_corpus(dir.path(), 50);
-    let model = dir.path().join("model");
-    random_model(&sample, &model, 24, 11);
+    let (sample, model) = sample_with_model(dir.path(), 50, 24, 11);
     let db_id = "retail_store_sales_0001";
     let db = sample.join(format!("databases/{db_id}/{db_id}.sqlite"));
     let tables = sample.join("tables.json");

@@ -4,37 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{ok_stderr, sample_corpus, text2sql, train_tokenizer};
+use crate::common::{
+    ok_stderr, prepare_sample, s, sample_corpus, stdout_json, text2sql, train_tokenizer,
+};
 
 /// A prepared sample corpus, a tokenizer trained on it and a tiny config.
 fn setup(dir: &Path) -> PathBuf {
-    let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let sample = s(sample_corpus(dir, 60));
-    let processed = s(dir.join("processed"));
-    let tok = s(dir.join("tok"));
-    ok_stderr(&text2sql(&[
-        "-q",
-        "prepare",
-        "--data",
-        &format!("{sample}/data.json"),
-        "--tables",
-        &format!("{sample}/tables.json"),
-        "--databases",
-        &format!("{sample}/databases"),
-        "--out",
-        &processed,
-        "--split-by",
-        "example",
-        "--val-ratio",
-        "0.1",
-    ]));
-    ok_stderr(&train_tokenizer(
-        "--data",
-        Path::new(&processed),
-        400,
-        Path::new(&tok),
-        &["-q"],
-    ));
+    let sample = sample_corpus(dir, 60);
+    let processed = dir.join("processed");
+    let tok = dir.join("tok");
+    let split = ["--split-by", "example", "--val-ratio", "0.1"];
+    prepare_sample(&sample, &processed, &split);
+    ok_stderr(&train_tokenizer("--data", &processed, 400, &tok, &["-q"]));
     let config = format!(
         r#"
 run: {{dir: {runs}, name: first}}
@@ -53,6 +34,8 @@ eval: {{every_steps: 2, val_sample_size: 4}}
 checkpoint: {{every_steps: 2, keep_last: 1}}
 "#,
         runs = dir.join("runs").display(),
+        tok = tok.display(),
+        processed = processed.display(),
     );
     let path = dir.join("config.yaml");
     std::fs::write(&path, config).unwrap();
@@ -61,7 +44,7 @@ checkpoint: {{every_steps: 2, keep_last: 1}}
 
 fn train(config: &Path, name: &str, extra: &[&str]) -> Output {
     let run_name = format!("run.name={name}");
-    let mut args = vec!["train", "--config", config.to_str().unwrap()];
+    let mut args = vec!["train", "--config", s(config)];
     args.extend(["--set", &run_name]);
     args.extend(extra);
     text2sql(&args)
@@ -109,7 +92,7 @@ fn train_builds_the_cache_once_then_reuses_it_and_rebuilds_when_asked() {
     let output = train(&config, "e", &["--json"]);
     let stderr = ok_stderr(&output);
     assert!(!stderr.contains("token cache"), "{stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = stdout_json(&output);
     assert_eq!(summary["steps"], 2);
 
     // A damaged cache is reported and rebuilt; training goes on.

@@ -1,8 +1,18 @@
 //! End to end: `text2sql tokenizer train` then `text2sql tokenizer encode`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::common::{text2sql, train_tokenizer};
+use crate::common::{fails, ok, s, stdout_json, text2sql, train_tokenizer};
+
+/// The temporary folder, its corpus (see [`write_corpus`]) and where its
+/// tokenizer goes.
+fn corpus_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    write_corpus(&corpus);
+    let out = dir.path().join("tok");
+    (dir, corpus, out)
+}
 
 fn write_corpus(path: &Path) {
     let mut lines = Vec::new();
@@ -27,19 +37,9 @@ fn write_corpus(path: &Path) {
 
 #[test]
 fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    write_corpus(&corpus);
-    let out = dir.path().join("tok");
-    let out_s = out.to_str().unwrap();
-
-    let trained = train_tokenizer("--text", &corpus, 300, &out, &["--json"]);
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&trained.stdout).unwrap();
+    let (dir, corpus, out) = corpus_dir();
+    let trained = ok(train_tokenizer("--text", &corpus, 300, &out, &["--json"]));
+    let summary = stdout_json(&trained);
     assert_eq!(summary["vocab_size"], 300);
     assert_eq!(summary["texts"], 600);
     assert_eq!(summary["example"]["unk_count"], 0);
@@ -59,13 +59,15 @@ fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
 
     // `{`, `}` and `~` never occur in the corpus, yet are not <unk>.
     let text = "SELECT {a} FROM t WHERE b <= 1 AND c ~ 'x'";
-    let encoded = text2sql(&["--json", "tokenizer", "encode", "--tokenizer", out_s, text]);
-    assert!(
-        encoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&encoded.stderr)
-    );
-    let encoded: serde_json::Value = serde_json::from_slice(&encoded.stdout).unwrap();
+    let encoded = ok(text2sql(&[
+        "--json",
+        "tokenizer",
+        "encode",
+        "--tokenizer",
+        s(&out),
+        text,
+    ]));
+    let encoded = stdout_json(&encoded);
     assert_eq!(encoded["unk_count"], 0);
     assert_eq!(encoded["decoded"], text);
     let ids = encoded["ids"].as_array().unwrap();
@@ -73,38 +75,19 @@ fn trains_a_tokenizer_that_keeps_sql_symbols_and_encodes_with_it() {
 
     // Training again on the same text gives the same bytes; an existing
     // output is refused without --force.
-    let refused = train_tokenizer("--text", &corpus, 300, &out, &[]);
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    let refused = fails(&train_tokenizer("--text", &corpus, 300, &out, &[]));
+    assert!(refused.contains("--force"), "{refused}");
     let first = std::fs::read(out.join("tokenizer.json")).unwrap();
     let again = train_tokenizer("--text", &corpus, 300, &out, &["--quiet", "--force"]);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    ok(&again);
     assert_eq!(std::fs::read(out.join("tokenizer.json")).unwrap(), first);
 }
 
 #[test]
 fn max_mb_trains_on_a_sample() {
-    let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    write_corpus(&corpus);
-    let out = dir.path().join("tok");
-    let trained = train_tokenizer(
-        "--text",
-        &corpus,
-        300,
-        &out,
-        &["--json", "--max-mb", "0.01"],
-    );
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&trained.stdout).unwrap();
+    let (_dir, corpus, out) = corpus_dir();
+    let flags = ["--json", "--max-mb", "0.01"];
+    let summary = stdout_json(&ok(train_tokenizer("--text", &corpus, 300, &out, &flags)));
     let texts = summary["texts"].as_u64().unwrap();
     assert!(
         texts > 50 && texts < 300,
@@ -119,8 +102,7 @@ fn invalid_utf8_input_names_the_file_and_line() {
     std::fs::write(&corpus, b"SELECT 1\nSELECT \xff\n").unwrap();
     let out = dir.path().join("tok");
     let failed = train_tokenizer("--text", &corpus, 300, &out, &[]);
-    assert!(!failed.status.success());
-    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let stderr = fails(&failed);
     assert!(stderr.contains("bad.txt line 2"), "{stderr}");
     assert!(!out.exists());
 }
@@ -128,15 +110,8 @@ fn invalid_utf8_input_names_the_file_and_line() {
 #[test]
 fn encode_reports_a_missing_tokenizer_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let failed = text2sql(&[
-        "tokenizer",
-        "encode",
-        "--tokenizer",
-        dir.path().to_str().unwrap(),
-        "x",
-    ]);
-    assert!(!failed.status.success());
-    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let failed = text2sql(&["tokenizer", "encode", "--tokenizer", s(dir.path()), "x"]);
+    let stderr = fails(&failed);
     assert!(
         stderr.contains("neither tokenizer.json nor spiece.model"),
         "{stderr}"

@@ -2,40 +2,26 @@
 //! made by `text2sql sample`, `prepare` and `tokenizer train`.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::common::{ok, sample_corpus, text2sql, train_tokenizer};
+use crate::common::{
+    ask_stores, fails, json_lines, ok, prepare_sample, read_json, s, sample_corpus, sets,
+    stdout_json, text2sql, train_tokenizer, RETAIL_DB,
+};
 
 /// Writes a sample corpus, a prepared dataset of `subset` records (all of
 /// them when `None`) and a tokenizer under `dir`; returns (processed, tokenizer).
 fn corpus(dir: &Path, subset: Option<&str>) -> (PathBuf, PathBuf) {
     let sample = sample_corpus(dir, 100);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let processed = dir.join("processed");
-    let data = s(&sample.join("data.json"));
-    let tables = s(&sample.join("tables.json"));
-    let dbs = s(&sample.join("databases"));
-    let out = s(&processed);
-    let mut args = vec![
-        "-q",
-        "prepare",
-        "--data",
-        &data,
-        "--tables",
-        &tables,
-        "--databases",
-        &dbs,
-        "--out",
-        &out,
-        "--split-by",
-        "example",
-    ];
+    let mut args = vec!["--split-by", "example"];
     match subset {
         Some(n) => args.extend(["--subset-size", n, "--val-ratio", "0.0"]),
         None => args.extend(["--val-ratio", "0.1"]),
     }
-    ok(&text2sql(&args));
+    prepare_sample(&sample, &processed, &args);
     let records: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(sample.join("data.json")).unwrap()).unwrap();
     let mut text = String::new();
@@ -81,6 +67,15 @@ checkpoint: {{every_steps: 3, keep_last: 2}}
     path
 }
 
+/// Runs `text2sql train --config <config>` with `flags` (global ones such
+/// as `-q` too) and one `--set` per override.
+fn train(config: &Path, flags: &[&str], overrides: &[&str]) -> Output {
+    let mut args = vec!["train", "--config", s(config)];
+    args.extend(flags);
+    args.extend(sets(overrides));
+    text2sql(&args)
+}
+
 fn losses(run: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -98,8 +93,7 @@ fn resuming_after_a_crash_reproduces_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let (processed, tokenizer) = corpus(dir.path(), None);
     let config = write_config(dir.path(), &processed, &tokenizer, "");
-    let config = config.to_str().unwrap();
-    ok(&text2sql(&["-q", "train", "--config", config]));
+    ok(&train(&config, &["-q"], &[]));
     let run = dir.path().join("runs/tiny");
     let full = losses(&run);
     assert_eq!(full.iter().filter(|(s, _)| *s == 6).count(), 2, "{full:?}");
@@ -115,7 +109,7 @@ fn resuming_after_a_crash_reproduces_the_uninterrupted_run() {
     // A crash after step 3: the later checkpoint and best model never got written.
     std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
     std::fs::remove_dir_all(run.join("best")).unwrap();
-    ok(&text2sql(&["-q", "train", "--config", config, "--resume"]));
+    ok(&train(&config, &["-q", "--resume"], &[]));
     let resumed = losses(&run);
     assert_eq!(full.len(), resumed.len(), "{full:?} vs {resumed:?}");
     for ((s1, a), (s2, b)) in full.iter().zip(&resumed) {
@@ -125,9 +119,8 @@ fn resuming_after_a_crash_reproduces_the_uninterrupted_run() {
     assert!(run.join("checkpoint-6").is_dir());
 
     // Without --resume an existing run is not overwritten.
-    let again = text2sql(&["-q", "train", "--config", config]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    let stderr = fails(&train(&config, &["-q"], &[]));
+    assert!(stderr.contains("--resume"), "{stderr}");
 }
 
 #[test]
@@ -135,22 +128,16 @@ fn divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let (processed, tokenizer) = corpus(dir.path(), None);
     let config = write_config(dir.path(), &processed, &tokenizer, "");
-    let output = text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        "optimizer.lr=1.0e30",
-        "--set",
-        "optimizer.clip_norm=null",
-        "--set",
-        "checkpoint.every_steps=1",
-        "--set",
-        "schedule.warmup_steps=0",
-    ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails(&train(
+        &config,
+        &["-q"],
+        &[
+            "optimizer.lr=1.0e30",
+            "optimizer.clip_norm=null",
+            "checkpoint.every_steps=1",
+            "schedule.warmup_steps=0",
+        ],
+    ));
     assert!(stderr.contains("training diverged"), "{stderr}");
     assert!(stderr.contains("last good checkpoint"), "{stderr}");
     let run = dir.path().join("runs/tiny");
@@ -172,32 +159,22 @@ fn a_tiny_model_overfits_eight_examples() {
     // phases ask for.
     let (processed, tokenizer) = corpus(dir.path(), Some("8"));
     let config = write_config(dir.path(), &processed, &tokenizer, "");
-    let output = text2sql(&[
-        "--json",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        "training.max_steps=120",
-        "--set",
-        "optimizer.lr=1.0e-2",
-        "--set",
-        "model.architecture.dropout_rate=0.0",
-        "--set",
-        "model.architecture.d_model=64",
-        "--set",
-        "model.architecture.d_ff=128",
-        "--set",
-        "batch.grad_accum=1",
-        "--set",
-        "eval.every_steps=120",
-        "--set",
-        "checkpoint.every_steps=120",
-        "--set",
-        "schedule.kind=constant",
-    ]);
-    ok(&output);
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = ok(train(
+        &config,
+        &["--json"],
+        &[
+            "training.max_steps=120",
+            "optimizer.lr=1.0e-2",
+            "model.architecture.dropout_rate=0.0",
+            "model.architecture.d_model=64",
+            "model.architecture.d_ff=128",
+            "batch.grad_accum=1",
+            "eval.every_steps=120",
+            "checkpoint.every_steps=120",
+            "schedule.kind=constant",
+        ],
+    ));
+    let summary = stdout_json(&output);
     assert_eq!(summary["steps"], 120);
     let train: Vec<f64> = losses(&dir.path().join("runs/tiny"))
         .into_iter()
@@ -209,14 +186,6 @@ fn a_tiny_model_overfits_eight_examples() {
         .cloned()
         .fold(f64::INFINITY, f64::min);
     assert!(best_late < 0.1 * first, "loss {first} -> {best_late}");
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -238,29 +207,21 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     let config = write_config(dir.path(), &processed, &tokenizer, "");
     let set_databases = format!("data.databases={}", databases.display());
     let set_init = format!("model.init_from={}", init.display());
+    let from_init = ["model.architecture=null", "model.tokenizer=null", &set_init];
+    let exec_eval = [
+        from_init.as_slice(),
+        &[
+            &set_databases,
+            "eval.exec_sample=6",
+            "eval.batch_size=1",
+            // Short generations keep the test fast; eval.max_new_tokens
+            // defaults to it, as `eval --model` does.
+            "data.max_target_tokens=16",
+        ],
+    ]
+    .concat();
     // Not quiet: the eval lines and the summary are part of what is tested.
-    let output = text2sql(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        "model.architecture=null",
-        "--set",
-        "model.tokenizer=null",
-        "--set",
-        &set_init,
-        "--set",
-        &set_databases,
-        "--set",
-        "eval.exec_sample=6",
-        "--set",
-        "eval.batch_size=1",
-        // Short generations keep the test fast; eval.max_new_tokens
-        // defaults to it, as `eval --model` does.
-        "--set",
-        "data.max_target_tokens=16",
-    ]);
-    ok(&output);
+    let output = ok(train(&config, &[], &exec_eval));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -297,9 +258,7 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     }
 
     // The best folder says which evaluation made it the best.
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("best/best_metric.json")).unwrap())
-            .unwrap();
+    let record = read_json(&run.join("best/best_metric.json"));
     assert_eq!(record["metric"], "exec_accuracy");
     let best_step = record["step"].as_u64().unwrap();
     let best_event = evals.iter().find(|e| e["step"] == best_step).unwrap();
@@ -326,17 +285,17 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
         "--json",
         "eval",
         "--model",
-        run.join("best").to_str().unwrap(),
+        s(&run.join("best")),
         "--data",
-        processed.to_str().unwrap(),
+        s(&processed),
         "--split",
         "val",
         "--db-dir",
-        databases.to_str().unwrap(),
+        s(&databases),
         "--batch-size",
         "1",
         "--per-example",
-        per_example.to_str().unwrap(),
+        s(&per_example),
     ]));
     let evaluated = json_lines(&per_example);
     assert!(evaluated.len() > trained.len(), "the sample is a subset");
@@ -369,36 +328,12 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     });
     std::fs::write(run.join("best/best_metric.json"), better.to_string()).unwrap();
     let weights = std::fs::read(run.join("best/model.safetensors")).unwrap();
-    let output = text2sql(&[
-        "--json",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--resume",
-        "--set",
-        "model.architecture=null",
-        "--set",
-        "model.tokenizer=null",
-        "--set",
-        &set_init,
-        "--set",
-        &set_databases,
-        "--set",
-        "eval.exec_sample=6",
-        "--set",
-        "eval.batch_size=1",
-        "--set",
-        "data.max_target_tokens=16",
-    ]);
-    ok(&output);
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = stdout_json(&ok(train(&config, &["--json", "--resume"], &exec_eval)));
     assert_eq!(summary["best"]["value"], 1.0, "{summary}");
     assert_eq!(summary["best"]["step"], 5, "{summary}");
     assert_eq!(summary["exec_sample"], 6, "{summary}");
     assert!(summary["last_exec_accuracy"].as_f64().unwrap() < 1.0);
-    let record: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("best/best_metric.json")).unwrap())
-            .unwrap();
+    let record = read_json(&run.join("best/best_metric.json"));
     assert_eq!(record, better);
     assert_eq!(
         std::fs::read(run.join("best/model.safetensors")).unwrap(),
@@ -406,21 +341,7 @@ fn execution_accuracy_is_logged_and_equals_eval_model_on_the_best_checkpoint() {
     );
     // Resuming under another best metric would compare apples and oranges.
     std::fs::remove_dir_all(run.join("checkpoint-6")).unwrap();
-    let output = text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--resume",
-        "--set",
-        "model.architecture=null",
-        "--set",
-        "model.tokenizer=null",
-        "--set",
-        &set_init,
-    ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails(&train(&config, &["-q", "--resume"], &from_init));
     assert!(
         stderr.contains("eval.best_metric=exec_accuracy"),
         "{stderr}"
@@ -436,18 +357,14 @@ fn a_missing_database_folder_is_a_config_error() {
         &dir.path().join("tok"),
         "",
     );
-    let output = text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        "eval.exec_sample=10",
-        "--set",
-        "data.databases=/nonexistent/databases",
-    ]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails(&train(
+        &config,
+        &["-q"],
+        &[
+            "eval.exec_sample=10",
+            "data.databases=/nonexistent/databases",
+        ],
+    ));
     assert!(
         stderr.contains("data.databases") && stderr.contains("/nonexistent/databases"),
         "{stderr}"
@@ -466,20 +383,16 @@ fn a_model_trained_with_a_codet5_tokenizer_folder_can_be_asked() {
         .canonicalize()
         .unwrap();
     let config = write_config(dir.path(), &processed, &codet5, "");
-    ok(&text2sql(&[
-        "-q",
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        "model.architecture.vocab_size=448",
-        "--set",
-        "training.max_steps=4",
-        "--set",
-        "eval.every_steps=4",
-        "--set",
-        "checkpoint.every_steps=4",
-    ]));
+    ok(train(
+        &config,
+        &["-q"],
+        &[
+            "model.architecture.vocab_size=448",
+            "training.max_steps=4",
+            "eval.every_steps=4",
+            "checkpoint.every_steps=4",
+        ],
+    ));
     let best = dir.path().join("runs/tiny/best");
     for file in ["vocab.json", "merges.txt", "added_tokens.json"] {
         assert!(best.join(file).is_file(), "best/{file} missing");
@@ -487,7 +400,7 @@ fn a_model_trained_with_a_codet5_tokenizer_folder_can_be_asked() {
     let asked = text2sql(&[
         "ask",
         "--model",
-        best.to_str().unwrap(),
+        s(&best),
         "--raw-input",
         "How many stores are there? | retail | stores : store_id",
         "--no-constrain",
@@ -496,7 +409,7 @@ fn a_model_trained_with_a_codet5_tokenizer_folder_can_be_asked() {
         "--json",
     ]);
     assert!(asked.status.success(), "{asked:?}");
-    let json: Value = serde_json::from_slice(&asked.stdout).unwrap();
+    let json = stdout_json(&asked);
     assert!(json["sql"].is_string(), "{json}");
 }
 
@@ -517,40 +430,20 @@ fn schema_symbols_train_end_to_end_and_need_a_tokenizer_with_them() {
         &["-q", "--schema-symbols", "64"],
     ));
     let config = write_config(dir.path(), &processed, &plain_tokenizer, "");
-    let config = config.to_str().unwrap();
-    let train_with_symbols = |extra: &[&str]| {
-        let mut args = vec!["-q", "train", "--config", config];
-        args.extend(["--set", "data.schema.symbols=true"]);
-        args.extend(extra);
-        text2sql(&args)
-    };
-    let refused = train_with_symbols(&[]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let symbols = "data.schema.symbols=true";
+    let stderr = fails(&train(&config, &["-q"], &[symbols]));
     assert!(stderr.contains("--schema-symbols"), "{stderr}");
 
     let tokenizer_set = format!("model.tokenizer={}", symbol_tokenizer.display());
-    ok(&train_with_symbols(&["--set", &tokenizer_set]));
+    ok(train(&config, &["-q"], &[symbols, &tokenizer_set]));
     let best = dir.path().join("runs/tiny/best");
-    let format: Value =
-        serde_json::from_str(&std::fs::read_to_string(best.join("text2sql_input.json")).unwrap())
-            .unwrap();
+    let format = read_json(&best.join("text2sql_input.json"));
     assert_eq!(format["schema_symbols"], true);
 
-    let db = dir
-        .path()
-        .join("sample/databases/retail_store_sales_0001/retail_store_sales_0001.sqlite");
-    let out = ok(text2sql(&[
-        "ask",
-        "--model",
-        best.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--question",
-        "How many stores are there?",
-        "--json",
-    ]));
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let db = dir.path().join("sample").join(RETAIL_DB);
+    let mut ask = ask_stores(&best, &db);
+    ask.push("--json");
+    let answer = stdout_json(&ok(text2sql(&ask)));
     let input = answer["input"].as_str().unwrap();
     assert!(input.contains("<sym0> "), "{input}");
     // Constrained decoding lets only the symbols of this database through,

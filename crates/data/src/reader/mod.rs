@@ -5,6 +5,7 @@
 mod record;
 mod scan;
 
+pub(crate) use record::json_kind;
 pub use record::{
     parse_record, parse_scanned_record, Format, InvalidCause, Record, RecordError, Tier,
 };

@@ -35,11 +35,18 @@ impl Format {
     }
 }
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `Display` writes the name `as_str` gives, so the two never differ.
+macro_rules! display_as_str {
+    ($($name:ty),+) => {$(
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
 }
+
+display_as_str!(Format, Tier);
 
 /// SynSQL's `sql_complexity`: the curriculum tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,12 +73,6 @@ impl Tier {
             Tier::Complex => "Complex",
             Tier::HighlyComplex => "Highly Complex",
         }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -442,7 +443,7 @@ fn explain(bytes: &[u8], format: Format, fast_error: &dyn fmt::Display) -> Recor
         return RecordError::new(
             InvalidCause::NotAnObject,
             "<record>",
-            format!("expected an object, found {}", kind(&value)),
+            format!("expected an object, found {}", json_kind(&value)),
         );
     };
     for &(field, expected) in required_fields(format) {
@@ -455,7 +456,7 @@ fn explain(bytes: &[u8], format: Format, fast_error: &dyn fmt::Display) -> Recor
                 return RecordError::new(
                     InvalidCause::WrongType,
                     field,
-                    format!("expected a string, found {}", kind(other)),
+                    format!("expected a string, found {}", json_kind(other)),
                 )
             }
         }
@@ -467,7 +468,7 @@ fn explain(bytes: &[u8], format: Format, fast_error: &dyn fmt::Display) -> Recor
                 return RecordError::new(
                     InvalidCause::WrongType,
                     field,
-                    format!("expected a string or null, found {}", kind(other)),
+                    format!("expected a string or null, found {}", json_kind(other)),
                 )
             }
         }
@@ -479,7 +480,8 @@ fn explain(bytes: &[u8], format: Format, fast_error: &dyn fmt::Display) -> Recor
     )
 }
 
-fn kind(v: &Value) -> &'static str {
+/// A JSON value's type, as error messages name it.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Column, DatabaseSchema, ForeignKey, Table};
 use crate::error::DataError;
+use crate::reader::json_kind;
 
 /// Reads and validates a whole tables file.
 pub fn read_tables_file(path: &Path) -> Result<Vec<DatabaseSchema>, DataError> {
@@ -75,9 +76,9 @@ impl Ctx<'_> {
     fn array<'v>(&self, obj: &'v Value, field: &str) -> Result<&'v Vec<Value>, DataError> {
         match obj.get(field) {
             None => Err(self.err(field, "missing field")),
-            Some(v) => v
-                .as_array()
-                .ok_or_else(|| self.err(field, format!("expected an array, found {}", kind(v)))),
+            Some(v) => v.as_array().ok_or_else(|| {
+                self.err(field, format!("expected an array, found {}", json_kind(v)))
+            }),
         }
     }
 
@@ -89,7 +90,7 @@ impl Ctx<'_> {
                 v.as_str().map(str::to_string).ok_or_else(|| {
                     self.err(
                         format!("{field}[{i}]"),
-                        format!("expected a string, found {}", kind(v)),
+                        format!("expected a string, found {}", json_kind(v)),
                     )
                 })
             })
@@ -128,17 +129,6 @@ impl Ctx<'_> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn parse_database(entry: &Value, file: &str, index: usize) -> Result<DatabaseSchema, DataError> {
     let mut ctx = Ctx {
         file,
@@ -148,7 +138,7 @@ fn parse_database(entry: &Value, file: &str, index: usize) -> Result<DatabaseSch
     if !entry.is_object() {
         return Err(ctx.err(
             "<database>",
-            format!("expected an object, found {}", kind(entry)),
+            format!("expected an object, found {}", json_kind(entry)),
         ));
     }
     ctx.db_id = match entry.get("db_id") {

@@ -1,18 +1,13 @@
 //! `schemas.parquet`: one row per database, the structured schema as JSON
 //! (serde of `DatabaseSchema`) and its serialized forms.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array as _, ArrayRef, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
-use super::store_error;
+use super::{parquet_batches, parquet_writer, store_error, string_column};
 use crate::error::DataError;
 use crate::schema::DatabaseSchema;
 use crate::serialize::{compact_schema, omnisql_ddl};
@@ -63,15 +58,7 @@ pub fn write_schemas(path: &Path, rows: &[SchemaRow]) -> Result<(), DataError> {
         )),
     ];
     let batch = RecordBatch::try_new(arrow_schema(), columns).map_err(|e| err(&e))?;
-    let file = File::create(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer =
-        ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|e| err(&e))?;
+    let mut writer = parquet_writer(path, arrow_schema())?;
     writer.write(&batch).map_err(|e| err(&e))?;
     writer.close().map_err(|e| err(&e))?;
     Ok(())
@@ -79,24 +66,10 @@ pub fn write_schemas(path: &Path, rows: &[SchemaRow]) -> Result<(), DataError> {
 
 pub fn read_schemas(path: &Path) -> Result<Vec<SchemaRow>, DataError> {
     let err = |e: &dyn std::fmt::Display| store_error(path, e);
-    let file = File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| err(&e))?
-        .build()
-        .map_err(|e| err(&e))?;
     let mut rows = Vec::new();
-    for batch in reader {
+    for batch in parquet_batches(path)? {
         let batch = batch.map_err(|e| err(&e))?;
-        let column = |name: &str| -> Result<StringArray, DataError> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .cloned()
-                .ok_or_else(|| err(&format!("missing string column `{name}`")))
-        };
+        let column = |name: &str| string_column(path, &batch, name);
         let (json, ddl, compact) = (
             column("schema_json")?,
             column("omnisql_ddl")?,

@@ -4,19 +4,14 @@
 //! `schemas.parquet`, columns in schema order, values sorted.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{StringBuilder, UInt32Builder};
-use arrow_array::{Array as _, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{Array as _, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
-use super::store_error;
+use super::{parquet_batches, parquet_writer, store_error, string_column};
 use crate::error::DataError;
 use crate::schema::DatabaseSchema;
 use crate::values::{ColumnValues, ValueIndex};
@@ -36,15 +31,7 @@ fn arrow_schema() -> Arc<Schema> {
 /// Writes the value indexes of `schemas` (those that have one), in order.
 pub fn write_values(path: &Path, schemas: &[&DatabaseSchema]) -> Result<(), DataError> {
     let err = |e: &dyn std::fmt::Display| store_error(path, e);
-    let file = File::create(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer =
-        ArrowWriter::try_new(file, arrow_schema(), Some(props)).map_err(|e| err(&e))?;
+    let mut writer = parquet_writer(path, arrow_schema())?;
     let mut batch = Builders::default();
     for schema in schemas {
         let Some(index) = &schema.values else {
@@ -96,24 +83,10 @@ impl Builders {
 /// Reads `values.parquet` back into one [`ValueIndex`] per database.
 pub fn read_values(path: &Path) -> Result<HashMap<String, ValueIndex>, DataError> {
     let err = |e: &dyn std::fmt::Display| store_error(path, e);
-    let file = File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| err(&e))?
-        .build()
-        .map_err(|e| err(&e))?;
     let mut columns: HashMap<String, Vec<ColumnValues>> = HashMap::new();
-    for batch in reader {
+    for batch in parquet_batches(path)? {
         let batch = batch.map_err(|e| err(&e))?;
-        let strings = |name: &str| -> Result<StringArray, DataError> {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .cloned()
-                .ok_or_else(|| err(&format!("missing string column `{name}`")))
-        };
+        let strings = |name: &str| string_column(path, &batch, name);
         let numbers = |name: &str| -> Result<UInt32Array, DataError> {
             batch
                 .column_by_name(name)

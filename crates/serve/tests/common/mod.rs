@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -22,6 +22,13 @@ pub struct FixedGenerator {
     answers: HashMap<String, Vec<Candidate>>,
     /// Simulated inference time (slept, not spun, to spare the CPU).
     pub delay: Duration,
+    gate: Option<Gate>,
+}
+
+/// Each generation says it started, then waits for the test's release.
+struct Gate {
+    started: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
 }
 
 impl FixedGenerator {
@@ -69,7 +76,23 @@ impl FixedGenerator {
         Self {
             answers,
             delay: Duration::ZERO,
+            gate: None,
         }
+    }
+
+    /// One that holds every generation until the test releases it (a send
+    /// on the returned sender); the receiver hears of each start.
+    pub fn gated() -> (Self, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        let generator = Self {
+            gate: Some(Gate {
+                started: Mutex::new(started_tx),
+                release: Mutex::new(release_rx),
+            }),
+            ..Self::new()
+        };
+        (generator, started_rx, release_tx)
     }
 }
 
@@ -87,6 +110,10 @@ impl SqlGenerator for FixedGenerator {
         schema: &DatabaseSchema,
         beams: usize,
     ) -> Result<Vec<Candidate>, GenerateError> {
+        if let Some(gate) = &self.gate {
+            gate.started.lock().unwrap().send(()).unwrap();
+            gate.release.lock().unwrap().recv().unwrap();
+        }
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }

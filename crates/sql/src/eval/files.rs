@@ -22,6 +22,17 @@ pub enum EvalFileError {
     },
 }
 
+impl EvalFileError {
+    /// A `Format` error at `record` of the file at `path`.
+    fn format(path: &Path, record: impl Into<String>, message: impl Into<String>) -> Self {
+        EvalFileError::Format {
+            path: path.to_path_buf(),
+            record: record.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// One gold line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoldEntry {
@@ -56,11 +67,11 @@ pub fn read_gold_file(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
             continue;
         }
         let Some((sql, db_id)) = line.rsplit_once('\t') else {
-            return Err(EvalFileError::Format {
-                path: path.to_path_buf(),
-                record: format!("line {}", n + 1),
-                message: "expected `SQL<TAB>db_id`, found no tab".to_string(),
-            });
+            return Err(EvalFileError::format(
+                path,
+                format!("line {}", n + 1),
+                "expected `SQL<TAB>db_id`, found no tab",
+            ));
         };
         gold.push(GoldEntry {
             sql: sql.trim().to_string(),
@@ -76,15 +87,11 @@ pub fn read_gold_file(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
 /// `difficulty` (BIRD) or `sql_complexity` (SynSQL) when present.
 pub fn read_gold_json(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
     let text = read(path)?;
-    let format_error = |record: String, message: String| EvalFileError::Format {
-        path: path.to_path_buf(),
-        record,
-        message,
-    };
     let records: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(&text)
         .map_err(|e| {
-            format_error(
-                "top level".to_string(),
+            EvalFileError::format(
+                path,
+                "top level",
                 format!("expected a JSON array of objects: {e}"),
             )
         })?;
@@ -98,13 +105,14 @@ pub fn read_gold_json(path: &Path) -> Result<Vec<GoldEntry>, EvalFileError> {
         .enumerate()
         .map(|(i, record)| {
             let sql = text_field(record, &["query", "SQL", "sql"]).ok_or_else(|| {
-                format_error(
+                EvalFileError::format(
+                    path,
                     format!("record {i}"),
-                    "no SQL string in `query`, `SQL` or `sql`".to_string(),
+                    "no SQL string in `query`, `SQL` or `sql`",
                 )
             })?;
             let db_id = text_field(record, &["db_id"]).ok_or_else(|| {
-                format_error(format!("record {i}"), "no `db_id` string".to_string())
+                EvalFileError::format(path, format!("record {i}"), "no `db_id` string")
             })?;
             Ok(GoldEntry {
                 sql,
@@ -143,15 +151,11 @@ const BIRD_SEPARATOR: &str = "\t----- bird -----\t";
 /// Reads BIRD's prediction JSON; keys must be the indices 0..n.
 pub fn read_bird_predictions(path: &Path) -> Result<Vec<Prediction>, EvalFileError> {
     let text = read(path)?;
-    let format_error = |record: String, message: String| EvalFileError::Format {
-        path: path.to_path_buf(),
-        record,
-        message,
-    };
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| {
-            format_error(
-                "top level".to_string(),
+            EvalFileError::format(
+                path,
+                "top level",
                 format!("expected a JSON object of predictions: {e}"),
             )
         })?;
@@ -159,13 +163,15 @@ pub fn read_bird_predictions(path: &Path) -> Result<Vec<Prediction>, EvalFileErr
     for (key, value) in &object {
         let record = format!("key \"{key}\"");
         let index: usize = key.parse().map_err(|_| {
-            format_error(
+            EvalFileError::format(
+                path,
                 record.clone(),
-                "keys must be example indices 0, 1, 2, ...".to_string(),
+                "keys must be example indices 0, 1, 2, ...",
             )
         })?;
         let Some(slot) = predictions.get_mut(index) else {
-            return Err(format_error(
+            return Err(EvalFileError::format(
+                path,
                 record,
                 format!(
                     "index out of range: {} predictions, so keys 0..{}",
@@ -175,9 +181,10 @@ pub fn read_bird_predictions(path: &Path) -> Result<Vec<Prediction>, EvalFileErr
             ));
         };
         let serde_json::Value::String(value) = value else {
-            return Err(format_error(
+            return Err(EvalFileError::format(
+                path,
                 record,
-                "the value must be a string".to_string(),
+                "the value must be a string",
             ));
         };
         let (sql, db_id) = match value.split_once(BIRD_SEPARATOR) {
@@ -197,40 +204,51 @@ pub fn read_bird_predictions(path: &Path) -> Result<Vec<Prediction>, EvalFileErr
 mod tests {
     use super::*;
 
+    /// What `read` makes of `text` in a file named `name`.
+    fn read_text<T>(
+        name: &str,
+        text: &str,
+        read: fn(&Path) -> Result<T, EvalFileError>,
+    ) -> Result<T, EvalFileError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        read(&path)
+    }
+
+    /// The message `read` fails with on `text` in a file named `name`.
+    fn error_of<T: std::fmt::Debug>(
+        name: &str,
+        text: &str,
+        read: fn(&Path) -> Result<T, EvalFileError>,
+    ) -> String {
+        read_text(name, text, read).unwrap_err().to_string()
+    }
+
     #[test]
     fn gold_lines_split_at_the_last_tab_and_name_bad_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gold.sql");
-        std::fs::write(&path, "SELECT 1\tdb_a\n\nSELECT 'a\tb'\tdb_b\n").unwrap();
-        let gold = read_gold_file(&path).unwrap();
+        let text = "SELECT 1\tdb_a\n\nSELECT 'a\tb'\tdb_b\n";
+        let gold = read_text("gold.sql", text, read_gold_file).unwrap();
         assert_eq!(gold.len(), 2);
         assert_eq!(gold[1].sql, "SELECT 'a\tb'");
         assert_eq!(gold[1].db_id, "db_b");
-        std::fs::write(&path, "SELECT 1\tdb\nSELECT 2\n").unwrap();
-        let error = read_gold_file(&path).unwrap_err().to_string();
+        let error = error_of("gold.sql", "SELECT 1\tdb\nSELECT 2\n", read_gold_file);
         assert!(error.contains("gold.sql: line 2"), "{error}");
     }
 
     #[test]
     fn gold_json_takes_sql_db_and_tier_from_the_known_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dev.json");
-        std::fs::write(
-            &path,
-            r#"[{"question": "q", "SQL": "SELECT 1", "db_id": "a", "difficulty": "simple"},
+        let text = r#"[{"question": "q", "SQL": "SELECT 1", "db_id": "a", "difficulty": "simple"},
                 {"query": "SELECT 2", "sql": {"parsed": true}, "db_id": "b"},
-                {"sql": "SELECT 3", "db_id": "c", "sql_complexity": "Highly Complex"}]"#,
-        )
-        .unwrap();
-        let gold = read_gold_json(&path).unwrap();
+                {"sql": "SELECT 3", "db_id": "c", "sql_complexity": "Highly Complex"}]"#;
+        let gold = read_text("dev.json", text, read_gold_json).unwrap();
         assert_eq!(gold[0].tier.as_deref(), Some("simple"));
         assert_eq!(
             (gold[1].sql.as_str(), gold[1].tier.as_deref()),
             ("SELECT 2", None)
         );
         assert_eq!(gold[2].tier.as_deref(), Some("Highly Complex"));
-        std::fs::write(&path, r#"[{"SQL": "SELECT 1"}]"#).unwrap();
-        let error = read_gold_json(&path).unwrap_err().to_string();
+        let error = error_of("dev.json", r#"[{"SQL": "SELECT 1"}]"#, read_gold_json);
         assert!(
             error.contains("record 0") && error.contains("db_id"),
             "{error}"
@@ -239,28 +257,21 @@ mod tests {
 
     #[test]
     fn spider_predictions_keep_blank_lines_in_the_middle() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pred.txt");
-        std::fs::write(&path, "SELECT 1\n\nSELECT 3\tdb\n\n").unwrap();
-        let preds = read_spider_predictions(&path).unwrap();
+        let text = "SELECT 1\n\nSELECT 3\tdb\n\n";
+        let preds = read_text("pred.txt", text, read_spider_predictions).unwrap();
         let sqls: Vec<&str> = preds.iter().map(|p| p.sql.as_str()).collect();
         assert_eq!(sqls, ["SELECT 1", "", "SELECT 3"]);
     }
 
     #[test]
     fn bird_predictions_are_ordered_by_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pred.json");
-        std::fs::write(
-            &path,
-            r#"{"1": "SELECT 2\t----- bird -----\tdb_b", "0": "SELECT 1\t----- bird -----\tdb_a"}"#,
-        )
-        .unwrap();
-        let preds = read_bird_predictions(&path).unwrap();
+        let text =
+            r#"{"1": "SELECT 2\t----- bird -----\tdb_b", "0": "SELECT 1\t----- bird -----\tdb_a"}"#;
+        let preds = read_text("pred.json", text, read_bird_predictions).unwrap();
         assert_eq!(preds[0].sql, "SELECT 1");
         assert_eq!(preds[1].db_id.as_deref(), Some("db_b"));
-        std::fs::write(&path, r#"{"0": "SELECT 1", "5": "SELECT 2"}"#).unwrap();
-        let error = read_bird_predictions(&path).unwrap_err().to_string();
+        let gap = r#"{"0": "SELECT 1", "5": "SELECT 2"}"#;
+        let error = error_of("pred.json", gap, read_bird_predictions);
         assert!(error.contains("key \"5\""), "{error}");
     }
 }

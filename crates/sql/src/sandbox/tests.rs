@@ -20,8 +20,13 @@ fn checksum(path: &Path) -> String {
 }
 
 fn fast_limits() -> SandboxLimits {
+    limits_with_deadline(Duration::from_millis(500))
+}
+
+/// The default limits but for the deadline.
+fn limits_with_deadline(timeout: Duration) -> SandboxLimits {
     SandboxLimits {
-        timeout: Duration::from_millis(500),
+        timeout,
         ..SandboxLimits::default()
     }
 }
@@ -187,10 +192,7 @@ fn a_missing_database_is_an_open_error() {
 fn cancel_stops_a_running_query() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture_db(dir.path());
-    let limits = SandboxLimits {
-        timeout: Duration::from_secs(600),
-        ..SandboxLimits::default()
-    };
+    let limits = limits_with_deadline(Duration::from_secs(600));
     let mut sandbox = Sandbox::open(&db, limits).unwrap();
     let handle = sandbox.cancel_handle();
     let canceller = std::thread::spawn(move || {
@@ -216,10 +218,7 @@ const LIKE_BOMB: &str =
 fn a_query_sqlite_cannot_interrupt_ends_by_its_deadline_and_the_next_one_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture_db(dir.path());
-    let limits = SandboxLimits {
-        timeout: Duration::from_secs(1),
-        ..SandboxLimits::default()
-    };
+    let limits = limits_with_deadline(Duration::from_secs(1));
     let glob_bomb =
         "SELECT printf('%.*c', 5000000, 'a') GLOB '*' || printf('%.*c', 20000, 'a') || 'b'";
     for bomb in [LIKE_BOMB, glob_bomb] {
@@ -239,8 +238,7 @@ fn memory_is_bounded_per_query_not_per_process() {
     let db = fixture_db(dir.path());
     let small = SandboxLimits {
         max_memory_bytes: 5_000_000,
-        timeout: Duration::from_secs(20),
-        ..SandboxLimits::default()
+        ..limits_with_deadline(Duration::from_secs(20))
     };
     // A DISTINCT over 20 MB of blobs, kept in memory (temp_store = MEMORY).
     let heavy = "SELECT count(*) FROM (SELECT DISTINCT randomblob(1000) FROM t a, t b LIMIT 20000)";
@@ -269,8 +267,7 @@ fn memory_is_bounded_per_query_not_per_process() {
     // The same query with room enough runs.
     let roomy = SandboxLimits {
         max_memory_bytes: 200_000_000,
-        timeout: Duration::from_secs(60),
-        ..SandboxLimits::default()
+        ..limits_with_deadline(Duration::from_secs(60))
     };
     let result = run_query(&db, heavy, &roomy).unwrap();
     assert_eq!(result.rows, vec![vec![Value::Integer(20_000)]]);
