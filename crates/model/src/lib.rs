@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod generate;
+pub mod gold_check;
 pub mod input;
 pub mod ops;
 pub mod predict;
@@ -34,6 +35,7 @@ pub use generate::{
     check_token_prefixes, generate, generate_constrained, Constraint, GenerationConfig, Hypothesis,
     TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
+pub use gold_check::GoldChecker;
 pub use input::{decode_sql, InputFormat};
 pub use predict::{predict_split, PredictOptions, SplitPredictions};
 pub use sql_model::{GeneratedSql, SqlModel};

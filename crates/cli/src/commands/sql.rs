@@ -4,18 +4,15 @@
 //! `text2sql sql run`: run one query in the sandbox exactly as `ask --run`
 //! runs the model's SQL.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use text2sql_data::schema::read_tables_file;
 use text2sql_model::tokenizer::Tokenizer;
-use text2sql_model::{check_token_prefixes, TokenTexts};
+use text2sql_model::GoldChecker;
 use text2sql_sql::eval::files::{read_gold_file, read_gold_json};
-use text2sql_sql::{check_pieces, SchemaIndex, SqlChecker};
 
 use crate::output::{print_json, progress_bar, GlobalOpts};
 
@@ -154,10 +151,7 @@ fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {
     } else {
         read_gold_file(&args.file)?
     };
-    let schemas: HashMap<String, Arc<SchemaIndex>> = read_tables_file(&args.tables)?
-        .iter()
-        .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(s))))
-        .collect();
+    let schemas = read_tables_file(&args.tables)?;
     let tokenizer = args
         .tokenizer
         .as_deref()
@@ -165,40 +159,21 @@ fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {
             Tokenizer::from_dir(dir).with_context(|| format!("--tokenizer {}", dir.display()))
         })
         .transpose()?;
-    let texts = tokenizer.as_ref().map(TokenTexts::new);
+    let checker = GoldChecker::new(&schemas, tokenizer.as_ref());
 
     let bar = progress_bar(global, gold.len() as u64, "check", false);
     let mut rejected = Vec::new();
     for (index, entry) in gold.iter().enumerate() {
         bar.inc(1);
-        let schema = schemas.get(&entry.db_id).with_context(|| {
-            format!(
-                "{}: record {}: db_id `{}` is not in {}",
+        let outcome = checker.check(&entry.db_id, &entry.sql).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: record {}: {e} (schemas from {})",
                 args.file.display(),
                 index + 1,
-                entry.db_id,
                 args.tables.display()
             )
         })?;
-        let checker = SqlChecker::new(schema.clone());
-        let outcome = match (&tokenizer, &texts) {
-            (Some(tokenizer), Some(texts)) => {
-                let ids = tokenizer.encode(&entry.sql, false).with_context(|| {
-                    format!("{}: record {}: tokenizing", args.file.display(), index + 1)
-                })?;
-                check_token_prefixes(&checker, texts, &ids)
-            }
-            _ => {
-                let mut buf = [0u8; 4];
-                let chars: Vec<String> = entry
-                    .sql
-                    .chars()
-                    .map(|c| c.encode_utf8(&mut buf).to_string())
-                    .collect();
-                check_pieces(checker, chars.iter().map(String::as_str))
-            }
-        };
-        if let Err((piece, rejection)) = outcome {
+        if let Some((piece, rejection)) = outcome {
             rejected.push(Rejected {
                 record: index + 1,
                 db_id: entry.db_id.clone(),
@@ -213,11 +188,7 @@ fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {
 
     let summary = Summary {
         file: args.file.display().to_string(),
-        unit: if tokenizer.is_some() {
-            "token"
-        } else {
-            "character"
-        },
+        unit: checker.unit(),
         total: gold.len(),
         accepted: gold.len() - rejected.len(),
         rejected,
