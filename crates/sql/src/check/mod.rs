@@ -17,7 +17,9 @@
 //! function names and types are not checked. What it rejects, as soon as it
 //! can tell: syntax errors (a keyword out of place, unbalanced parentheses, a
 //! second statement), unknown tables, unknown and ambiguous columns, columns
-//! of tables not in scope and undefined aliases. Names compare as SQLite
+//! of tables not in scope and undefined aliases; and, stricter than SQLite,
+//! one alias given to two sources of a FROM, a `COLLATE` other than SQLite's
+//! built-in three, and a `x.y.z` column whose `x` is not `main` or `temp`. Names compare as SQLite
 //! compares them, ASCII case-insensitively, quoted or not.
 
 mod lexer;

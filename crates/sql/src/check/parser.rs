@@ -87,6 +87,13 @@ const BINARY: &[&str] = &[
 /// Column names every rowid table has without declaring them.
 const ROWID: &[&str] = &["rowid", "oid", "_rowid_"];
 
+/// SQLite's built-in collating sequences, the only `COLLATE` names a query
+/// against a plain database file can use.
+const COLLATIONS: &[&str] = &["binary", "nocase", "rtrim"];
+
+/// The database names a `schema.table.column` reference can start with.
+const DATABASES: &[&str] = &["main", "temp"];
+
 /// Keywords that can start an operand.
 const OPERAND_KEYWORDS: &[&str] = &[
     "case",
@@ -336,7 +343,11 @@ enum ExprAt {
         column: String,
         offset: usize,
     },
-    Qualified3,
+    /// After `main.table.`: a column of `table`.
+    Qualified3 {
+        table: String,
+        offset: usize,
+    },
     AfterOperand,
     AfterBetween,
     IsRest,
@@ -346,7 +357,6 @@ enum ExprAt {
     InParen,
     ParenOpen,
     ParenList,
-    Collate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -1200,6 +1210,24 @@ impl Parser {
         }
     }
 
+    /// Adds a source under an explicit alias. Stricter than SQLite, which
+    /// accepts `FROM a AS T1 JOIN b AS T1` and then resolves `T1.x` to
+    /// whichever table has `x` (or calls it ambiguous): a second source
+    /// under one alias is always a mistake, and one a looping decoder makes.
+    fn add_aliased_source(&mut self, source: Source) -> Result<(), String> {
+        if let Some(scope) = self.core_scope() {
+            if scope
+                .sources
+                .iter()
+                .any(|s| s.key.eq_ignore_ascii_case(&source.key))
+            {
+                return Err(format!("the alias `{}` is already defined", source.key));
+            }
+            scope.sources.push(source);
+        }
+        Ok(())
+    }
+
     fn from(
         &mut self,
         schema: &SchemaIndex,
@@ -1269,10 +1297,10 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_source(Source {
+                    self.add_aliased_source(Source {
                         key: name.to_string(),
                         ..source
-                    });
+                    })?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1284,10 +1312,10 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_source(Source {
+                self.add_aliased_source(Source {
                     key: name.to_string(),
                     ..source
-                });
+                })?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1318,10 +1346,10 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_source(Source {
+                    self.add_aliased_source(Source {
                         key: name.to_string(),
                         table: None,
-                    });
+                    })?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1336,10 +1364,10 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_source(Source {
+                self.add_aliased_source(Source {
                     key: name.to_string(),
                     table: None,
-                });
+                })?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1535,8 +1563,21 @@ impl Parser {
                 offset,
             } => {
                 if is_punct(t, ".") {
-                    // schema.table.column: the schema is not checked.
-                    next(self, ExprAt::Qualified3);
+                    // database.table.column: the database is `main` or
+                    // `temp`, and the column is looked up in that table.
+                    if !DATABASES.contains(&qualifier.as_str()) {
+                        return Err(format!(
+                            "`{qualifier}.{column}.`: `{qualifier}` is not a database \
+                             (main or temp)"
+                        ));
+                    }
+                    next(
+                        self,
+                        ExprAt::Qualified3 {
+                            table: column,
+                            offset,
+                        },
+                    );
                     return Ok(Flow::Consumed);
                 }
                 self.reference(
@@ -1550,8 +1591,16 @@ impl Parser {
                 next(self, ExprAt::AfterOperand);
                 Ok(Flow::Retry)
             }
-            ExprAt::Qualified3 => match t {
-                Tok::Word(_) | Tok::Quoted(_) | Tok::DQuoted(_) => {
+            ExprAt::Qualified3 { table, offset } => match t {
+                Tok::Word(w) | Tok::Quoted(w) | Tok::DQuoted(w) => {
+                    self.reference(
+                        schema,
+                        Ref {
+                            qualifier: Some(table),
+                            column: Some(w.clone()),
+                            offset,
+                        },
+                    )?;
                     next(self, ExprAt::AfterOperand);
                     Ok(Flow::Consumed)
                 }
@@ -1594,7 +1643,8 @@ impl Parser {
                             Ok(Flow::Consumed)
                         }
                         "collate" => {
-                            next(self, ExprAt::Collate);
+                            next(self, ExprAt::AfterOperand);
+                            self.expect(COLLATIONS);
                             Ok(Flow::Consumed)
                         }
                         _ => Ok(Flow::Retry),
@@ -1690,13 +1740,6 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 Err(format!("expected `,` or `)`, found {t}"))
-            }
-            ExprAt::Collate => {
-                if let Tok::Word(_) | Tok::Quoted(_) | Tok::DQuoted(_) | Tok::Str = t {
-                    next(self, ExprAt::AfterOperand);
-                    return Ok(Flow::Consumed);
-                }
-                Err(format!("expected a collation name, found {t}"))
             }
         }
     }

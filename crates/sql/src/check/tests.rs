@@ -72,6 +72,8 @@ fn accepts_valid_queries_at_every_prefix() {
         "SELECT max(age), min(age) FROM singer LIMIT 1 OFFSET 2",
         // A keyword that is also a table's name, as in Spider's imdb.
         "SELECT t2.role FROM CAST AS t2 JOIN singer AS t1 ON t2.aid = t1.singer_id",
+        // A database-qualified column and SQLite's built-in collations.
+        "SELECT main.singer.name FROM singer WHERE name = 'x' COLLATE NOCASE ORDER BY age COLLATE binary",
     ] {
         assert_eq!(first_rejection(&schema, sql), None, "{sql}");
         assert_eq!(check_sql(&schema, sql), Ok(()), "{sql}");
@@ -205,6 +207,37 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "SELECT name FROM singer SELECT age",
             "SELECT age",
             "after the end",
+        ),
+        // one alias for two sources (legal in SQLite, always a mistake)
+        (
+            "SELECT count(*) FROM singer AS T1 JOIN concert AS T1 ON 1",
+            "T1 ON",
+            "alias `t1` is already defined",
+        ),
+        // three-part names start with a database, and name a real column
+        (
+            "SELECT count(*) FROM singer WHERE singer.name.age = 1",
+            ".age",
+            "`singer` is not a database",
+        ),
+        (
+            // (a SELECT list resolves once FROM is read)
+            "SELECT main.singer.capacity FROM singer",
+            "",
+            "no such column: singer.capacity",
+        ),
+        // a collation SQLite does not have (a model wrote `"x" COLLATE
+        // " AND y = "` to swallow text into a quoted name): rejected when
+        // the quoted name closes
+        (
+            "SELECT name FROM singer WHERE name = \"x\" COLLATE \" AND age = \"",
+            "",
+            "expected BINARY or NOCASE or RTRIM",
+        ),
+        (
+            "SELECT name FROM singer WHERE name = 'x' COLLATE french",
+            "french",
+            "starts with `f`",
         ),
         // incomplete at the end
         (
