@@ -14,6 +14,8 @@
 //! order (a small model on an unseen schema often ranks every real name
 //! below its top 16, and an unchecked token there is an SQL error for
 //! certain); only one with no passing token at all goes on unconstrained.
+//! A constrained hypothesis that the token limit cuts off ends where its
+//! text last was a complete query, when it ever was one.
 
 use std::path::Path;
 
@@ -412,10 +414,59 @@ pub fn generate_constrained(
     }
     let (ids, mask) = pad_batch(model, inputs, config.pad_token_id)?;
     let encoded = model.encode(&ids, mask.as_ref(), false)?;
-    if config.num_beams == 1 {
-        greedy(model, config, &encoded, mask.as_ref(), constraint)
+    let mut constraint = constraint;
+    let fresh: Option<Vec<SqlChecker>> = constraint.as_ref().map(|c| c.checkers.clone());
+    let mut hypotheses = if config.num_beams == 1 {
+        greedy(model, config, &encoded, mask.as_ref(), constraint.as_mut())?
     } else {
-        beam_search(model, config, &encoded, mask.as_ref(), constraint)
+        beam_search(model, config, &encoded, mask.as_ref(), constraint.as_mut())?
+    };
+    if let (Some(c), Some(fresh)) = (&constraint, fresh) {
+        for (input, per_input) in hypotheses.iter_mut().enumerate() {
+            for hypothesis in per_input {
+                end_at_last_complete_query(
+                    hypothesis,
+                    &fresh[input],
+                    c.texts_for(input),
+                    config.eos_token_id,
+                );
+            }
+        }
+    }
+    Ok(hypotheses)
+}
+
+/// A constrained hypothesis cut off by `max_new_tokens` (no EOS: a model
+/// that loops, `ON T3.id = T3.id = T3.id …`) is an incomplete query that
+/// cannot run. It ends instead where its text last was a complete query the
+/// checker accepts, when there was such a point; its score stays that of
+/// the whole hypothesis.
+fn end_at_last_complete_query(
+    hypothesis: &mut Hypothesis,
+    fresh: &SqlChecker,
+    texts: &TokenTexts,
+    eos: u32,
+) {
+    if hypothesis.tokens.last() == Some(&eos) {
+        return;
+    }
+    let mut state = fresh.clone();
+    let mut complete_at = None;
+    for (index, &id) in hypothesis.tokens.iter().enumerate() {
+        let Some(text) = texts.text(id) else {
+            break;
+        };
+        let piece = first_piece(&state, text);
+        if state.push(piece).is_err() {
+            break;
+        }
+        if state.finish().is_ok() {
+            complete_at = Some(index + 1);
+        }
+    }
+    if let Some(length) = complete_at {
+        hypothesis.tokens.truncate(length);
+        hypothesis.tokens.push(eos);
     }
 }
 
@@ -471,11 +522,12 @@ fn greedy(
     config: &GenerationConfig,
     encoded: &Tensor,
     mask: Option<&Tensor>,
-    mut constraint: Option<Constraint>,
+    mut constraint: Option<&mut Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
     // Per input, its checker while the hypothesis is constrained.
-    let mut checkers = take_checkers(constraint.as_mut(), batch);
+    let mut checkers = take_checkers(constraint.as_deref_mut(), batch);
+    let constraint = constraint.as_deref();
     let mut cache = model.start_decoding(encoded, mask)?;
     let mut hypotheses = vec![
         Hypothesis {
@@ -501,7 +553,7 @@ fn greedy(
                 }
             }
             let mut token = argmax(&row_logits);
-            if let (Some(c), Some(checker)) = (&constraint, checkers[active[row]].take()) {
+            if let (Some(c), Some(checker)) = (constraint, checkers[active[row]].take()) {
                 // No candidate passing: the row goes on unconstrained.
                 if let Some((chosen, next)) = constrained_choice(
                     &checker,
@@ -571,11 +623,12 @@ fn beam_search(
     config: &GenerationConfig,
     encoded: &Tensor,
     mask: Option<&Tensor>,
-    mut constraint: Option<Constraint>,
+    mut constraint: Option<&mut Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = encoded.dim(0)?;
     let beams = config.num_beams;
-    let initial = take_checkers(constraint.as_mut(), batch);
+    let initial = take_checkers(constraint.as_deref_mut(), batch);
+    let constraint = constraint.as_deref();
     let candidates = 2 * beams;
     let device = model.device();
     // Every input repeated once per beam.
@@ -633,7 +686,7 @@ fn beam_search(
                     top.insert(at, (total, k, token));
                     top.truncate(candidates);
                 };
-                if let (Some(c), Some(checker)) = (&constraint, &beam.checker) {
+                if let (Some(c), Some(checker)) = (constraint, &beam.checker) {
                     // The best passing candidates, at most as many as can
                     // be kept; none passing leaves the beam unconstrained.
                     let before = checked.len();
@@ -961,6 +1014,35 @@ mod tests {
                 top_k: 4,
             };
             assert!(generate_constrained(&f.model, &config, &f.inputs, Some(wrong)).is_err());
+        }
+
+        #[test]
+        fn a_hypothesis_cut_off_ends_at_its_last_complete_query() {
+            let f = fixture();
+            let texts = TokenTexts::new(&f.tokenizer);
+            let eos = f.tokenizer.eos_id();
+            let fresh = SqlChecker::new(f.schema.clone());
+            let ids = |sql: &str| f.tokenizer.encode(sql, false).unwrap();
+            let cut = |tokens: Vec<u32>| {
+                let mut hypothesis = Hypothesis {
+                    tokens,
+                    score: -3.0,
+                };
+                end_at_last_complete_query(&mut hypothesis, &fresh, &texts, eos);
+                hypothesis
+            };
+            // A loop cut by the token limit ends after its last complete query.
+            let looped = cut(ids("SELECT name FROM singer WHERE age > 30 AND ("));
+            let mut expected = ids("SELECT name FROM singer WHERE age > 30");
+            expected.push(eos);
+            assert_eq!(looped.tokens, expected);
+            assert_eq!(looped.score, -3.0);
+            // Never complete, or ended by the model: left as it is.
+            let never = ids("SELECT name FROM");
+            assert_eq!(cut(never.clone()).tokens, never);
+            let mut ended = ids("SELECT name FROM singer");
+            ended.push(eos);
+            assert_eq!(cut(ended.clone()).tokens, ended);
         }
 
         #[test]

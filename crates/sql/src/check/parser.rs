@@ -319,6 +319,9 @@ enum FromAt {
     Derived,
     DerivedAliasName,
     AfterTable,
+    /// After a join's ON or USING constraint: what may follow a table, but
+    /// not a second constraint.
+    AfterConstraint,
     /// After NATURAL: an outer or inner join kind, or JOIN.
     JoinNatural,
     /// After LEFT/RIGHT/FULL: OUTER or JOIN.
@@ -1395,13 +1398,13 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if is_kw(t, "on") {
-                    next(self, FromAt::AfterTable);
+                    next(self, FromAt::AfterConstraint);
                     self.expr();
                     return Ok(Flow::Consumed);
                 }
                 if is_kw(t, "using") {
                     merge(self);
-                    next(self, FromAt::AfterTable);
+                    next(self, FromAt::AfterConstraint);
                     self.push(Frame::IdentList(IdentAt::Start));
                     self.expect(&["("]);
                     return Ok(Flow::Consumed);
@@ -1410,6 +1413,14 @@ impl Parser {
                     self.finish_from(schema)?;
                 }
                 Ok(Flow::Retry)
+            }
+            FromAt::AfterConstraint => {
+                if is_kw(t, "on") || is_kw(t, "using") {
+                    return Err(format!(
+                        "a join has one ON or USING constraint, found a second {t}"
+                    ));
+                }
+                self.from(schema, FromAt::AfterTable, nested, token)
             }
             FromAt::JoinNatural => {
                 if is_kw(t, "left") || is_kw(t, "right") || is_kw(t, "full") {

@@ -208,6 +208,12 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "SELECT age",
             "after the end",
         ),
+        // a second join constraint
+        (
+            "SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T2 ON 1",
+            "ON 1",
+            "one ON or USING constraint",
+        ),
         // one alias for two sources (legal in SQLite, always a mistake)
         (
             "SELECT count(*) FROM singer AS T1 JOIN concert AS T1 ON 1",
