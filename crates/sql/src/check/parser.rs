@@ -84,6 +84,9 @@ const BINARY: &[&str] = &[
     ">>", "->", "->>",
 ];
 
+/// The comparison operators among [`BINARY`].
+const COMPARISONS: &[&str] = &["=", "==", "!=", "<>", "<", "<=", ">", ">="];
+
 /// Column names every rowid table has without declaring them.
 const ROWID: &[&str] = &["rowid", "oid", "_rowid_"];
 
@@ -409,6 +412,9 @@ enum Frame {
     Expr {
         at: ExprAt,
         no_and: bool,
+        /// A comparison operator was read since the last AND/OR: another
+        /// one (`a = b = c`) is refused.
+        compared: bool,
     },
     ExprList,
     OrderList(OrderAt),
@@ -750,6 +756,7 @@ impl Parser {
         self.push(Frame::Expr {
             at: ExprAt::Operand,
             no_and: false,
+            compared: false,
         });
     }
 
@@ -774,7 +781,11 @@ impl Parser {
             Frame::Query(at) => self.query(at, t),
             Frame::Core(at) => self.core(schema, at, t),
             Frame::From { at, nested } => self.from(schema, at, nested, token),
-            Frame::Expr { at, no_and } => self.expression(schema, at, no_and, token),
+            Frame::Expr {
+                at,
+                no_and,
+                compared,
+            } => self.expression(schema, at, no_and, compared, token),
             Frame::ExprList => {
                 if is_punct(t, ",") {
                     self.expr_list();
@@ -1207,17 +1218,31 @@ impl Parser {
         }
     }
 
-    fn add_source(&mut self, source: Source) {
-        if let Some(scope) = self.core_scope() {
-            scope.sources.push(source);
+    /// Adds a FROM source. References through its key that were waiting
+    /// for FROM (`SELECT T2.x FROM a AS T1 JOIN b AS T2`) are settled now:
+    /// no later source can take that key.
+    fn add_source(&mut self, schema: &SchemaIndex, source: Source) -> Result<(), String> {
+        let Some(index) = self.scopes.iter().rposition(|s| s.kind == ScopeKind::Core) else {
+            return Ok(());
+        };
+        let key = source.key.clone();
+        let scope = &mut self.scopes[index];
+        scope.sources.push(source);
+        let (now, later): (Vec<Ref>, Vec<Ref>) = std::mem::take(&mut scope.pending)
+            .into_iter()
+            .partition(|r| r.qualifier.as_deref() == Some(key.as_str()));
+        scope.pending = later;
+        for reference in now {
+            self.settle(schema, reference, index)?;
         }
+        Ok(())
     }
 
     /// Adds a source under an explicit alias. Stricter than SQLite, which
     /// accepts `FROM a AS T1 JOIN b AS T1` and then resolves `T1.x` to
     /// whichever table has `x` (or calls it ambiguous): a second source
     /// under one alias is always a mistake, and one a looping decoder makes.
-    fn add_aliased_source(&mut self, source: Source) -> Result<(), String> {
+    fn add_aliased_source(&mut self, schema: &SchemaIndex, source: Source) -> Result<(), String> {
         if let Some(scope) = self.core_scope() {
             if scope
                 .sources
@@ -1226,9 +1251,8 @@ impl Parser {
             {
                 return Err(format!("the alias `{}` is already defined", source.key));
             }
-            scope.sources.push(source);
         }
-        Ok(())
+        self.add_source(schema, source)
     }
 
     fn from(
@@ -1300,14 +1324,14 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(Source {
+                    self.add_aliased_source(schema, Source {
                         key: name.to_string(),
                         ..source
                     })?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
-                self.add_source(source);
+                self.add_source(schema, source)?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Retry)
             }
@@ -1315,7 +1339,7 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(Source {
+                self.add_aliased_source(schema, Source {
                     key: name.to_string(),
                     ..source
                 })?;
@@ -1349,17 +1373,17 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(Source {
+                    self.add_aliased_source(schema, Source {
                         key: name.to_string(),
                         table: None,
                     })?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
-                self.add_source(Source {
+                self.add_source(schema, Source {
                     key: String::new(),
                     table: None,
-                });
+                })?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Retry)
             }
@@ -1367,7 +1391,7 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(Source {
+                self.add_aliased_source(schema, Source {
                     key: name.to_string(),
                     table: None,
                 })?;
@@ -1455,10 +1479,17 @@ impl Parser {
         schema: &SchemaIndex,
         at: ExprAt,
         no_and: bool,
+        compared: bool,
         token: &Token,
     ) -> Result<Flow, String> {
         let t = &token.tok;
-        let next = |p: &mut Self, at: ExprAt| p.push(Frame::Expr { at, no_and });
+        let next = |p: &mut Self, at: ExprAt| {
+            p.push(Frame::Expr {
+                at,
+                no_and,
+                compared,
+            })
+        };
         let subquery = |p: &mut Self| {
             next(p, ExprAt::AfterOperand);
             p.expect(&[")"]);
@@ -1622,13 +1653,34 @@ impl Parser {
                     next(p, ExprAt::Operand);
                     Ok(Flow::Consumed)
                 };
+                // The next operand, after a comparison or after AND/OR
+                // (which start a new comparison).
+                let compared_operand = |p: &mut Self, compared: bool| {
+                    p.push(Frame::Expr {
+                        at: ExprAt::Operand,
+                        no_and,
+                        compared,
+                    });
+                    Ok(Flow::Consumed)
+                };
                 match t {
+                    // Stricter than SQLite, which reads `a = b = c` as
+                    // `(a = b) = c`: no gold query chains comparisons, and a
+                    // looping model does (`ON T3.id = T3.id = T3.id …`).
+                    Tok::Punct(p) if COMPARISONS.contains(p) => {
+                        if compared {
+                            return Err(format!(
+                                "a second comparison `{p}` in a row (`a = b = c`); join \
+                                 conditions with AND or OR"
+                            ));
+                        }
+                        compared_operand(self, true)
+                    }
                     Tok::Punct(p) if BINARY.contains(p) => operand(self),
                     Tok::Word(w) => match w.as_str() {
                         "and" if no_and => Ok(Flow::Retry),
-                        "and" | "or" | "like" | "glob" | "regexp" | "match" | "escape" => {
-                            operand(self)
-                        }
+                        "and" | "or" => compared_operand(self, false),
+                        "like" | "glob" | "regexp" | "match" | "escape" => operand(self),
                         "is" => {
                             next(self, ExprAt::IsRest);
                             Ok(Flow::Consumed)
@@ -1646,6 +1698,7 @@ impl Parser {
                             self.push(Frame::Expr {
                                 at: ExprAt::Operand,
                                 no_and: true,
+                                compared: false,
                             });
                             Ok(Flow::Consumed)
                         }
@@ -1697,7 +1750,9 @@ impl Parser {
                         next(self, ExprAt::AfterOperand);
                         Ok(Flow::Consumed)
                     }
-                    "between" => self.expression(schema, ExprAt::AfterOperand, no_and, token),
+                    "between" => {
+                        self.expression(schema, ExprAt::AfterOperand, no_and, compared, token)
+                    }
                     _ => Err(format!(
                         "expected IN, LIKE, BETWEEN or NULL after NOT, found {t}"
                     )),

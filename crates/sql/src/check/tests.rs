@@ -61,6 +61,7 @@ fn accepts_valid_queries_at_every_prefix() {
         "WITH old AS (SELECT * FROM singer WHERE age >= 40) SELECT o.name, o.anything FROM old AS o",
         "SELECT name FROM singer WHERE singer_id NOT IN (SELECT singer_id FROM singer_in_concert) ;",
         "SELECT name FROM singer WHERE name LIKE '%a''b%' AND age BETWEEN 20 AND 30 OR country IS NOT NULL",
+        "SELECT name FROM singer WHERE age + 1 > 20 AND (age = 3) = (age < 4) OR age - 2 <> 9 AND CASE WHEN age = 1 THEN 2 = 2 END",
         "SELECT CASE WHEN age > 30 THEN 'old' ELSE \"young\" END, CAST(age AS REAL) / 2.5e1 FROM singer",
         "SELECT name, rank() OVER (PARTITION BY country ORDER BY age DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM singer",
         "SELECT name FROM singer UNION ALL SELECT name FROM stadium EXCEPT SELECT concert_name FROM concert",
@@ -207,6 +208,18 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "SELECT name FROM singer SELECT age",
             "SELECT age",
             "after the end",
+        ),
+        // a SELECT-list column of an alias, decided when the alias is defined
+        (
+            "SELECT T2.capacity FROM singer AS T1 JOIN concert AS T2 ON T1.age = T2.year",
+            "T2 ON",
+            "no such column: t2.capacity",
+        ),
+        // chained comparisons (SQLite's `(a = b) = c`, never meant)
+        (
+            "SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.age = T2.year = T1.age",
+            "= T1.age",
+            "a second comparison",
         ),
         // a second join constraint
         (
