@@ -189,6 +189,15 @@ impl Lexer {
         }
     }
 
+    /// The text so far of a pending double-quoted token (lower-cased):
+    /// a name or, where no column has that name, a string.
+    pub fn pending_double_quoted(&self) -> Option<String> {
+        match self.state {
+            State::Quote { open: '"', .. } => Some(self.buf.to_ascii_lowercase()),
+            _ => None,
+        }
+    }
+
     /// Where the pending token starts.
     pub fn pending_start(&self) -> usize {
         self.start

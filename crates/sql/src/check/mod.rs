@@ -66,12 +66,15 @@ impl SchemaIndex {
 
     /// The longest table or column name, in bytes.
     fn longest_name(&self) -> usize {
+        self.names().map(str::len).max().unwrap_or(0)
+    }
+
+    /// Every table and column name.
+    fn names(&self) -> impl Iterator<Item = &str> {
         self.tables
             .iter()
             .flat_map(|t| std::iter::once(&t.name).chain(&t.columns))
-            .map(String::len)
-            .max()
-            .unwrap_or(0)
+            .map(String::as_str)
     }
 
     fn table_index(&self, name: &str) -> Option<usize> {
@@ -184,6 +187,27 @@ impl SqlChecker {
                 offset: self.lexer.pending_start(),
                 message,
             });
+        }
+        // A pending double-quoted token: a string, or a name it begins
+        // (an alias may be any).
+        if let Some(prefix) = self.lexer.pending_double_quoted() {
+            let offset = self.lexer.pending_start();
+            let feed = |tok: Tok| {
+                self.parser
+                    .clone()
+                    .feed(&self.schema, &Token { tok, offset })
+            };
+            if let Err(message) = feed(Tok::DQuoted(prefix.clone())) {
+                let possible = feed(Tok::Str).is_ok()
+                    || self
+                        .schema
+                        .names()
+                        .filter(|name| name.starts_with(&prefix))
+                        .any(|name| feed(Tok::DQuoted(name.to_string())).is_ok());
+                if !possible {
+                    return Err(Rejection { offset, message });
+                }
+            }
         }
         if let Some(prefix) = self.lexer.pending_name() {
             if !self.parser.word_prefix_possible(&self.schema, &prefix) {

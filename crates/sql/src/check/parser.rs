@@ -408,6 +408,9 @@ enum Frame {
     From {
         at: FromAt,
         nested: bool,
+        /// The current source follows a JOIN or a comma: it may take an ON
+        /// or USING constraint (the first source of a FROM may not).
+        joined: bool,
     },
     Expr {
         at: ExprAt,
@@ -780,7 +783,7 @@ impl Parser {
             Frame::Stmt(at) => self.stmt(at, t),
             Frame::Query(at) => self.query(at, t),
             Frame::Core(at) => self.core(schema, at, t),
-            Frame::From { at, nested } => self.from(schema, at, nested, token),
+            Frame::From { at, nested, joined } => self.from(schema, at, nested, joined, token),
             Frame::Expr {
                 at,
                 no_and,
@@ -1121,6 +1124,7 @@ impl Parser {
                     self.push(Frame::From {
                         at: FromAt::TableStart,
                         nested: false,
+                        joined: false,
                     });
                     return Ok(Flow::Consumed);
                 }
@@ -1260,10 +1264,19 @@ impl Parser {
         schema: &SchemaIndex,
         at: FromAt,
         nested: bool,
+        joined: bool,
         token: &Token,
     ) -> Result<Flow, String> {
         let t = &token.tok;
-        let next = |p: &mut Self, at: FromAt| p.push(Frame::From { at, nested });
+        let next = |p: &mut Self, at: FromAt| p.push(Frame::From { at, nested, joined });
+        // The next source, after JOIN or a comma.
+        let next_source = |p: &mut Self| {
+            p.push(Frame::From {
+                at: FromAt::TableStart,
+                nested,
+                joined: true,
+            })
+        };
         match at {
             FromAt::TableStart => {
                 if is_punct(t, "(") {
@@ -1324,10 +1337,13 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(schema, Source {
-                        key: name.to_string(),
-                        ..source
-                    })?;
+                    self.add_aliased_source(
+                        schema,
+                        Source {
+                            key: name.to_string(),
+                            ..source
+                        },
+                    )?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1339,10 +1355,13 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(schema, Source {
-                    key: name.to_string(),
-                    ..source
-                })?;
+                self.add_aliased_source(
+                    schema,
+                    Source {
+                        key: name.to_string(),
+                        ..source
+                    },
+                )?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1357,6 +1376,7 @@ impl Parser {
                 self.push(Frame::From {
                     at: FromAt::TableStart,
                     nested: true,
+                    joined: false,
                 });
                 Ok(Flow::Retry)
             }
@@ -1373,17 +1393,23 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(schema, Source {
-                        key: name.to_string(),
-                        table: None,
-                    })?;
+                    self.add_aliased_source(
+                        schema,
+                        Source {
+                            key: name.to_string(),
+                            table: None,
+                        },
+                    )?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
-                self.add_source(schema, Source {
-                    key: String::new(),
-                    table: None,
-                })?;
+                self.add_source(
+                    schema,
+                    Source {
+                        key: String::new(),
+                        table: None,
+                    },
+                )?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Retry)
             }
@@ -1391,10 +1417,13 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(schema, Source {
-                    key: name.to_string(),
-                    table: None,
-                })?;
+                self.add_aliased_source(
+                    schema,
+                    Source {
+                        key: name.to_string(),
+                        table: None,
+                    },
+                )?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1405,7 +1434,7 @@ impl Parser {
                     }
                 };
                 if is_punct(t, ",") || is_kw(t, "join") {
-                    next(self, FromAt::TableStart);
+                    next_source(self);
                     return Ok(Flow::Consumed);
                 }
                 if is_kw(t, "natural") {
@@ -1420,6 +1449,9 @@ impl Parser {
                 if is_kw(t, "inner") || is_kw(t, "cross") {
                     next(self, FromAt::Join);
                     return Ok(Flow::Consumed);
+                }
+                if (is_kw(t, "on") || is_kw(t, "using")) && !joined {
+                    return Err(format!("a JOIN clause is required before {t}"));
                 }
                 if is_kw(t, "on") {
                     next(self, FromAt::AfterConstraint);
@@ -1444,7 +1476,7 @@ impl Parser {
                         "a join has one ON or USING constraint, found a second {t}"
                     ));
                 }
-                self.from(schema, FromAt::AfterTable, nested, token)
+                self.from(schema, FromAt::AfterTable, nested, joined, token)
             }
             FromAt::JoinNatural => {
                 if is_kw(t, "left") || is_kw(t, "right") || is_kw(t, "full") {
@@ -1455,18 +1487,18 @@ impl Parser {
                     next(self, FromAt::Join);
                     return Ok(Flow::Consumed);
                 }
-                self.from(schema, FromAt::Join, nested, token)
+                self.from(schema, FromAt::Join, nested, joined, token)
             }
             FromAt::JoinOuter => {
                 if is_kw(t, "outer") {
                     next(self, FromAt::Join);
                     return Ok(Flow::Consumed);
                 }
-                self.from(schema, FromAt::Join, nested, token)
+                self.from(schema, FromAt::Join, nested, joined, token)
             }
             FromAt::Join => {
                 if is_kw(t, "join") {
-                    next(self, FromAt::TableStart);
+                    next_source(self);
                     return Ok(Flow::Consumed);
                 }
                 Err(format!("expected JOIN, found {t}"))

@@ -71,6 +71,8 @@ fn accepts_valid_queries_at_every_prefix() {
         "SELECT T1.name FROM stadium AS T1 JOIN concert AS T2 USING (stadium_id) GROUP BY T1.name",
         "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < 5) SELECT x FROM cnt",
         "SELECT max(age), min(age) FROM singer LIMIT 1 OFFSET 2",
+        "SELECT \"name\" AS \"Full Name\" FROM \"Singer\" AS \"s x\" WHERE age = \"30\"",
+        "SELECT 1 FROM singer, concert ON singer.age = concert.year JOIN (stadium) USING (name)",
         // A keyword that is also a table's name, as in Spider's imdb.
         "SELECT t2.role FROM CAST AS t2 JOIN singer AS t1 ON t2.aid = t1.singer_id",
         // A database-qualified column and SQLite's built-in collations.
@@ -221,6 +223,24 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "= T1.age",
             "a second comparison",
         ),
+        // a double quote where neither a string nor a name can stand:
+        // rejected at the quote, not when it closes
+        (
+            "SELECT name FROM singer AS T6\" AND age",
+            "\" AND",
+            "after the end of the query",
+        ),
+        (
+            "SELECT name FROM \"singers\" WHERE",
+            "WHERE",
+            "no such table: singers",
+        ),
+        // a join constraint on the first source
+        (
+            "SELECT T1.name FROM singer AS T1 ON T1.age = 3",
+            "ON T1",
+            "a JOIN clause is required before `on`",
+        ),
         // a second join constraint
         (
             "SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T2 ON 1",
@@ -246,11 +266,10 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "no such column: singer.capacity",
         ),
         // a collation SQLite does not have (a model wrote `"x" COLLATE
-        // " AND y = "` to swallow text into a quoted name): rejected when
-        // the quoted name closes
+        // " AND y = "` to swallow text into a quoted name)
         (
             "SELECT name FROM singer WHERE name = \"x\" COLLATE \" AND age = \"",
-            "",
+            "\" AND age",
             "expected BINARY or NOCASE or RTRIM",
         ),
         (
