@@ -131,6 +131,7 @@ fn main() -> Result<()> {
             values,
             foreign_keys: true,
             retrieved_values,
+            schema_linking: false,
         },
         ..InputFormat::default()
     };

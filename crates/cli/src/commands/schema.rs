@@ -91,6 +91,11 @@ pub struct Args {
     /// or --databases, whose text values are indexed in memory).
     #[arg(long)]
     pub retrieve_values: bool,
+    /// Mark the names --question mentions (`@` all of a name's words, `~`
+    /// some), as a model trained with `data.schema.schema_linking` sees them
+    /// (compact format).
+    #[arg(long)]
+    pub schema_linking: bool,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -147,6 +152,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         },
         foreign_keys: !args.no_foreign_keys,
         retrieved_values: args.retrieve_values,
+        schema_linking: args.schema_linking,
     };
     let (text, pruned) = match args.max_tokens {
         None => (render(&args, &schema, question, &options), None),

@@ -94,6 +94,31 @@ fn compact_format_prunes_to_the_budget_and_says_what_it_left_out() {
 }
 
 #[test]
+fn schema_linking_marks_the_names_a_question_mentions() {
+    let Some((tables, databases)) = spider() else {
+        return;
+    };
+    let mut args = schema(&tables, &databases, "concert_singer", "compact");
+    args.extend([
+        "--values",
+        "none",
+        "--question",
+        "How many singers performed in each stadium?",
+        "--schema-linking",
+    ]);
+    let text = stdout(&text2sql(&args));
+    // `stadium` is a whole table name; `singers` is `singer` and the first
+    // word of `singer_in_concert`.
+    assert!(text.contains("| stadium @ : Stadium_ID ~ ,"), "{text}");
+    assert!(text.contains("| singer @ : Singer_ID ~ ,"), "{text}");
+    assert!(text.contains("| singer_in_concert ~ :"), "{text}");
+    assert!(
+        !text.contains("Capacity ~") && !text.contains("Capacity @"),
+        "{text}"
+    );
+}
+
+#[test]
 fn retrieved_values_show_a_stored_value_that_is_not_an_example() {
     let Some((tables, databases)) = spider() else {
         return;

@@ -11,11 +11,16 @@
 //!   literals; under a budget the values that do not occur in the question
 //!   go first;
 //! - foreign keys follow the tables as `| t.c = t2.c` segments, since joins
-//!   are where models most often go wrong.
+//!   are where models most often go wrong;
+//! - optionally ([`CompactOptions::schema_linking`]) each name the question
+//!   mentions is marked, `@` when the question has every word of it and `~`
+//!   when it has some, as IRNet and RAT-SQL feed their models schema-linking
+//!   types: a model trained from scratch has no word embeddings that tell
+//!   it `singers` in a question is the `Singer` table.
 
 use super::budget::{prune_to_budget_keeping, PrunedText, TokenBudget};
 use super::python_repr::python_float;
-use super::relevance::value_in_question;
+use super::relevance::{value_in_question, words};
 use super::selection::SchemaSelection;
 use super::symbols::SchemaSymbols;
 use crate::schema::{DatabaseSchema, SampleValue};
@@ -43,7 +48,19 @@ pub struct CompactOptions {
     /// the JSON when off, so formats saved before it read back unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retrieved_values: bool,
+    /// Mark the tables and columns whose names the question mentions: ` @`
+    /// after a name all of whose words (`snake_case`/`camelCase` split,
+    /// plural `s` and stop words dropped) are in the question, ` ~` after one
+    /// that shares some. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub schema_linking: bool,
 }
+
+/// The mark [`CompactOptions::schema_linking`] puts after a name all of whose
+/// words the question has.
+pub const EXACT_LINK_MARK: &str = "@";
+/// The mark after a name that shares some of its words with the question.
+pub const PARTIAL_LINK_MARK: &str = "~";
 
 impl Default for CompactOptions {
     fn default() -> Self {
@@ -51,6 +68,7 @@ impl Default for CompactOptions {
             values: ValuesShown::All,
             foreign_keys: true,
             retrieved_values: false,
+            schema_linking: false,
         }
     }
 }
@@ -169,6 +187,27 @@ pub fn compact_schema_selected(
         None => compact_identifier(name),
     };
     let question_lower = question.to_lowercase();
+    let question_words = if options.schema_linking {
+        words(question)
+    } else {
+        Default::default()
+    };
+    let link = |name: &str, text: &mut String| {
+        if !options.schema_linking {
+            return;
+        }
+        let name_words = words(name);
+        let shared = name_words.intersection(&question_words).count();
+        let mark = if shared == 0 {
+            return;
+        } else if shared == name_words.len() {
+            EXACT_LINK_MARK
+        } else {
+            PARTIAL_LINK_MARK
+        };
+        text.push(' ');
+        text.push_str(mark);
+    };
     let mut out = schema.db_id.clone();
     for (t, table) in schema.tables.iter().enumerate() {
         if !selection.table_shown(t) {
@@ -180,6 +219,7 @@ pub fn compact_schema_selected(
                 continue;
             }
             let mut text = label(&column.name);
+            link(&column.name, &mut text);
             if selection.values_shown(t, c) {
                 let mut values: Vec<String> = matches
                     .into_iter()
@@ -207,11 +247,9 @@ pub fn compact_schema_selected(
             }
             columns.push(text);
         }
-        out.push_str(&format!(
-            " | {} : {}",
-            label(&table.name),
-            columns.join(" , ")
-        ));
+        let mut table_text = label(&table.name);
+        link(&table.name, &mut table_text);
+        out.push_str(&format!(" | {table_text} : {}", columns.join(" , ")));
     }
     if options.foreign_keys {
         for fk in &schema.foreign_keys {
@@ -366,7 +404,7 @@ mod tests {
         let matching = CompactOptions {
             values: ValuesShown::MatchingQuestion,
             foreign_keys: false,
-            retrieved_values: false,
+            ..CompactOptions::default()
         };
         assert_eq!(
             compact_input("singers from the netherlands", &schema, &matching),
@@ -374,6 +412,40 @@ mod tests {
              | singers : singer_id , name , country ( Netherlands ) , birth_year \
              | concerts : concert_id , singer_id , \"Stadium Name\""
         );
+    }
+
+    #[test]
+    fn schema_linking_marks_the_names_the_question_mentions() {
+        let mut schema = shop();
+        schema.tables.truncate(2);
+        let options = CompactOptions {
+            values: ValuesShown::None,
+            foreign_keys: false,
+            schema_linking: true,
+            ..CompactOptions::default()
+        };
+        // `singers` is the table (plural dropped), `birth year` all of
+        // `birth_year`, `Stadium` part of `Stadium Name`; `the` is a stop
+        // word and `singer_id`'s `id` is not in the question.
+        assert_eq!(
+            compact_input(
+                "Which singers' stadium hosted the concerts by birth year?",
+                &schema,
+                &options
+            ),
+            "Which singers' stadium hosted the concerts by birth year? | concert_singer \
+             | singers @ : singer_id ~ , name , country , birth_year @ \
+             | concerts @ : concert_id ~ , singer_id ~ , \"Stadium Name\" ~"
+        );
+        // Off, nothing is marked; and a question without names marks nothing.
+        let plain = CompactOptions {
+            schema_linking: false,
+            ..options
+        };
+        let text = compact_input("Which singers?", &schema, &plain);
+        assert!(!text.contains(EXACT_LINK_MARK) && !text.contains(PARTIAL_LINK_MARK));
+        let text = compact_input("How old is everyone?", &schema, &options);
+        assert!(!text.contains(EXACT_LINK_MARK) && !text.contains(PARTIAL_LINK_MARK));
     }
 
     #[test]

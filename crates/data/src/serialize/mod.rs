@@ -18,7 +18,7 @@ pub use budget::{
 };
 pub use compact::{
     compact_identifier, compact_input, compact_input_within_budget, compact_schema,
-    compact_schema_selected, CompactOptions, ValuesShown,
+    compact_schema_selected, CompactOptions, ValuesShown, EXACT_LINK_MARK, PARTIAL_LINK_MARK,
 };
 pub use omnisql::{
     description_adds_information, format_identifier, needs_quotes, omnisql_ddl,

@@ -233,6 +233,7 @@ mod tests {
             values: ValuesShown::MatchingQuestion,
             foreign_keys: true,
             retrieved_values: true,
+            schema_linking: false,
         };
         // No index yet: nothing is retrieved.
         assert!(!compact_input(question, &schema, &retrieving).contains("Lyon"));
@@ -247,6 +248,7 @@ mod tests {
         // Without the option the index is not used.
         let plain = CompactOptions {
             retrieved_values: false,
+            schema_linking: false,
             ..retrieving
         };
         assert!(!compact_input(question, &schema, &plain).contains("Lyon"));
@@ -269,6 +271,7 @@ mod tests {
             values: ValuesShown::All,
             foreign_keys: true,
             retrieved_values: true,
+            schema_linking: false,
         };
         let words = |s: &str| s.split_whitespace().count();
         let budget = TokenBudget {

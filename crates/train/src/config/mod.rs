@@ -210,6 +210,7 @@ impl DataConfig {
                 values,
                 foreign_keys: self.schema.foreign_keys,
                 retrieved_values: self.schema.value_retrieval,
+                schema_linking: self.schema.schema_linking,
             },
             external_knowledge: self.schema.external_knowledge,
             schema_symbols: self.schema.symbols,
@@ -260,6 +261,11 @@ pub struct SchemaOptions {
     /// does, instead of drawing its symbols at random.
     #[serde(default)]
     pub symbols_in_schema_order: bool,
+    /// Mark each table and column whose name the question mentions (`@`
+    /// all of its words, `~` some), as IRNet and RAT-SQL give their models
+    /// schema-linking types.
+    #[serde(default)]
+    pub schema_linking: bool,
     /// Append `| t.c = t2.c` foreign-key segments after the tables.
     #[serde(default = "default_true")]
     pub foreign_keys: bool,
@@ -290,6 +296,7 @@ impl Default for SchemaOptions {
             value_retrieval: false,
             symbols: false,
             symbols_in_schema_order: false,
+            schema_linking: false,
             foreign_keys: true,
             external_knowledge: true,
         }
@@ -754,6 +761,9 @@ mod tests {
         assert!(c.data.input_format().schema.retrieved_values);
         let c = parse(MINIMAL, &["data.schema.symbols=true"]).unwrap();
         assert!(c.data.input_format().schema_symbols);
+        assert!(!c.data.input_format().schema.schema_linking);
+        let c = parse(MINIMAL, &["data.schema.schema_linking=true"]).unwrap();
+        assert!(c.data.input_format().schema.schema_linking);
     }
 
     #[test]
