@@ -32,6 +32,12 @@ pub enum ModelError {
     Checkpoint { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A processed dataset or schema the model reads (`predict_split`).
+    #[error(transparent)]
+    Data(#[from] text2sql_data::DataError),
+    /// Text the tokenizer could not encode, or ids it could not decode.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

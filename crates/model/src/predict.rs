@@ -45,9 +45,8 @@ pub fn predict_split(
             "beams and batch size must be at least 1".into(),
         ));
     }
-    let data_error = |e: text2sql_data::DataError| ModelError::Invalid(e.to_string());
-    let dataset = ProcessedDataset::open(data_dir).map_err(data_error)?;
-    let schemas = dataset.schemas().map_err(data_error)?;
+    let dataset = ProcessedDataset::open(data_dir)?;
+    let schemas = dataset.schemas()?;
     let reader = dataset.split(options.split);
     let total = reader.len();
     let wanted = options.limit.map_or(total, |n| (n as u64).min(total));
@@ -55,7 +54,7 @@ pub fn predict_split(
     // ones: take N evenly spread rows instead (deterministic, ascending).
     let mut records = Vec::with_capacity(wanted as usize);
     for k in 0..wanted {
-        records.push(reader.get(k * total / wanted).map_err(data_error)?);
+        records.push(reader.get(k * total / wanted)?);
     }
     if records.is_empty() {
         return Err(ModelError::Invalid(format!(

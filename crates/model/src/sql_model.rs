@@ -224,11 +224,7 @@ impl SqlModel {
         }
         let inputs = source_texts
             .iter()
-            .map(|text| {
-                self.tokenizer
-                    .encode(text.as_ref(), true)
-                    .map_err(|e| ModelError::Invalid(e.to_string()))
-            })
+            .map(|text| Ok(self.tokenizer.encode(text.as_ref(), true)?))
             .collect::<Result<Vec<_>>>()?;
         let config = GenerationConfig {
             num_beams: beams,
@@ -251,8 +247,7 @@ impl SqlModel {
                 hypotheses
                     .into_iter()
                     .map(|hypothesis| {
-                        let sql = decode_sql(&self.tokenizer, &hypothesis.tokens, symbols)
-                            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+                        let sql = decode_sql(&self.tokenizer, &hypothesis.tokens, symbols)?;
                         Ok(GeneratedSql {
                             sql,
                             score: hypothesis.score,
