@@ -1246,17 +1246,23 @@ impl Parser {
     /// accepts `FROM a AS T1 JOIN b AS T1` and then resolves `T1.x` to
     /// whichever table has `x` (or calls it ambiguous): a second source
     /// under one alias is always a mistake, and one a looping decoder makes.
-    fn add_aliased_source(&mut self, schema: &SchemaIndex, source: Source) -> Result<(), String> {
+    fn add_aliased_source(
+        &mut self,
+        schema: &SchemaIndex,
+        table: Option<usize>,
+        alias: &str,
+    ) -> Result<(), String> {
         if let Some(scope) = self.core_scope() {
             if scope
                 .sources
                 .iter()
-                .any(|s| s.key.eq_ignore_ascii_case(&source.key))
+                .any(|s| s.key.eq_ignore_ascii_case(alias))
             {
-                return Err(format!("the alias `{}` is already defined", source.key));
+                return Err(format!("the alias `{alias}` is already defined"));
             }
         }
-        self.add_source(schema, source)
+        let key = alias.to_string();
+        self.add_source(schema, Source { key, table })
     }
 
     fn from(
@@ -1337,13 +1343,7 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(
-                        schema,
-                        Source {
-                            key: name.to_string(),
-                            ..source
-                        },
-                    )?;
+                    self.add_aliased_source(schema, source.table, name)?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1355,13 +1355,7 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(
-                    schema,
-                    Source {
-                        key: name.to_string(),
-                        ..source
-                    },
-                )?;
+                self.add_aliased_source(schema, source.table, name)?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1393,13 +1387,7 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(
-                        schema,
-                        Source {
-                            key: name.to_string(),
-                            table: None,
-                        },
-                    )?;
+                    self.add_aliased_source(schema, None, name)?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1417,13 +1405,7 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(
-                    schema,
-                    Source {
-                        key: name.to_string(),
-                        table: None,
-                    },
-                )?;
+                self.add_aliased_source(schema, None, name)?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
