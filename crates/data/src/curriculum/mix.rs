@@ -141,44 +141,18 @@ mod tests {
     use super::*;
     use crate::curriculum::Phase;
     use crate::loader::ProcessedDataset;
-    use crate::prepare::{prepare, PrepareOptions, Split};
-    use crate::reader::{Format, Tier};
+    use crate::prepare::Split;
+    use crate::reader::Tier;
 
     /// A processed dataset of `n` records over one database; SynSQL records
     /// cycle through the tiers, Spider records have none.
     fn dataset(dir: &std::path::Path, n: usize, spider: bool) -> ProcessedDataset {
-        const TIERS: [&str; 4] = ["Simple", "Moderate", "Complex", "Highly Complex"];
-        let records: Vec<String> = (0..n)
-            .map(|i| {
-                if spider {
-                    serde_json::json!({"db_id": "shop", "question": format!("q{i}"),
-                        "query": format!("SELECT {i}")})
-                } else {
-                    serde_json::json!({"db_id": "shop", "sql_complexity": TIERS[i % 4],
-                        "question_style": "Vague", "question": format!("q{i}"),
-                        "external_knowledge": "", "sql": format!("SELECT {i}")})
-                }
-                .to_string()
-            })
-            .collect();
-        let data = dir.join("data.json");
-        std::fs::write(&data, format!("[{}]", records.join(","))).unwrap();
-        let tables = dir.join("tables.json");
-        std::fs::write(
-            &tables,
-            r#"[{"db_id":"shop","table_names_original":["t"],"table_names":["t"],
-               "column_names_original":[[-1,"*"],[0,"a"]],"column_names":[[-1,"*"],[0,"a"]],
-               "column_types":["text","number"],"primary_keys":[],"foreign_keys":[]}]"#,
-        )
-        .unwrap();
-        let out = dir.join("out");
-        let mut options = PrepareOptions::new(&data, &tables, &out);
-        options.val_ratio = Some(0.0);
-        if spider {
-            options.format = Format::Spider;
-        }
-        prepare(&options, &|_| {}).unwrap();
-        ProcessedDataset::open(&out).unwrap()
+        let tiers: &[&str] = if spider {
+            &[]
+        } else {
+            &["Simple", "Moderate", "Complex", "Highly Complex"]
+        };
+        crate::curriculum::test_support::dataset(dir, n, tiers)
     }
 
     fn mix(

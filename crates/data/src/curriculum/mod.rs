@@ -283,24 +283,25 @@ impl CurriculumSampler {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use super::*;
+pub(crate) mod test_support {
     use crate::loader::ProcessedDataset;
-    use crate::prepare::{prepare, PrepareOptions, Split};
+    use crate::prepare::{prepare, PrepareOptions};
+    use crate::reader::Format;
 
-    const TIERS: [&str; 4] = ["simple", "Moderate", "COMPLEX", "Highly Complex"];
-
-    /// A processed dataset of `per_tier` Simple, Moderate, Complex and
-    /// Highly Complex records each, all in train.
-    fn dataset(dir: &std::path::Path, per_tier: usize) -> ProcessedDataset {
-        let records: Vec<String> = (0..per_tier * 4)
+    /// A processed dataset of `n` records over one one-table database, all
+    /// in train: SynSQL records whose tiers cycle through `tiers`, or
+    /// Spider records (which have none) when `tiers` is empty.
+    pub(crate) fn dataset(dir: &std::path::Path, n: usize, tiers: &[&str]) -> ProcessedDataset {
+        let records: Vec<String> = (0..n)
             .map(|i| {
-                serde_json::json!({
-                    "db_id": "shop", "sql_complexity": TIERS[i % 4], "question_style": "Vague",
-                    "question": format!("q{i}"), "external_knowledge": "", "sql": format!("SELECT {i}")
-                })
+                if tiers.is_empty() {
+                    serde_json::json!({"db_id": "shop", "question": format!("q{i}"),
+                        "query": format!("SELECT {i}")})
+                } else {
+                    serde_json::json!({"db_id": "shop", "sql_complexity": tiers[i % tiers.len()],
+                        "question_style": "Vague", "question": format!("q{i}"),
+                        "external_knowledge": "", "sql": format!("SELECT {i}")})
+                }
                 .to_string()
             })
             .collect();
@@ -317,8 +318,28 @@ mod tests {
         let out = dir.join("out");
         let mut options = PrepareOptions::new(&data, &tables, &out);
         options.val_ratio = Some(0.0);
+        if tiers.is_empty() {
+            options.format = Format::Spider;
+        }
         prepare(&options, &|_| {}).unwrap();
         ProcessedDataset::open(&out).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::loader::ProcessedDataset;
+    use crate::prepare::Split;
+
+    const TIERS: [&str; 4] = ["simple", "Moderate", "COMPLEX", "Highly Complex"];
+
+    /// A processed dataset of `per_tier` Simple, Moderate, Complex and
+    /// Highly Complex records each, all in train.
+    fn dataset(dir: &std::path::Path, per_tier: usize) -> ProcessedDataset {
+        test_support::dataset(dir, per_tier * 4, &TIERS)
     }
 
     fn curriculum() -> Vec<Phase> {
