@@ -109,6 +109,26 @@ fn dropout_is_active_only_in_training_and_follows_its_seed() {
         "dropout changed nothing"
     );
     assert!(max_diff(&eval, &e.logits) < 1e-4);
+    // A call with its own seed draws what a reseeded model draws, whatever
+    // runs beside it: two at once on two threads give the same logits.
+    let seeded = |seed: u64| {
+        model
+            .forward_train_seeded(
+                &tensor_u32(&e.input_ids),
+                Some(&tensor_u32(&e.attention_mask)),
+                &tensor_u32(&e.decoder_input_ids),
+                Some(&tensor_u32(&e.decoder_attention_mask)),
+                seed,
+            )
+            .unwrap()
+    };
+    let (eleven, twelve) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| seeded(11));
+        let b = scope.spawn(|| seeded(12));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(as_vec(&eleven), as_vec(&first));
+    assert_eq!(as_vec(&twelve), as_vec(&other));
 }
 
 fn config_for(model: &T5Model) -> GenerationConfig {

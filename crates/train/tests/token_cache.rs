@@ -353,14 +353,18 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
-/// Trains run `name` for `steps` steps from `model` (a YAML mapping) and
-/// returns the token cache's origin and the run's losses.
+/// The batch of [`train_run`] unless a test says otherwise.
+const ONE_MICRO_BATCH: &str = "{max_tokens: 1024, grad_accum: 1}";
+
+/// Trains run `name` for `steps` steps from `model` (a YAML mapping) with
+/// `batch` (a YAML mapping) and returns the token cache's origin and the
+/// run's losses.
 fn train_run(
     dir: &Path,
     processed: &Path,
     name: &str,
     model: &str,
-    steps: u64,
+    (steps, batch): (u64, &str),
     cache: &TokenCacheOptions,
 ) -> (CacheOrigin, Vec<(u64, f64)>) {
     let yaml = format!(
@@ -374,7 +378,7 @@ curriculum:
     - {{name: all, steps: 100, tiers: {{Simple: 1, Moderate: 1, Complex: 1, Highly Complex: 1}}}}
 optimizer: {{kind: adamw, lr: 3.0e-3, weight_decay: 0.01, clip_norm: 1.0}}
 schedule: {{kind: linear, warmup_steps: 2}}
-batch: {{max_tokens: 1024, grad_accum: 1}}
+batch: {batch}
 training: {{max_steps: {steps}, seed: 3, log_every_steps: 1}}
 eval: {{every_steps: 2, val_sample_size: 6}}
 checkpoint: {{every_steps: 4, keep_last: 1}}
@@ -404,7 +408,14 @@ fn training_on_a_fresh_and_on_a_reused_cache_gives_identical_losses() {
         fixture().2.display()
     );
     let defaults = TokenCacheOptions::default();
-    train_run(dir.path(), &processed, "init", &architecture, 3, &defaults);
+    train_run(
+        dir.path(),
+        &processed,
+        "init",
+        &architecture,
+        (3, ONE_MICRO_BATCH),
+        &defaults,
+    );
     let init = format!(
         "{{init_from: {}}}",
         dir.path().join("runs/init/checkpoint-3").display()
@@ -414,11 +425,55 @@ fn training_on_a_fresh_and_on_a_reused_cache_gives_identical_losses() {
         rebuild: true,
         threads: None,
     };
-    let (fresh_origin, fresh) = train_run(dir.path(), &processed, "fresh", &init, 4, &rebuild);
-    let (reused_origin, reused) = train_run(dir.path(), &processed, "reused", &init, 4, &defaults);
+    let run = |name: &str, cache: &TokenCacheOptions| {
+        train_run(
+            dir.path(),
+            &processed,
+            name,
+            &init,
+            (4, ONE_MICRO_BATCH),
+            cache,
+        )
+    };
+    let (fresh_origin, fresh) = run("fresh", &rebuild);
+    let (reused_origin, reused) = run("reused", &defaults);
     assert!(matches!(fresh_origin, CacheOrigin::Built { .. }));
     assert_eq!(reused_origin, CacheOrigin::Reused);
     // Four train losses and two validation losses, bit for bit.
     assert_eq!(fresh.len(), 6, "{fresh:?}");
     assert_eq!(fresh, reused);
+}
+
+#[test]
+fn micro_batches_computed_at_once_give_the_losses_of_one_after_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let processed = dataset_copy(dir.path());
+    let model = format!(
+        "{{tokenizer: {}, architecture: {{vocab_size: 400, d_model: 32, d_kv: 8, d_ff: 64, \
+         num_layers: 1, num_decoder_layers: 1, num_heads: 4, dropout_rate: 0.1, \
+         feed_forward_proj: relu, tie_word_embeddings: true}}}}",
+        fixture().2.display()
+    );
+    let defaults = TokenCacheOptions::default();
+    // Three micro-batches a step: one at a time, two then one, all three.
+    let runs: Vec<Vec<(u64, f64)>> = [1, 2, 3]
+        .iter()
+        .map(|parallel| {
+            let batch =
+                format!("{{max_tokens: 256, grad_accum: 3, parallel_micro_batches: {parallel}}}");
+            let name = format!("parallel{parallel}");
+            train_run(
+                dir.path(),
+                &processed,
+                &name,
+                &model,
+                (4, &batch),
+                &defaults,
+            )
+            .1
+        })
+        .collect();
+    assert_eq!(runs[0].len(), 6, "{:?}", runs[0]);
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[0], runs[2]);
 }

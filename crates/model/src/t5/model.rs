@@ -358,8 +358,19 @@ impl T5Model {
         attention_mask: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        self.encode_with(input_ids, attention_mask, train, &self.dropout)
+    }
+
+    /// [`Self::encode`] drawing its dropout masks from `dropout`.
+    fn encode_with(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+        dropout: &DropoutRng,
+    ) -> Result<Tensor> {
         let (_, len) = input_ids.dims2()?;
-        let mut xs = self.dropout.apply(&self.embed(input_ids)?, train)?;
+        let mut xs = dropout.apply(&self.embed(input_ids)?, train)?;
         // The position bias (and mask) is computed once and shared by all layers.
         let buckets = bucket_ids(0, len, len, true, &self.config, &self.device)?;
         let mut bias = position_bias(self.encoder.relative_attention_bias()?, &buckets)?;
@@ -371,13 +382,12 @@ impl T5Model {
             let attention = &block.self_attention;
             let (keys, values) = attention.key_values(&hidden)?;
             let query = attention.query(&hidden)?;
-            let out =
-                attention.attend(&query, &keys, &values, Some(&bias), &self.dropout, train)?;
-            xs = (xs + self.dropout.apply(&out, train)?)?;
-            xs = block.feed_forward(&xs, &self.dropout, train)?;
+            let out = attention.attend(&query, &keys, &values, Some(&bias), dropout, train)?;
+            xs = (xs + dropout.apply(&out, train)?)?;
+            xs = block.feed_forward(&xs, dropout, train)?;
         }
         let xs = self.encoder.final_layer_norm.forward(&xs)?;
-        self.dropout.apply(&xs, train)
+        dropout.apply(&xs, train)
     }
 
     /// Teacher-forced decoder over the whole target: `(batch, tgt_len,
@@ -390,8 +400,28 @@ impl T5Model {
         encoder_attention_mask: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
+        self.decode_with(
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_output,
+            encoder_attention_mask,
+            train,
+            &self.dropout,
+        )
+    }
+
+    /// [`Self::decode`] drawing its dropout masks from `dropout`.
+    fn decode_with(
+        &self,
+        decoder_input_ids: &Tensor,
+        decoder_attention_mask: Option<&Tensor>,
+        encoder_output: &Tensor,
+        encoder_attention_mask: Option<&Tensor>,
+        train: bool,
+        dropout: &DropoutRng,
+    ) -> Result<Tensor> {
         let (_, len) = decoder_input_ids.dims2()?;
-        let mut xs = self.dropout.apply(&self.embed(decoder_input_ids)?, train)?;
+        let mut xs = dropout.apply(&self.embed(decoder_input_ids)?, train)?;
         let buckets = bucket_ids(0, len, len, false, &self.config, &self.device)?;
         let causal: Vec<f32> = (0..len)
             .flat_map(|q| (0..len).map(move |k| if k > q { MASKED as f32 } else { 0.0 }))
@@ -411,20 +441,14 @@ impl T5Model {
             let attention = &block.self_attention;
             let (keys, values) = attention.key_values(&hidden)?;
             let query = attention.query(&hidden)?;
-            let out = attention.attend(
-                &query,
-                &keys,
-                &values,
-                Some(&self_bias),
-                &self.dropout,
-                train,
-            )?;
-            xs = (xs + self.dropout.apply(&out, train)?)?;
-            xs = self.cross_attend(block, &xs, None, encoder_output, cross_bias.as_ref(), train)?;
-            xs = block.feed_forward(&xs, &self.dropout, train)?;
+            let out = attention.attend(&query, &keys, &values, Some(&self_bias), dropout, train)?;
+            xs = (xs + dropout.apply(&out, train)?)?;
+            let cross_bias = cross_bias.as_ref();
+            xs = self.cross_attend(block, &xs, None, encoder_output, cross_bias, train, dropout)?;
+            xs = block.feed_forward(&xs, dropout, train)?;
         }
         let xs = self.decoder.final_layer_norm.forward(&xs)?;
-        self.dropout.apply(&xs, train)
+        dropout.apply(&xs, train)
     }
 
     /// The cross-attention sub-layer with its residual; keys/values either
@@ -437,6 +461,7 @@ impl T5Model {
         encoder_output: &Tensor,
         bias: Option<&Tensor>,
         train: bool,
+        dropout: &DropoutRng,
     ) -> Result<Tensor> {
         let (attention, norm) = block
             .cross_attention
@@ -445,15 +470,13 @@ impl T5Model {
         let hidden = norm.forward(xs)?;
         let query = attention.query(&hidden)?;
         let out = match cached {
-            Some((keys, values)) => {
-                attention.attend(&query, keys, values, bias, &self.dropout, train)?
-            }
+            Some((keys, values)) => attention.attend(&query, keys, values, bias, dropout, train)?,
             None => {
                 let (keys, values) = attention.key_values(encoder_output)?;
-                attention.attend(&query, &keys, &values, bias, &self.dropout, train)?
+                attention.attend(&query, &keys, &values, bias, dropout, train)?
             }
         };
-        Ok((xs + self.dropout.apply(&out, train)?)?)
+        Ok((xs + dropout.apply(&out, train)?)?)
     }
 
     /// Vocabulary logits for decoder hidden states. Original T5 rescales by
@@ -491,6 +514,31 @@ impl T5Model {
             &encoded,
             attention_mask,
             train,
+        )?;
+        self.lm_logits(&hidden)
+    }
+
+    /// [`Self::forward_train`] with dropout on, its masks drawn from a
+    /// generator of this call's own seeded with `dropout_seed`: concurrent
+    /// calls (micro-batches computed in parallel) stay independent and
+    /// each draws what a sequential call after `set_dropout_seed` would.
+    pub fn forward_train_seeded(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        decoder_input_ids: &Tensor,
+        decoder_attention_mask: Option<&Tensor>,
+        dropout_seed: u64,
+    ) -> Result<Tensor> {
+        let dropout = DropoutRng::new(self.dropout.rate(), dropout_seed);
+        let encoded = self.encode_with(input_ids, attention_mask, true, &dropout)?;
+        let hidden = self.decode_with(
+            decoder_input_ids,
+            decoder_attention_mask,
+            &encoded,
+            attention_mask,
+            true,
+            &dropout,
         )?;
         self.lm_logits(&hidden)
     }
@@ -547,6 +595,7 @@ impl T5Model {
                 &xs,
                 cache.cross_bias.as_ref(),
                 false,
+                &self.dropout,
             )?;
             xs = block.feed_forward(&xs, &self.dropout, false)?;
         }

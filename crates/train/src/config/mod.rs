@@ -432,6 +432,13 @@ pub struct BatchConfig {
     /// Micro-batches per optimizer step.
     #[serde(default = "default_one")]
     pub grad_accum: usize,
+    /// Micro-batches computed at once, each on its own thread, their
+    /// gradients then summed in micro-batch order: the step is the same
+    /// whatever the number. More than one keeps both cores busy where one
+    /// small model's matrix products cannot, at the cost of holding that
+    /// many micro-batches' activations.
+    #[serde(default = "default_one")]
+    pub parallel_micro_batches: usize,
 }
 
 fn default_one() -> usize {

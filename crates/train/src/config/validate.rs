@@ -42,10 +42,13 @@ impl TrainConfig {
                 format!("{} is not in [0, 1]", self.schedule.min_lr_ratio),
             ));
         }
-        if self.batch.max_tokens == 0 || self.batch.grad_accum == 0 {
+        if self.batch.max_tokens == 0
+            || self.batch.grad_accum == 0
+            || self.batch.parallel_micro_batches == 0
+        {
             return Err(invalid(
                 "batch",
-                "max_tokens and grad_accum must be positive".into(),
+                "max_tokens, grad_accum and parallel_micro_batches must be positive".into(),
             ));
         }
         let longest = self.data.max_source_tokens + self.data.max_target_tokens;

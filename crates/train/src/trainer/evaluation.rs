@@ -183,7 +183,7 @@ impl Trainer {
         }
         let (mut sum, mut count) = (0f64, 0usize);
         for chunk in val.chunks(16) {
-            let (l, _) = self.batch_loss(chunk, false)?;
+            let (l, _) = self.batch_loss(chunk, None)?;
             sum += loss_value(&l)? * chunk.len() as f64;
             count += chunk.len();
         }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 use serde::Serialize;
 use text2sql_data::curriculum::MixedSampler;
 use text2sql_data::prepare::Split;
@@ -320,8 +321,9 @@ impl Trainer {
         &self.sources[self.eval_source].source.name
     }
 
-    /// Teacher-forced loss of `batch` and its number of real tokens.
-    fn batch_loss(&self, batch: &[Encoded], train: bool) -> Result<(Tensor, usize)> {
+    /// Teacher-forced loss of `batch` and its number of real tokens;
+    /// dropout on, with masks seeded by `dropout_seed`, when given.
+    fn batch_loss(&self, batch: &[Encoded], dropout_seed: Option<u64>) -> Result<(Tensor, usize)> {
         let cfg = self.model.config();
         let sources: Vec<Vec<u32>> = batch.iter().map(|e| e.source.clone()).collect();
         let (input_ids, mask) = pad_batch(&sources, cfg.pad_token(), &self.device)?;
@@ -338,11 +340,44 @@ impl Trainer {
         let (decoder_ids, _) = pad_batch(&decoder_inputs, cfg.pad_token(), &self.device)?;
         let flat: Vec<i64> = labels.concat();
         let labels = Tensor::from_vec(flat, (batch.len(), longest), &self.device)?;
-        let logits =
-            self.model
-                .forward_train(&input_ids, Some(&mask), &decoder_ids, None, train)?;
+        let logits = match dropout_seed {
+            Some(seed) => self.model.forward_train_seeded(
+                &input_ids,
+                Some(&mask),
+                &decoder_ids,
+                None,
+                seed,
+            )?,
+            None => self
+                .model
+                .forward_train(&input_ids, Some(&mask), &decoder_ids, None, false)?,
+        };
         let tokens = batch.iter().map(|e| e.source.len() + e.target.len()).sum();
         Ok((loss(&logits, &labels)?, tokens))
+    }
+
+    /// Loss, tokens and gradients of `batches`, micro-batches `first..` of
+    /// optimizer step `step`, each with its own dropout seed: at once on
+    /// rayon's threads when `parallel`, else one after another here.
+    fn micro_batches(
+        &self,
+        batches: &[QueuedBatch],
+        first: usize,
+        step: u64,
+        parallel: bool,
+    ) -> Vec<Result<MicroResult>> {
+        let micro_step = |(i, batch): (usize, &QueuedBatch)| -> Result<MicroResult> {
+            let micro = (first + i) as u64;
+            let seed = mix_seed(self.config.training.seed, &[seeds::DROPOUT, step, micro]);
+            let (l, n) = self.batch_loss(&batch.examples, Some(seed))?;
+            let value = loss_value(&l)?;
+            Ok((value, n, l.backward()?))
+        };
+        if parallel {
+            batches.par_iter().enumerate().map(micro_step).collect()
+        } else {
+            batches.iter().enumerate().map(micro_step).collect()
+        }
     }
 
     fn write_model(&self, dir: &Path) -> Result<()> {
@@ -371,6 +406,7 @@ impl Trainer {
         crate::alloc::keep_freed_memory();
         let max_steps = self.config.training.max_steps;
         let accum = self.config.batch.grad_accum.max(1);
+        let parallel = self.config.batch.parallel_micro_batches.clamp(1, accum);
         let eval_every = self.config.eval.every_steps;
         let ckpt_every = self.config.checkpoint.every_steps;
         let log_every = self.config.training.log_every_steps.max(1);
@@ -388,22 +424,24 @@ impl Trainer {
             let lr = self.state.schedule.lr_at(self.state.step);
             let mut loss_sum = 0f64;
             let mut tokens = 0usize;
-            for micro in 0..accum {
+            let mut batches = Vec::with_capacity(accum);
+            for _ in 0..accum {
                 let batch = self.next_batch()?;
                 for &source in &batch.sources {
                     drawn[source] += 1;
                 }
-                self.model.set_dropout_seed(mix_seed(
-                    self.config.training.seed,
-                    &[seeds::DROPOUT, step, micro as u64],
-                ));
-                let (l, n) = self.batch_loss(&batch.examples, true)?;
-                let value = loss_value(&l)?;
-                check_finite(Quantity::Loss, value, step)?;
-                let grads = l.backward()?;
-                self.optimizer.accumulate(&grads)?;
-                loss_sum += value;
-                tokens += n;
+                batches.push(batch);
+            }
+            for (first, chunk) in (0..accum).step_by(parallel).zip(batches.chunks(parallel)) {
+                let results = self.micro_batches(chunk, first, step, parallel > 1);
+                // Summed in micro-batch order, as a sequential loop would.
+                for result in results {
+                    let (value, n, grads) = result?;
+                    check_finite(Quantity::Loss, value, step)?;
+                    self.optimizer.accumulate(&grads)?;
+                    loss_sum += value;
+                    tokens += n;
+                }
             }
             let stats = self.optimizer.step(lr)?;
             let loss = loss_sum / accum as f64;
@@ -501,6 +539,9 @@ impl Trainer {
 }
 
 /// The value of a loss tensor of any dtype.
+/// One micro-batch's loss, real tokens and gradients.
+type MicroResult = (f64, usize, candle_core::backprop::GradStore);
+
 fn loss_value(loss: &Tensor) -> Result<f64> {
     Ok(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
