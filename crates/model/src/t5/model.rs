@@ -444,7 +444,15 @@ impl T5Model {
             let out = attention.attend(&query, &keys, &values, Some(&self_bias), dropout, train)?;
             xs = (xs + dropout.apply(&out, train)?)?;
             let cross_bias = cross_bias.as_ref();
-            xs = self.cross_attend(block, &xs, None, encoder_output, cross_bias, train, dropout)?;
+            let training_dropout = train.then_some(dropout);
+            xs = self.cross_attend(
+                block,
+                &xs,
+                None,
+                encoder_output,
+                cross_bias,
+                training_dropout,
+            )?;
             xs = block.feed_forward(&xs, dropout, train)?;
         }
         let xs = self.decoder.final_layer_norm.forward(&xs)?;
@@ -452,7 +460,8 @@ impl T5Model {
     }
 
     /// The cross-attention sub-layer with its residual; keys/values either
-    /// cached or computed from `encoder_output`.
+    /// cached or computed from `encoder_output`; dropout only with
+    /// `training_dropout`.
     fn cross_attend(
         &self,
         block: &Block,
@@ -460,9 +469,12 @@ impl T5Model {
         cached: Option<&(Tensor, Tensor)>,
         encoder_output: &Tensor,
         bias: Option<&Tensor>,
-        train: bool,
-        dropout: &DropoutRng,
+        training_dropout: Option<&DropoutRng>,
     ) -> Result<Tensor> {
+        let (dropout, train) = match training_dropout {
+            Some(dropout) => (dropout, true),
+            None => (&self.dropout, false),
+        };
         let (attention, norm) = block
             .cross_attention
             .as_ref()
@@ -594,8 +606,7 @@ impl T5Model {
                 Some(&cache.cross_key_values[i]),
                 &xs,
                 cache.cross_bias.as_ref(),
-                false,
-                &self.dropout,
+                None,
             )?;
             xs = block.feed_forward(&xs, &self.dropout, false)?;
         }
