@@ -52,6 +52,11 @@ pub struct MetricsEvent {
     /// Share of the sample whose SQL SQLite rejected or the sandbox refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_error_rate: Option<f64>,
+    /// Examples of the sample whose gold query itself failed (a broken
+    /// database, a sandbox that could not start): they count as wrong, so
+    /// the accuracy then measures the setup, not the model. Unset when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_gold_errors: Option<usize>,
     /// Seconds the evaluation took (validation loss and execution accuracy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_s: Option<f64>,
@@ -82,6 +87,7 @@ impl MetricsEvent {
             exec_accuracy: None,
             exec_accuracy_by_tier: BTreeMap::new(),
             exec_error_rate: None,
+            exec_gold_errors: None,
             eval_s: None,
             examples_by_source: BTreeMap::new(),
             val_loss_by_source: BTreeMap::new(),

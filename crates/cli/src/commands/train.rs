@@ -204,6 +204,13 @@ fn eval_line(report: &text2sql_train::StepReport) -> String {
             by_tier(&report.exec_accuracy_by_tier)
         ));
     }
+    if let Some(failed) = report.exec_gold_errors {
+        parts.push(format!(
+            "WARNING: {failed} gold queries failed to run, counted as wrong (reasons in \
+             eval/step-{}.jsonl)",
+            report.step
+        ));
+    }
     format!("step {}: {}", report.step, parts.join(", "))
 }
 
@@ -274,5 +281,40 @@ fn print_summary(summary: &TrainSummary) {
     }
     if let Some(path) = &summary.last_checkpoint {
         println!("last checkpoint: {}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eval_line_warns_when_gold_queries_failed() {
+        let mut report = text2sql_train::StepReport {
+            step: 300,
+            max_steps: 1000,
+            loss: 1.0,
+            lr: 1e-3,
+            grad_norm: 1.0,
+            tokens_per_s: 1.0,
+            val_loss: Some(1.2345),
+            val_loss_by_source: BTreeMap::new(),
+            exec_accuracy: Some(0.0),
+            exec_accuracy_by_tier: BTreeMap::new(),
+            exec_gold_errors: None,
+        };
+        assert_eq!(
+            eval_line(&report),
+            "step 300: val loss 1.2345, exec accuracy 0.0%"
+        );
+        report.exec_gold_errors = Some(100);
+        let line = eval_line(&report);
+        assert!(
+            line.ends_with(
+                "WARNING: 100 gold queries failed to run, counted as wrong (reasons in \
+                 eval/step-300.jsonl)"
+            ),
+            "{line}"
+        );
     }
 }

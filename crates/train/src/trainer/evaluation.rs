@@ -110,6 +110,7 @@ impl Trainer {
             let summary = &report.summary;
             event.exec_accuracy = Some(summary.accuracy);
             event.exec_error_rate = Some(summary.error_rate);
+            event.exec_gold_errors = (summary.gold_errors > 0).then_some(summary.gold_errors);
             event.exec_accuracy_by_tier = summary
                 .by_tier
                 .iter()

@@ -63,6 +63,9 @@ pub struct StepReport {
     /// Set on evaluation steps when `eval.exec_sample` > 0.
     pub exec_accuracy: Option<f64>,
     pub exec_accuracy_by_tier: BTreeMap<String, f64>,
+    /// Set when gold queries of the execution sample failed (see
+    /// [`MetricsEvent::exec_gold_errors`]).
+    pub exec_gold_errors: Option<usize>,
 }
 
 /// The end of a run.
@@ -504,6 +507,7 @@ impl Trainer {
                     .map(|e| e.val_loss_by_source.clone())
                     .unwrap_or_default(),
                 exec_accuracy: eval_event.as_ref().and_then(|e| e.exec_accuracy),
+                exec_gold_errors: eval_event.as_ref().and_then(|e| e.exec_gold_errors),
                 exec_accuracy_by_tier: eval_event
                     .map(|e| e.exec_accuracy_by_tier)
                     .unwrap_or_default(),
