@@ -353,6 +353,16 @@ fn losses(run: &Path) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// `model:` of a tiny random T5 (with dropout) on the fixture's tokenizer.
+fn tiny_random_model() -> String {
+    format!(
+        "{{tokenizer: {}, architecture: {{vocab_size: 400, d_model: 32, d_kv: 8, d_ff: 64, \
+         num_layers: 1, num_decoder_layers: 1, num_heads: 4, dropout_rate: 0.1, \
+         feed_forward_proj: relu, tie_word_embeddings: true}}}}",
+        fixture().2.display()
+    )
+}
+
 /// The batch of [`train_run`] unless a test says otherwise.
 const ONE_MICRO_BATCH: &str = "{max_tokens: 1024, grad_accum: 1}";
 
@@ -401,12 +411,7 @@ fn training_on_a_fresh_and_on_a_reused_cache_gives_identical_losses() {
     let dir = tempfile::tempdir().unwrap();
     let processed = dataset_copy(dir.path());
     // A random model saved once, so both runs start from the same weights.
-    let architecture = format!(
-        "{{tokenizer: {}, architecture: {{vocab_size: 400, d_model: 32, d_kv: 8, d_ff: 64, \
-         num_layers: 1, num_decoder_layers: 1, num_heads: 4, dropout_rate: 0.1, \
-         feed_forward_proj: relu, tie_word_embeddings: true}}}}",
-        fixture().2.display()
-    );
+    let architecture = tiny_random_model();
     let defaults = TokenCacheOptions::default();
     train_run(
         dir.path(),
@@ -448,12 +453,7 @@ fn training_on_a_fresh_and_on_a_reused_cache_gives_identical_losses() {
 fn micro_batches_computed_at_once_give_the_losses_of_one_after_another() {
     let dir = tempfile::tempdir().unwrap();
     let processed = dataset_copy(dir.path());
-    let model = format!(
-        "{{tokenizer: {}, architecture: {{vocab_size: 400, d_model: 32, d_kv: 8, d_ff: 64, \
-         num_layers: 1, num_decoder_layers: 1, num_heads: 4, dropout_rate: 0.1, \
-         feed_forward_proj: relu, tie_word_embeddings: true}}}}",
-        fixture().2.display()
-    );
+    let model = tiny_random_model();
     let defaults = TokenCacheOptions::default();
     // Three micro-batches a step: one at a time, two then one, all three.
     let runs: Vec<Vec<(u64, f64)>> = [1, 2, 3]

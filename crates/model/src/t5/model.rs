@@ -12,6 +12,14 @@ use super::layers::{
     RmsNorm,
 };
 use crate::error::{ModelError, Result};
+
+/// A teacher-forced batch: input ids, their mask, decoder input ids, theirs.
+type TeacherForced<'a> = (
+    &'a Tensor,
+    Option<&'a Tensor>,
+    &'a Tensor,
+    Option<&'a Tensor>,
+);
 use crate::ops;
 
 /// What masked positions add to attention scores. Not the dtype's minimum:
@@ -471,10 +479,7 @@ impl T5Model {
         bias: Option<&Tensor>,
         training_dropout: Option<&DropoutRng>,
     ) -> Result<Tensor> {
-        let (dropout, train) = match training_dropout {
-            Some(dropout) => (dropout, true),
-            None => (&self.dropout, false),
-        };
+        let (dropout, train) = self.dropout_or_off(training_dropout);
         let (attention, norm) = block
             .cross_attention
             .as_ref()
@@ -519,15 +524,13 @@ impl T5Model {
         decoder_attention_mask: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let encoded = self.encode(input_ids, attention_mask, train)?;
-        let hidden = self.decode(
+        let ids = (
+            input_ids,
+            attention_mask,
             decoder_input_ids,
             decoder_attention_mask,
-            &encoded,
-            attention_mask,
-            train,
-        )?;
-        self.lm_logits(&hidden)
+        );
+        self.forward_with(ids, train.then_some(&self.dropout))
     }
 
     /// [`Self::forward_train`] with dropout on, its masks drawn from a
@@ -543,14 +546,41 @@ impl T5Model {
         dropout_seed: u64,
     ) -> Result<Tensor> {
         let dropout = DropoutRng::new(self.dropout.rate(), dropout_seed);
-        let encoded = self.encode_with(input_ids, attention_mask, true, &dropout)?;
+        let ids = (
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+        );
+        self.forward_with(ids, Some(&dropout))
+    }
+
+    /// The generator to draw from and whether dropout is on: `training`'s
+    /// when given, else none (the model's own, switched off).
+    fn dropout_or_off<'a>(&'a self, training: Option<&'a DropoutRng>) -> (&'a DropoutRng, bool) {
+        match training {
+            Some(dropout) => (dropout, true),
+            None => (&self.dropout, false),
+        }
+    }
+
+    /// The teacher-forced pass over `(input_ids, attention_mask,
+    /// decoder_input_ids, decoder_attention_mask)`, with dropout drawn from
+    /// `training_dropout` when given.
+    fn forward_with(
+        &self,
+        (input_ids, attention_mask, decoder_input_ids, decoder_attention_mask): TeacherForced,
+        training_dropout: Option<&DropoutRng>,
+    ) -> Result<Tensor> {
+        let (dropout, train) = self.dropout_or_off(training_dropout);
+        let encoded = self.encode_with(input_ids, attention_mask, train, dropout)?;
         let hidden = self.decode_with(
             decoder_input_ids,
             decoder_attention_mask,
             &encoded,
             attention_mask,
-            true,
-            &dropout,
+            train,
+            dropout,
         )?;
         self.lm_logits(&hidden)
     }
