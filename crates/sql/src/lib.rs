@@ -12,7 +12,9 @@ pub mod hostile;
 pub mod sandbox;
 pub mod value;
 
-pub use check::{check_pieces, check_sql, rename_identifiers, Rejection, SchemaIndex, SqlChecker};
+pub use check::{
+    check_pieces, check_sql, rename_identifiers, unalias_tables, Rejection, SchemaIndex, SqlChecker,
+};
 pub use compare::{results_equal, Rule};
 pub use eval::{
     evaluate, score_example, EvalExample, EvalOptions, EvalReport, EvalSummary, ExampleOutcome,

@@ -25,6 +25,7 @@
 mod lexer;
 mod parser;
 mod rename;
+mod unalias;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use text2sql_data::schema::DatabaseSchema;
 use lexer::{Lexer, Tok, Token};
 use parser::Parser;
 pub use rename::rename_identifiers;
+pub use unalias::unalias_tables;
 
 /// A schema's names, lower-cased, for checking.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,15 +16,7 @@ pub fn rename_identifiers(
     sql: &str,
     mut rename: impl FnMut(&str) -> Option<String>,
 ) -> Result<String, Rejection> {
-    let mut lexer = Lexer::default();
-    let mut tokens = Vec::new();
-    let lexed = lexer
-        .push(sql, &mut tokens)
-        .and_then(|()| lexer.finish(&mut tokens));
-    lexed.map_err(|e| Rejection {
-        offset: e.offset,
-        message: e.message,
-    })?;
+    let tokens = lex(sql)?;
     let mut out = String::with_capacity(sql.len());
     let mut copied = 0;
     for (i, token) in tokens.iter().enumerate() {
@@ -37,11 +29,11 @@ pub fn rename_identifiers(
         );
         let (start, end, inner) = match &token.tok {
             Tok::Word(word) if !reserved(word) && !calls => {
-                let end = word_end(sql, token.offset);
+                let end = token_end(sql, token);
                 (token.offset, end, &sql[token.offset..end])
             }
             Tok::Quoted(_) => {
-                let end = quoted_end(sql, token.offset);
+                let end = token_end(sql, token);
                 (token.offset, end, &sql[token.offset + 1..end - 1])
             }
             _ => continue,
@@ -54,6 +46,29 @@ pub fn rename_identifiers(
     }
     out.push_str(&sql[copied..]);
     Ok(out)
+}
+
+/// `sql`'s tokens, or where and why it cannot be read.
+pub(super) fn lex(sql: &str) -> Result<Vec<Token>, Rejection> {
+    let mut lexer = Lexer::default();
+    let mut tokens = Vec::new();
+    let lexed = lexer
+        .push(sql, &mut tokens)
+        .and_then(|()| lexer.finish(&mut tokens));
+    lexed.map_err(|e| Rejection {
+        offset: e.offset,
+        message: e.message,
+    })?;
+    Ok(tokens)
+}
+
+/// Where a name token (a bare word, or a back-quoted or bracketed name)
+/// ends in `sql`: the lexer keeps where tokens start only.
+pub(super) fn token_end(sql: &str, token: &Token) -> usize {
+    match token.tok {
+        Tok::Quoted(_) => quoted_end(sql, token.offset),
+        _ => word_end(sql, token.offset),
+    }
 }
 
 /// Where the bare word starting at `start` ends (the lexer's word
