@@ -37,6 +37,12 @@ pub struct InputFormat {
     /// of drawing its symbols at random. Left out of the JSON when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub symbols_in_schema_order: bool,
+    /// The model learns to write table names where the gold SQL has
+    /// aliases (`singer.name` for `T1.name`, see
+    /// [`text2sql_sql::unalias_tables`]); what it writes runs as it is.
+    /// Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unalias_tables: bool,
 }
 
 impl Default for InputFormat {
@@ -48,6 +54,7 @@ impl Default for InputFormat {
             external_knowledge: true,
             schema_symbols: false,
             symbols_in_schema_order: false,
+            unalias_tables: false,
         }
     }
 }
@@ -138,10 +145,18 @@ impl InputFormat {
         })
     }
 
-    /// The SQL the model learns to write: with `symbols`, each table and
+    /// The SQL the model learns to write: with [`Self::unalias_tables`],
+    /// aliases written out as their tables; with `symbols`, each table and
     /// column name that has one becomes its symbol. SQL the checker's lexer
     /// cannot read is kept as it is.
     pub fn target_text(&self, sql: &str, symbols: Option<&SchemaSymbols>) -> String {
+        let unaliased;
+        let sql = if self.unalias_tables {
+            unaliased = text2sql_sql::unalias_tables(sql).unwrap_or_else(|_| sql.to_string());
+            unaliased.as_str()
+        } else {
+            sql
+        };
         let Some(symbols) = symbols else {
             return sql.to_string();
         };
@@ -254,6 +269,40 @@ mod tests {
             "{err}"
         );
         assert!(old.check_value_index(&schema, "data/processed").is_ok());
+    }
+
+    #[test]
+    fn unaliased_targets_name_tables_and_survive_symbols() {
+        let format = InputFormat {
+            unalias_tables: true,
+            ..InputFormat::default()
+        };
+        let sql = "SELECT T2.name FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.singer_id";
+        let unaliased =
+            "SELECT concert.name FROM singer JOIN concert ON singer.id = concert.singer_id";
+        assert_eq!(format.target_text(sql, None), unaliased);
+        // Off, the target is the gold SQL.
+        assert_eq!(InputFormat::default().target_text(sql, None), sql);
+        let tables = r#"[{"db_id": "music",
+            "table_names_original": ["singer", "concert"], "table_names": ["singer", "concert"],
+            "column_names_original": [[-1, "*"], [0, "id"], [1, "name"], [1, "singer_id"]],
+            "column_names": [[-1, "*"], [0, "id"], [1, "name"], [1, "singer id"]],
+            "column_types": ["text", "number", "text", "number"],
+            "primary_keys": [1], "foreign_keys": [[3, 1]]}]"#;
+        let schema = text2sql_data::schema::parse_tables_json(tables.as_bytes(), "tables.json")
+            .unwrap()
+            .remove(0);
+        let symbols = SchemaSymbols::new(&schema, 16);
+        let target = format.target_text(sql, Some(&symbols));
+        assert!(
+            !target.contains("T1") && !target.contains("singer"),
+            "{target}"
+        );
+        assert_eq!(comparable(&symbols.resolve(&target)), comparable(unaliased));
+        // Saved and read back with the option.
+        let dir = tempfile::tempdir().unwrap();
+        format.save(dir.path()).unwrap();
+        assert_eq!(InputFormat::load(dir.path()).unwrap(), format);
     }
 
     /// What decoding gives back compares equal to the gold SQL ignoring

@@ -215,6 +215,7 @@ impl DataConfig {
             external_knowledge: self.schema.external_knowledge,
             schema_symbols: self.schema.symbols,
             symbols_in_schema_order: self.schema.symbols_in_schema_order,
+            unalias_tables: self.schema.unalias_tables,
         }
     }
 }
@@ -266,6 +267,12 @@ pub struct SchemaOptions {
     /// schema-linking types.
     #[serde(default)]
     pub schema_linking: bool,
+    /// Train the model to write table names where the gold SQL has table
+    /// aliases (`SELECT singer.name FROM singer JOIN ...` for `SELECT
+    /// T1.name FROM singer AS T1 JOIN ...`), as NatSQL does; self-joins
+    /// keep theirs.
+    #[serde(default)]
+    pub unalias_tables: bool,
     /// Append `| t.c = t2.c` foreign-key segments after the tables.
     #[serde(default = "default_true")]
     pub foreign_keys: bool,
@@ -297,6 +304,7 @@ impl Default for SchemaOptions {
             symbols: false,
             symbols_in_schema_order: false,
             schema_linking: false,
+            unalias_tables: false,
             foreign_keys: true,
             external_knowledge: true,
         }
@@ -744,6 +752,7 @@ mod tests {
                 external_knowledge: true,
                 schema_symbols: false,
                 symbols_in_schema_order: false,
+                unalias_tables: false,
             }
         );
         let c = parse(
@@ -771,6 +780,8 @@ mod tests {
         assert!(!c.data.input_format().schema.schema_linking);
         let c = parse(MINIMAL, &["data.schema.schema_linking=true"]).unwrap();
         assert!(c.data.input_format().schema.schema_linking);
+        let c = parse(MINIMAL, &["data.schema.unalias_tables=true"]).unwrap();
+        assert!(c.data.input_format().unalias_tables);
     }
 
     #[test]
