@@ -394,6 +394,27 @@ fn rows(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<Vec<String>>, Stri
         .map_err(|e| e.to_string())
 }
 
+/// Where `sql` and its rewrite give different rows (or errors) on the
+/// database at `path`, both queries and the start of what each gave.
+fn rows_differ(path: &std::path::Path, sql: &str, rewritten: &str) -> Option<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let before = rows(&conn, sql);
+    let after = rows(&conn, rewritten);
+    if before == after {
+        return None;
+    }
+    let shown = |r: &Result<Vec<Vec<String>>, String>| {
+        format!("{r:?}").chars().take(200).collect::<String>()
+    };
+    Some(format!(
+        "{sql}\n -> {rewritten}\n {} vs {}",
+        shown(&before),
+        shown(&after)
+    ))
+}
+
 /// Writing aliases out keeps every Spider gold query's meaning: the
 /// rewritten query gives the same rows in the same order on its database
 /// and the checker accepts it at every prefix; most queries with aliases
@@ -432,17 +453,8 @@ fn unaliased_spider_gold_gives_the_same_rows() {
                 // Spider's data leaves out a few databases (wta_1, ...).
                 continue;
             }
-            let conn = rusqlite::Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .unwrap();
-            let before = rows(&conn, sql);
-            let after = rows(&conn, &out);
-            if before != after {
-                differ.push(format!(
-                    "{db_id}: {sql}\n -> {out}\n {before:?} vs {after:?}"
-                ));
+            if let Some(difference) = rows_differ(&path, sql, &out) {
+                differ.push(format!("{db_id}: {difference}"));
             }
         }
         assert!(differ.is_empty(), "{file}:\n{}", differ.join("\n"));
@@ -484,18 +496,8 @@ fn unaliased_sample_gold_gives_the_same_rows() {
             .join("databases")
             .join(db_id)
             .join(format!("{db_id}.sqlite"));
-        let conn = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let before = rows(&conn, sql);
-        let after = rows(&conn, &out);
-        assert!(before.is_ok(), "{db_id}: {sql}: {before:?}");
-        if before != after {
-            let after = format!("{after:?}");
-            let shown: String = after.chars().take(200).collect();
-            differ.push(format!("{db_id}: {sql}\n -> {out}\n {shown}"));
+        if let Some(difference) = rows_differ(&path, sql, &out) {
+            differ.push(format!("{db_id}: {difference}"));
         }
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
