@@ -199,6 +199,14 @@ impl Lexer {
     }
 
     /// Where the pending token starts.
+    /// The length of a quoted token still open (its text so far).
+    pub fn pending_quote_len(&self) -> Option<usize> {
+        match self.state {
+            State::Quote { .. } => Some(self.buf.len()),
+            _ => None,
+        }
+    }
+
     pub fn pending_start(&self) -> usize {
         self.start
     }

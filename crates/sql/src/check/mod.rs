@@ -190,6 +190,14 @@ impl SqlChecker {
                 message,
             });
         }
+        if let Some(len) = self.lexer.pending_quote_len() {
+            if self.parser.quoted_alias_too_long(&self.schema, len) {
+                return Err(Rejection {
+                    offset: self.lexer.pending_start(),
+                    message: "a quoted alias longer than any name".into(),
+                });
+            }
+        }
         // A pending double-quoted token: a string, or a name it begins
         // (an alias may be any).
         if let Some(prefix) = self.lexer.pending_double_quoted() {

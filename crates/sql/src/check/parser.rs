@@ -97,6 +97,9 @@ const COLLATIONS: &[&str] = &["binary", "nocase", "rtrim"];
 /// The database names a `schema.table.column` reference can start with.
 const DATABASES: &[&str] = &["main", "temp"];
 
+/// SQLite's table-valued functions (`FROM json_each(x)`).
+const TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
+
 /// Keywords that can start an operand.
 const OPERAND_KEYWORDS: &[&str] = &[
     "case",
@@ -309,6 +312,8 @@ enum FromAt {
     AfterName {
         name: String,
         offset: usize,
+        /// After `main.`: no second dot.
+        qualified: bool,
     },
     AfterSchemaDot,
     Alias {
@@ -486,6 +491,10 @@ struct Scope {
     /// USING or NATURAL joins: a shared column name is not ambiguous.
     merged_columns: bool,
     pending: Vec<Ref>,
+    /// Bare names resolved while FROM was still open (in an ON clause): a
+    /// source added later can make them ambiguous, so FROM's end checks
+    /// them again.
+    settled_early: Vec<Ref>,
 }
 
 impl Scope {
@@ -498,6 +507,7 @@ impl Scope {
             done: false,
             merged_columns: false,
             pending: Vec::new(),
+            settled_early: Vec::new(),
         }
     }
 }
@@ -509,7 +519,8 @@ enum Lookup {
 }
 
 enum Resolution {
-    Found,
+    /// In the scope of that index.
+    Found(usize),
     Defer(usize),
     Error(String),
 }
@@ -575,6 +586,25 @@ impl Parser {
         }
     }
 
+    /// Whether a quoted token of `len` characters, still open, is too long
+    /// for what it must be here: an alias, free-form but short (a model
+    /// wrote `AS "x"" ORDER BY ... LIMIT 1; ORDER BY ..."`, hiding SQL in
+    /// one); elsewhere a quote may be a string of any length.
+    pub fn quoted_alias_too_long(&self, schema: &SchemaIndex, len: usize) -> bool {
+        let at_alias = matches!(
+            self.stack.last(),
+            Some(Frame::From {
+                at: FromAt::AfterName { .. }
+                    | FromAt::Alias { .. }
+                    | FromAt::AliasName { .. }
+                    | FromAt::Derived
+                    | FromAt::DerivedAliasName,
+                ..
+            }) | Some(Frame::Core(CoreAt::ResultAlias | CoreAt::AliasName))
+        );
+        at_alias && len > MAX_FREE_WORD.max(schema.longest_name())
+    }
+
     /// Whether a word starting with `prefix` (lower-case) could come next,
     /// where that can be told from the schema or the grammar alone.
     pub fn word_prefix_possible(&self, schema: &SchemaIndex, prefix: &str) -> bool {
@@ -598,21 +628,27 @@ impl Parser {
             }) => {
                 schema.tables.iter().any(|t| starts(&t.name))
                     || self.scopes.iter().flat_map(|s| &s.ctes).any(|c| starts(c))
-                    || ["main", "json_each", "json_tree"].iter().any(|k| starts(k))
+                    || DATABASES.iter().chain(TABLE_FUNCTIONS).any(|k| starts(k))
                     || starts_query(&Tok::Word(prefix.to_string()))
             }
             Some(Frame::Expr {
                 at: ExprAt::Qualified { qualifier, .. },
                 ..
-            }) => match self.source_for(qualifier) {
-                Some(Source {
-                    table: Some(index), ..
-                }) => {
-                    schema.tables[*index].columns.iter().any(|c| starts(c))
+            }) => {
+                let columns_of = |index: usize| {
+                    schema.tables[index].columns.iter().any(|c| starts(c))
                         || ROWID.iter().any(|c| starts(c))
+                };
+                match self.source_for(qualifier) {
+                    Some(Source {
+                        table: Some(index), ..
+                    }) => columns_of(*index),
+                    Some(_) => true,
+                    // Before FROM: see `impossible_qualified_column`.
+                    None if self.untracked_columns() => true,
+                    None => schema.table_index(qualifier).is_none_or(columns_of),
                 }
-                _ => true,
-            },
+            }
             Some(Frame::Expr {
                 at: ExprAt::Operand,
                 ..
@@ -620,14 +656,16 @@ impl Parser {
             | Some(Frame::Core(CoreAt::Result)) => self.operand_word_possible(schema, prefix),
             // After a table or a result column: a keyword, or a short alias.
             Some(Frame::From {
-                at: FromAt::Alias { .. },
+                at: FromAt::Alias { .. } | FromAt::AfterName { .. },
                 ..
             })
             | Some(Frame::Core(CoreAt::ResultAlias)) => {
-                (prefix.len() <= MAX_IMPLICIT_ALIAS && self.take_word(schema, prefix).is_ok())
+                let keyword = |word: &str| reserved(word) || OTHER_KEYWORDS.contains(&word);
+                ((prefix.len() <= MAX_IMPLICIT_ALIAS || keyword(prefix))
+                    && self.take_word(schema, prefix).is_ok())
                     || self
                         .words_beginning(schema, prefix)
-                        .filter(|word| reserved(word) || OTHER_KEYWORDS.contains(word))
+                        .filter(|word| keyword(word))
                         .any(|word| self.take_word(schema, word).is_ok())
             }
             // After SELECT or `count(`: DISTINCT, ALL or an operand.
@@ -682,6 +720,20 @@ impl Parser {
                     .map(String::as_str)
                     .chain(s.sources.iter().map(|src| src.key.as_str()))
             }))
+    }
+
+    /// Whether a bare `name` can be a column somewhere: some table's
+    /// column, a rowid, or a result column's alias.
+    fn column_name_exists(&self, schema: &SchemaIndex, name: &str) -> bool {
+        schema
+            .tables
+            .iter()
+            .any(|t| t.columns.iter().any(|c| c == name))
+            || ROWID.contains(&name)
+            || self
+                .scopes
+                .iter()
+                .any(|s| s.aliases.iter().any(|a| a == name))
     }
 
     /// Feeds `word` as the next token to a copy (the state is kept).
@@ -1225,10 +1277,30 @@ impl Parser {
     /// Adds a FROM source. References through its key that were waiting
     /// for FROM (`SELECT T2.x FROM a AS T1 JOIN b AS T2`) are settled now:
     /// no later source can take that key.
+    ///
+    /// Stricter than SQLite, which accepts a second source under one name
+    /// (`FROM a AS T1 JOIN b AS T1`, `FROM city JOIN city`) and then calls
+    /// every `T1.x` or `city.x` ambiguous or resolves it to whichever table
+    /// has `x`: it is always a mistake, and one a looping decoder makes.
     fn add_source(&mut self, schema: &SchemaIndex, source: Source) -> Result<(), String> {
         let Some(index) = self.scopes.iter().rposition(|s| s.kind == ScopeKind::Core) else {
             return Ok(());
         };
+        if self.scopes[index]
+            .sources
+            .iter()
+            .any(|s| s.key.eq_ignore_ascii_case(&source.key))
+        {
+            return Err(match source.table {
+                Some(table) if schema.tables[table].name.eq_ignore_ascii_case(&source.key) => {
+                    format!(
+                        "the table `{}` is already in FROM: a second one needs an alias",
+                        source.key
+                    )
+                }
+                _ => format!("the alias `{}` is already defined", source.key),
+            });
+        }
         let key = source.key.clone();
         let scope = &mut self.scopes[index];
         scope.sources.push(source);
@@ -1242,25 +1314,13 @@ impl Parser {
         Ok(())
     }
 
-    /// Adds a source under an explicit alias. Stricter than SQLite, which
-    /// accepts `FROM a AS T1 JOIN b AS T1` and then resolves `T1.x` to
-    /// whichever table has `x` (or calls it ambiguous): a second source
-    /// under one alias is always a mistake, and one a looping decoder makes.
+    /// Adds a source under an explicit alias.
     fn add_aliased_source(
         &mut self,
         schema: &SchemaIndex,
         table: Option<usize>,
         alias: &str,
     ) -> Result<(), String> {
-        if let Some(scope) = self.core_scope() {
-            if scope
-                .sources
-                .iter()
-                .any(|s| s.key.eq_ignore_ascii_case(alias))
-            {
-                return Err(format!("the alias `{alias}` is already defined"));
-            }
-        }
         let key = alias.to_string();
         self.add_source(schema, Source { key, table })
     }
@@ -1303,17 +1363,31 @@ impl Parser {
                     FromAt::AfterName {
                         name: name.to_string(),
                         offset: token.offset,
+                        qualified: false,
                     },
                 );
                 Ok(Flow::Consumed)
             }
-            FromAt::AfterName { name, offset } => {
+            FromAt::AfterName {
+                name,
+                offset,
+                qualified,
+            } => {
                 if is_punct(t, ".") {
+                    // database.table: the database is `main` or `temp`.
+                    if qualified || !DATABASES.contains(&name.to_ascii_lowercase().as_str()) {
+                        return Err(format!(
+                            "`{name}.`: `{name}` is not a database (main or temp)"
+                        ));
+                    }
                     next(self, FromAt::AfterSchemaDot);
                     return Ok(Flow::Consumed);
                 }
                 if is_punct(t, "(") {
-                    // A table-valued function (json_each(...)).
+                    // A table-valued function (json_each(...)), SQLite's only.
+                    if qualified || !TABLE_FUNCTIONS.contains(&name.to_ascii_lowercase().as_str()) {
+                        return Err(format!("`{name}` is not a table-valued function"));
+                    }
                     next(self, FromAt::Derived);
                     self.push(Frame::Func(FuncAt::Start));
                     return Ok(Flow::Consumed);
@@ -1333,6 +1407,7 @@ impl Parser {
                     FromAt::AfterName {
                         name: name.to_string(),
                         offset: token.offset,
+                        qualified: true,
                     },
                 );
                 Ok(Flow::Consumed)
@@ -1343,6 +1418,14 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
+                    // Non-reserved keywords (GROUPS, FILTER...) are names
+                    // too, so the typing check cannot stop these.
+                    if name.chars().count() > MAX_IMPLICIT_ALIAS && matches!(t, Tok::Word(_)) {
+                        return Err(format!(
+                            "expected a keyword or an alias of at most {MAX_IMPLICIT_ALIAS} \
+                             characters (without AS), found `{name}`"
+                        ));
+                    }
                     self.add_aliased_source(schema, source.table, name)?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
@@ -1983,6 +2066,12 @@ impl Parser {
         for reference in pending {
             self.settle(schema, reference, index)?;
         }
+        let scope = &mut self.scopes[index];
+        for reference in std::mem::take(&mut scope.settled_early) {
+            if let Lookup::Error(message) = lookup(schema, scope, &reference) {
+                return Err(format!("{message} (at byte {})", reference.offset));
+            }
+        }
         Ok(())
     }
 
@@ -1993,17 +2082,54 @@ impl Parser {
         self.settle(schema, reference, index)
     }
 
+    /// Why a qualified column waiting for FROM (`SELECT singer.x FROM ...`)
+    /// can never resolve, when that is certain now: a qualifier that is a
+    /// table's name stands for that table. Stricter than SQLite, which lets
+    /// `FROM concert AS singer` give another table that name (no gold query
+    /// does; a model looping on `SELECT album.invoice FROM album JOIN ...`
+    /// waits forever for one). Any other qualifier may still be a derived
+    /// table's alias, with columns of its own.
+    fn impossible_qualified_column(&self, schema: &SchemaIndex, reference: &Ref) -> Option<String> {
+        let (Some(qualifier), Some(column)) = (&reference.qualifier, &reference.column) else {
+            return None;
+        };
+        if self.untracked_columns() || ROWID.contains(&column.as_str()) {
+            return None;
+        }
+        let table = schema.table_index(qualifier)?;
+        if schema.tables[table].columns.iter().any(|c| c == column) {
+            return None;
+        }
+        Some(format!(
+            "no such column: {qualifier}.{column} (the table `{qualifier}` has no such column; \
+             at byte {})",
+            reference.offset
+        ))
+    }
+
     fn settle(&mut self, schema: &SchemaIndex, reference: Ref, from: usize) -> Result<(), String> {
-        match self.resolve(schema, &reference, from) {
-            Resolution::Found => Ok(()),
+        let resolution = self.resolve(schema, &reference, from);
+        if let Resolution::Defer(_) = resolution {
+            if let Some(message) = self.impossible_qualified_column(schema, &reference) {
+                return Err(message);
+            }
+        }
+        match resolution {
+            Resolution::Found(index) => {
+                let scope = &mut self.scopes[index];
+                if reference.qualifier.is_none() && !scope.done {
+                    scope.settled_early.push(reference);
+                }
+                Ok(())
+            }
             // A bare name waiting for FROM must be able to resolve there:
-            // a column of some table, an alias, or any name where a CTE or
-            // derived table (untracked columns) is about.
+            // a column of some table (a table's name is not one), an alias,
+            // or any name where a CTE or derived table (untracked columns)
+            // is about.
             Resolution::Defer(_)
                 if reference.qualifier.is_none()
                     && reference.column.as_deref().is_some_and(|column| {
-                        !self.known_word(schema, &|name: &str| name == column)
-                            && !self.untracked_columns()
+                        !self.column_name_exists(schema, column) && !self.untracked_columns()
                     }) =>
             {
                 Err(format!(
@@ -2028,7 +2154,7 @@ impl Parser {
                 continue;
             }
             match lookup(schema, scope, reference) {
-                Lookup::Hit => return Resolution::Found,
+                Lookup::Hit => return Resolution::Found(index),
                 Lookup::Error(message) => {
                     return Resolution::Error(format!("{message} (at byte {})", reference.offset))
                 }
@@ -2073,7 +2199,8 @@ fn lookup(schema: &SchemaIndex, scope: &Scope, reference: &Ref) -> Lookup {
                 .filter(|s| has_column(schema, s, column))
                 .collect();
             let untracked = holders.iter().any(|s| s.table.is_none());
-            if holders.len() > 1 && !untracked && !scope.merged_columns && scope.done {
+            // Before FROM ends too: a later source cannot undo it.
+            if holders.len() > 1 && !untracked && !scope.merged_columns {
                 return Lookup::Error(format!("ambiguous column name: {column}"));
             }
             if !holders.is_empty() || scope.aliases.iter().any(|a| a == column) {

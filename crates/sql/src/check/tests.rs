@@ -151,6 +151,18 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "ORDER",
             "ambiguous column name: name",
         ),
+        // ambiguous in an ON clause: at once when both tables are in FROM,
+        // at FROM's end when a later table brings the second holder
+        (
+            "SELECT 1 FROM singer JOIN stadium ON name = 'x'",
+            " = 'x'",
+            "ambiguous column name: name",
+        ),
+        (
+            "SELECT 1 FROM singer_in_concert JOIN stadium ON singer_id > 0 JOIN singer WHERE",
+            "WHERE",
+            "ambiguous column name: singer_id",
+        ),
         // unbalanced parentheses
         ("SELECT count(*)) FROM singer", ") FROM", "unexpected `)`"),
         ("SELECT count(* FROM singer", "FROM", "starts with `f`"),
@@ -243,7 +255,7 @@ fn rejects_wrong_queries_where_they_go_wrong() {
         ),
         // a second join constraint
         (
-            "SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T2 ON 1",
+            "SELECT count(*) FROM singer AS T1 JOIN concert AS T2 ON T2.year ON 1",
             "ON 1",
             "one ON or USING constraint",
         ),
@@ -253,6 +265,60 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "T1 ON",
             "alias `t1` is already defined",
         ),
+        // an alias without AS is short after a table too (a model wrote
+        // `FROM album GROUPSELECT CROSS JOIN ...`)
+        (
+            "SELECT name FROM singer abcdefgh",
+            "abcdefgh",
+            "starts with `abcde`",
+        ),
+        (
+            "SELECT name FROM singer GROUPS JOIN concert",
+            "GROUPS",
+            "starts with `groups`",
+        ),
+        // a call in FROM that is not one of SQLite's table-valued functions
+        (
+            "SELECT name FROM singer JOIN concert (x)",
+            "(x)",
+            "`concert` is not a table-valued function",
+        ),
+        // a table qualified by anything but a database (`JOIN album.invoice`)
+        (
+            "SELECT name FROM singer JOIN concert.singer",
+            ".singer",
+            "`concert` is not a database",
+        ),
+        (
+            "SELECT name FROM main.main.singer",
+            "main.singer",
+            "starts with `m`",
+        ),
+        // a qualified column before FROM: a table's name stands for that
+        // table, and an alias's column must be some table's
+        (
+            "SELECT singer.capacity FROM singer",
+            "apacity",
+            "starts with `ca`",
+        ),
+        // a quoted alias that hides SQL
+        (
+            "SELECT name FROM singer AS \"x\"\" ORDER BY age DESC LIMIT 1; ORDER BY age DESC LIMIT 1\"",
+            "LIMIT 1\"",
+            "a quoted alias longer than any name",
+        ),
+        // a table's name where a column must be
+        (
+            "SELECT stadium FROM singer",
+            " FROM",
+            "no such column: stadium",
+        ),
+        // a table twice without an alias (every `singer.x` is ambiguous)
+        (
+            "SELECT count(*) FROM singer JOIN singer ON 1",
+            "ON 1",
+            "the table `singer` is already in FROM",
+        ),
         // three-part names start with a database, and name a real column
         (
             "SELECT count(*) FROM singer WHERE singer.name.age = 1",
@@ -260,10 +326,10 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "`singer` is not a database",
         ),
         (
-            // (a SELECT list resolves once FROM is read)
+            // (a table's name stands for that table, even before FROM)
             "SELECT main.singer.capacity FROM singer",
-            "",
-            "no such column: singer.capacity",
+            "apacity FROM",
+            "no such column: singer.ca",
         ),
         // a collation SQLite does not have (a model wrote `"x" COLLATE
         // " AND y = "` to swallow text into a quoted name)
