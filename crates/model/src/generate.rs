@@ -13,9 +13,9 @@
 //! takes the best passing token of the rest of the vocabulary, in rank
 //! order (a small model on an unseen schema often ranks every real name
 //! below its top 16, and an unchecked token there is an SQL error for
-//! certain); only one with no passing token at all goes on unconstrained.
-//! A constrained hypothesis that the token limit cuts off ends where its
-//! text last was a complete query, when it ever was one.
+//! certain). One with no passing token at all is at a dead end and stops
+//! there. A constrained hypothesis that a dead end or the token limit cuts
+//! off ends where its text last was a complete query, when it ever was one.
 
 use std::path::Path;
 
@@ -554,8 +554,7 @@ fn greedy(
             }
             let mut token = argmax(&row_logits);
             if let (Some(c), Some(checker)) = (constraint, checkers[active[row]].take()) {
-                // No candidate passing: the row goes on unconstrained.
-                if let Some((chosen, next)) = constrained_choice(
+                match constrained_choice(
                     &checker,
                     &row_logits,
                     token,
@@ -563,8 +562,15 @@ fn greedy(
                     active[row],
                     config.eos_token_id,
                 ) {
-                    token = chosen;
-                    checkers[active[row]] = Some(next);
+                    Some((chosen, next)) => {
+                        token = chosen;
+                        checkers[active[row]] = Some(next);
+                    }
+                    // A dead end: no token of the vocabulary continues the
+                    // text into SQL that can run. The row stops here and
+                    // ends at its last complete query, if it had one (going
+                    // on unconstrained can only add an SQL error).
+                    None => continue,
                 }
             }
             let hypothesis = &mut hypotheses[active[row]];
@@ -666,6 +672,10 @@ fn beam_search(
             let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(candidates + 1);
             // Checker states of the constrained candidates, by (beam, token).
             let mut checked: Vec<((usize, u32), SqlChecker)> = Vec::new();
+            // Beams at a dead end (no token passes): their one candidate is
+            // EOS, and they finish without it, cut back to their last
+            // complete query (see `end_at_last_complete_query`).
+            let mut dead_ends: Vec<usize> = Vec::new();
             for (k, beam) in state.running.iter().enumerate() {
                 let mut row = logits[b * beams + k].clone();
                 let log_norm = log_sum_exp(&row);
@@ -688,7 +698,7 @@ fn beam_search(
                 };
                 if let (Some(c), Some(checker)) = (constraint, &beam.checker) {
                     // The best passing candidates, at most as many as can
-                    // be kept; none passing leaves the beam unconstrained.
+                    // be kept.
                     let before = checked.len();
                     for token in top_indices(&row, c.top_k) {
                         if let Some(next) =
@@ -713,9 +723,14 @@ fn beam_search(
                             checked.push(((k, token), next));
                         }
                     }
-                    if checked.len() > before {
-                        continue;
+                    if checked.len() == before {
+                        let eos = config.eos_token_id;
+                        let log_prob = row.get(eos as usize).copied().filter(|v| v.is_finite());
+                        insert(&mut top, eos, log_prob.unwrap_or(NEG));
+                        checked.push(((k, eos), checker.clone()));
+                        dead_ends.push(k);
                     }
+                    continue;
                 }
                 for (token, &log_prob) in row.iter().enumerate() {
                     insert(&mut top, token as u32, log_prob);
@@ -734,7 +749,9 @@ fn beam_search(
                         continue;
                     }
                     let mut tokens = state.running[k].tokens.clone();
-                    tokens.push(token);
+                    if !(token == config.eos_token_id && dead_ends.contains(&k)) {
+                        tokens.push(token);
+                    }
                     let score = total / normaliser;
                     let at = state.finished.partition_point(|h| h.score >= score);
                     state.finished.insert(at, Hypothesis { tokens, score });
@@ -1014,6 +1031,38 @@ mod tests {
                 top_k: 4,
             };
             assert!(generate_constrained(&f.model, &config, &f.inputs, Some(wrong)).is_err());
+        }
+
+        #[test]
+        fn a_hypothesis_at_a_dead_end_stops_there() {
+            let f = fixture();
+            // Every token reads `)`, which nothing can take after WHERE, and
+            // the text is not a complete query: no token passes, EOS
+            // included. Going on unconstrained would write `)` to the limit.
+            let texts = TokenTexts {
+                texts: vec![Some(")".into()); f.tokenizer.vocab_size()],
+            };
+            let mut at_where = SqlChecker::new(f.schema.clone());
+            at_where.push("SELECT name FROM singer WHERE").unwrap();
+            for beams in [1, 3] {
+                let config = GenerationConfig {
+                    max_new_tokens: 12,
+                    num_beams: beams,
+                    ..GenerationConfig::for_model(f.model.config())
+                };
+                let constraint = Constraint {
+                    texts: &texts,
+                    input_texts: Vec::new(),
+                    checkers: vec![at_where.clone(); f.inputs.len()],
+                    top_k: 2,
+                };
+                let held =
+                    generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
+                assert!(held.iter().all(|h| h.len() == beams), "{held:?}");
+                for hypothesis in held.iter().flatten() {
+                    assert!(hypothesis.tokens.is_empty(), "{beams} beams: {held:?}");
+                }
+            }
         }
 
         #[test]
