@@ -198,7 +198,6 @@ impl Lexer {
         }
     }
 
-    /// Where the pending token starts.
     /// The length of a quoted token still open (its text so far).
     pub fn pending_quote_len(&self) -> Option<usize> {
         match self.state {
@@ -207,6 +206,7 @@ impl Lexer {
         }
     }
 
+    /// Where the pending token starts.
     pub fn pending_start(&self) -> usize {
         self.start
     }

@@ -644,9 +644,7 @@ impl Parser {
                         table: Some(index), ..
                     }) => columns_of(*index),
                     Some(_) => true,
-                    // Before FROM: see `impossible_qualified_column`.
-                    None if self.untracked_columns() => true,
-                    None => schema.table_index(qualifier).is_none_or(columns_of),
+                    None => self.table_named(schema, qualifier).is_none_or(columns_of),
                 }
             }
             Some(Frame::Expr {
@@ -2066,10 +2064,9 @@ impl Parser {
         for reference in pending {
             self.settle(schema, reference, index)?;
         }
-        let scope = &mut self.scopes[index];
-        for reference in std::mem::take(&mut scope.settled_early) {
-            if let Lookup::Error(message) = lookup(schema, scope, &reference) {
-                return Err(format!("{message} (at byte {})", reference.offset));
+        for reference in std::mem::take(&mut self.scopes[index].settled_early) {
+            if let Resolution::Error(message) = self.resolve(schema, &reference, index) {
+                return Err(message);
             }
         }
         Ok(())
@@ -2080,6 +2077,16 @@ impl Parser {
             return Ok(());
         };
         self.settle(schema, reference, index)
+    }
+
+    /// The table a qualifier no FROM source has taken yet must stand for:
+    /// the table of that name (see `impossible_qualified_column`), unless a
+    /// CTE or derived table, whose columns are not tracked, is about.
+    fn table_named(&self, schema: &SchemaIndex, qualifier: &str) -> Option<usize> {
+        if self.untracked_columns() {
+            return None;
+        }
+        schema.table_index(qualifier)
     }
 
     /// Why a qualified column waiting for FROM (`SELECT singer.x FROM ...`)
@@ -2093,10 +2100,10 @@ impl Parser {
         let (Some(qualifier), Some(column)) = (&reference.qualifier, &reference.column) else {
             return None;
         };
-        if self.untracked_columns() || ROWID.contains(&column.as_str()) {
+        if ROWID.contains(&column.as_str()) {
             return None;
         }
-        let table = schema.table_index(qualifier)?;
+        let table = self.table_named(schema, qualifier)?;
         if schema.tables[table].columns.iter().any(|c| c == column) {
             return None;
         }
