@@ -198,10 +198,11 @@ impl Lexer {
         }
     }
 
-    /// The length of a quoted token still open (its text so far).
-    pub fn pending_quote_len(&self) -> Option<usize> {
+    /// The text so far of a quoted token still open (a doubled quote
+    /// character, its escape, read as one).
+    pub fn pending_quote_text(&self) -> Option<&str> {
         match self.state {
-            State::Quote { .. } => Some(self.buf.len()),
+            State::Quote { .. } => Some(&self.buf),
             _ => None,
         }
     }

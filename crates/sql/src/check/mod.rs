@@ -190,11 +190,11 @@ impl SqlChecker {
                 message,
             });
         }
-        if let Some(len) = self.lexer.pending_quote_len() {
-            if self.parser.quoted_alias_too_long(&self.schema, len) {
+        if let Some(text) = self.lexer.pending_quote_text() {
+            if let Some(message) = self.parser.quoted_alias_rejection(&self.schema, text) {
                 return Err(Rejection {
                     offset: self.lexer.pending_start(),
-                    message: "a quoted alias longer than any name".into(),
+                    message,
                 });
             }
         }

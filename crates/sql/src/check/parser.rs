@@ -94,8 +94,11 @@ const ROWID: &[&str] = &["rowid", "oid", "_rowid_"];
 /// against a plain database file can use.
 const COLLATIONS: &[&str] = &["binary", "nocase", "rtrim"];
 
-/// The database names a `schema.table.column` reference can start with.
-const DATABASES: &[&str] = &["main", "temp"];
+/// The database names a `schema.table.column` reference can start with:
+/// `main` only. `temp` exists too, but a single read-only SELECT cannot
+/// create a table in it, so `temp.x` never names one (a looping model
+/// wrote `JOIN Temp. Compet`).
+const DATABASES: &[&str] = &["main"];
 
 /// SQLite's table-valued functions (`FROM json_each(x)`).
 const TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
@@ -480,6 +483,18 @@ enum ScopeKind {
     Core,
 }
 
+/// How many result columns each SELECT of a compound must have: SQLite
+/// refuses `SELECT a, b ... INTERSECT SELECT a ...` ("do not have the same
+/// number of result columns").
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Width {
+    /// The first SELECT's list is not finished yet.
+    Unset,
+    Known(usize),
+    /// The first SELECT has a star or is VALUES: not tracked.
+    Unknown,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Scope {
     kind: ScopeKind,
@@ -495,6 +510,12 @@ struct Scope {
     /// source added later can make them ambiguous, so FROM's end checks
     /// them again.
     settled_early: Vec<Ref>,
+    /// A core's result columns so far, a star counted as one.
+    result_columns: usize,
+    /// A core's result list has `*` or `t.*`: at least `result_columns`.
+    result_star: bool,
+    /// A query's: the width of its compound's first SELECT.
+    compound_width: Width,
 }
 
 impl Scope {
@@ -508,6 +529,9 @@ impl Scope {
             merged_columns: false,
             pending: Vec::new(),
             settled_early: Vec::new(),
+            result_columns: 0,
+            result_star: false,
+            compound_width: Width::Unset,
         }
     }
 }
@@ -586,11 +610,13 @@ impl Parser {
         }
     }
 
-    /// Whether a quoted token of `len` characters, still open, is too long
-    /// for what it must be here: an alias, free-form but short (a model
-    /// wrote `AS "x"" ORDER BY ... LIMIT 1; ORDER BY ..."`, hiding SQL in
-    /// one); elsewhere a quote may be a string of any length.
-    pub fn quoted_alias_too_long(&self, schema: &SchemaIndex, len: usize) -> bool {
+    /// Why a quoted token still open, `text` so far, cannot be what it
+    /// must be here: an alias, free-form but short and without quote
+    /// characters (a model wrote `AS "x"" ORDER BY ... LIMIT 1; ..."`,
+    /// hiding SQL in one, and `AS "Spring"" AND ...`, a string meant as a
+    /// value). Aliases are the query's own names, so no query needs such
+    /// a one. Elsewhere a quote may be a string of any length.
+    pub fn quoted_alias_rejection(&self, schema: &SchemaIndex, text: &str) -> Option<String> {
         let at_alias = matches!(
             self.stack.last(),
             Some(Frame::From {
@@ -602,7 +628,16 @@ impl Parser {
                 ..
             }) | Some(Frame::Core(CoreAt::ResultAlias | CoreAt::AliasName))
         );
-        at_alias && len > MAX_FREE_WORD.max(schema.longest_name())
+        if !at_alias {
+            return None;
+        }
+        if text.len() > MAX_FREE_WORD.max(schema.longest_name()) {
+            return Some("a quoted alias longer than any name".into());
+        }
+        if text.contains(['"', '\'', '`', ']']) {
+            return Some("a quote character inside an alias".into());
+        }
+        None
     }
 
     /// Whether a word starting with `prefix` (lower-case) could come next,
@@ -1095,6 +1130,55 @@ impl Parser {
         self.scopes.push(scope);
     }
 
+    /// The query scope whose compound the current core belongs to.
+    fn compound_scope(&mut self) -> Option<&mut Scope> {
+        let core = self
+            .scopes
+            .iter()
+            .rposition(|s| s.kind == ScopeKind::Core)?;
+        self.scopes[..core]
+            .iter_mut()
+            .rev()
+            .find(|s| s.kind == ScopeKind::Query)
+    }
+
+    /// At the end of a result column: another one (`more`) may not pass the
+    /// compound's first SELECT's width, and a finished list must reach it.
+    /// The first SELECT's finished list sets the width.
+    fn check_result_width(&mut self, more: bool) -> Result<(), String> {
+        let Some(core) = self.core_scope() else {
+            return Ok(());
+        };
+        let (columns, star) = (core.result_columns, core.result_star);
+        let Some(query) = self.compound_scope() else {
+            return Ok(());
+        };
+        match query.compound_width {
+            Width::Unset if !more => {
+                query.compound_width = if star {
+                    Width::Unknown
+                } else {
+                    Width::Known(columns)
+                };
+                Ok(())
+            }
+            Width::Known(width)
+                if (more && columns >= width) || (!more && columns != width && !star) =>
+            {
+                Err(format!(
+                    "each SELECT of a compound has the first one's {width} result column(s), \
+                     this one {}",
+                    if more {
+                        format!("more than {columns}")
+                    } else {
+                        columns.to_string()
+                    }
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn core_scope(&mut self) -> Option<&mut Scope> {
         self.scopes
             .iter_mut()
@@ -1108,6 +1192,11 @@ impl Parser {
             CoreAt::Start => {
                 self.begin_core();
                 if is_kw(t, "values") {
+                    if let Some(query) = self.compound_scope() {
+                        if query.compound_width == Width::Unset {
+                            query.compound_width = Width::Unknown;
+                        }
+                    }
                     self.finish_from(schema)?;
                     next(self, CoreAt::ValuesRow);
                 } else {
@@ -1124,7 +1213,12 @@ impl Parser {
                 })
             }
             CoreAt::Result => {
-                if is_punct(t, "*") {
+                let star = is_punct(t, "*");
+                if let Some(scope) = self.core_scope() {
+                    scope.result_columns += 1;
+                    scope.result_star |= star;
+                }
+                if star {
                     next(self, CoreAt::AfterResult);
                     return Ok(Flow::Consumed);
                 }
@@ -1165,7 +1259,9 @@ impl Parser {
                 Ok(Flow::Consumed)
             }
             CoreAt::AfterResult => {
-                if is_punct(t, ",") {
+                let more = is_punct(t, ",");
+                self.check_result_width(more)?;
+                if more {
                     next(self, CoreAt::Result);
                     return Ok(Flow::Consumed);
                 }
@@ -1319,6 +1415,11 @@ impl Parser {
         table: Option<usize>,
         alias: &str,
     ) -> Result<(), String> {
+        if alias.contains(['"', '\'', '`', ']']) {
+            return Err(format!(
+                "a quote character inside the alias `{alias}` (see quoted_alias_rejection)"
+            ));
+        }
         let key = alias.to_string();
         self.add_source(schema, Source { key, table })
     }
@@ -1372,11 +1473,9 @@ impl Parser {
                 qualified,
             } => {
                 if is_punct(t, ".") {
-                    // database.table: the database is `main` or `temp`.
+                    // database.table: the database is `main`.
                     if qualified || !DATABASES.contains(&name.to_ascii_lowercase().as_str()) {
-                        return Err(format!(
-                            "`{name}.`: `{name}` is not a database (main or temp)"
-                        ));
+                        return Err(format!("`{name}.`: `{name}` is not the database `main`"));
                     }
                     next(self, FromAt::AfterSchemaDot);
                     return Ok(Flow::Consumed);
@@ -1642,6 +1741,11 @@ impl Parser {
             }
             ExprAt::AfterName { name, offset } => {
                 if is_punct(t, "(") {
+                    // Only built-in functions: a query against a plain
+                    // database file has no others (`WHERE city_code (*)`).
+                    if !FUNCTIONS.contains(&name.to_ascii_lowercase().as_str()) {
+                        return Err(format!("no such function: {name}"));
+                    }
                     next(self, ExprAt::AfterOperand);
                     self.push(Frame::Func(FuncAt::Start));
                     return Ok(Flow::Consumed);
@@ -1669,6 +1773,9 @@ impl Parser {
             }
             ExprAt::Qualified { qualifier, offset } => {
                 if is_punct(t, "*") {
+                    if let Some(scope) = self.core_scope() {
+                        scope.result_star = true;
+                    }
                     self.reference(
                         schema,
                         Ref {
@@ -1700,12 +1807,12 @@ impl Parser {
                 offset,
             } => {
                 if is_punct(t, ".") {
-                    // database.table.column: the database is `main` or
-                    // `temp`, and the column is looked up in that table.
+                    // database.table.column: the database is `main`, and
+                    // the column is looked up in that table.
                     if !DATABASES.contains(&qualifier.as_str()) {
                         return Err(format!(
-                            "`{qualifier}.{column}.`: `{qualifier}` is not a database \
-                             (main or temp)"
+                            "`{qualifier}.{column}.`: `{qualifier}` is not the database \
+                             `main`"
                         ));
                     }
                     next(

@@ -77,6 +77,10 @@ fn accepts_valid_queries_at_every_prefix() {
         "SELECT t2.role FROM CAST AS t2 JOIN singer AS t1 ON t2.aid = t1.singer_id",
         // A database-qualified column and SQLite's built-in collations.
         "SELECT main.singer.name FROM singer WHERE name = 'x' COLLATE NOCASE ORDER BY age COLLATE binary",
+        // Compounds of equal width, or whose width a star or VALUES hides.
+        "SELECT name, age FROM singer UNION SELECT (SELECT name FROM stadium), max(age) FROM singer",
+        "SELECT * FROM singer EXCEPT SELECT name, age FROM singer UNION SELECT s.* FROM singer AS s",
+        "VALUES (1, 2) UNION SELECT name, age FROM singer",
     ] {
         assert_eq!(first_rejection(&schema, sql), None, "{sql}");
         assert_eq!(check_sql(&schema, sql), Ok(()), "{sql}");
@@ -287,7 +291,7 @@ fn rejects_wrong_queries_where_they_go_wrong() {
         (
             "SELECT name FROM singer JOIN concert.singer",
             ".singer",
-            "`concert` is not a database",
+            "`concert` is not the database `main`",
         ),
         (
             "SELECT name FROM main.main.singer",
@@ -303,9 +307,49 @@ fn rejects_wrong_queries_where_they_go_wrong() {
         ),
         // a quoted alias that hides SQL
         (
-            "SELECT name FROM singer AS \"x\"\" ORDER BY age DESC LIMIT 1; ORDER BY age DESC LIMIT 1\"",
+            "SELECT name FROM singer AS \"x ORDER BY age DESC LIMIT 1; ORDER BY age DESC LIMIT 1\"",
             "LIMIT 1\"",
             "a quoted alias longer than any name",
+        ),
+        // a value written as an alias, the escaped quote carrying on
+        (
+            "SELECT name FROM singer JOIN singer AS \"Spring\"\" AND age = \"",
+            "\" AND age",
+            "a quote character inside an alias",
+        ),
+        (
+            "SELECT name FROM singer JOIN singer AS `it``s` ON 1",
+            "`s`",
+            "a quote character inside an alias",
+        ),
+        // `temp` holds no table a SELECT could read
+        (
+            "SELECT name FROM temp.singer",
+            "temp.singer",
+            "starts with `t`",
+        ),
+        // a compound's SELECTs differ in width: one column too many is
+        // refused at its comma, one too few where the list ends
+        (
+            "SELECT name, age FROM singer INTERSECT SELECT name, age, country FROM singer",
+            ", country",
+            "the first one's 2 result column(s)",
+        ),
+        (
+            "SELECT name, age FROM singer INTERSECT SELECT name FROM singer",
+            "FROM singer",
+            "the first one's 2 result column(s), this one 1",
+        ),
+        (
+            "SELECT name, age FROM singer UNION SELECT name, age FROM singer EXCEPT SELECT age",
+            "",
+            "the first one's 2 result column(s), this one 1",
+        ),
+        // a column name called as a function
+        (
+            "SELECT count(*) FROM singer WHERE age (*)",
+            "(*)",
+            "no such function: age",
         ),
         // a table's name where a column must be
         (
@@ -323,7 +367,7 @@ fn rejects_wrong_queries_where_they_go_wrong() {
         (
             "SELECT count(*) FROM singer WHERE singer.name.age = 1",
             ".age",
-            "`singer` is not a database",
+            "`singer` is not the database `main`",
         ),
         (
             // (a table's name stands for that table, even before FROM)
