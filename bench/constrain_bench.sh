@@ -13,6 +13,7 @@
 # rounds' generation time per question (the report's `generation`: decoding
 # alone, without model load or scoring). Each run's report.json is kept in
 # OUT_DIR (default /tmp/constrain-bench). The CPU is printed first.
+# BEAMS="1" (default "1 4") runs only the settings with those beam counts.
 #
 # Example (the quickstart model on its validation databases):
 #   bench/constrain_bench.sh runs/quickstart/best quickstart/processed \
@@ -24,11 +25,12 @@ DB_DIR=${3:?database folder}
 LIMIT=${4:-200}
 OUT=${5:-/tmp/constrain-bench}
 ROUNDS=${ROUNDS:-2}
+BEAMS=${BEAMS:-1 4}
 BIN=${TEXT2SQL:-${CARGO_TARGET_DIR:-target}/release/text2sql}
 mkdir -p "$OUT"
 source "$(dirname "${BASH_SOURCE[0]}")/cpu.sh"
 for round in $(seq 1 "$ROUNDS"); do
-  for beams in 1 4; do
+  for beams in $BEAMS; do
     for mode in constrained free; do
       flag=()
       [ "$mode" = free ] && flag=(--no-constrain)
@@ -38,15 +40,17 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
 done
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$BEAMS" <<'PY'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 print(f"{'beams':<6} {'decoding':<12} {'accuracy':>9} {'errors':>9} {'ms/question':>12}")
-for beams in (1, 4):
+for beams in map(int, sys.argv[3].split()):
     for mode in ("constrained", "free"):
         runs = [json.load(open(f"{out}/report-{beams}-{mode}-{r}.json")) for r in range(1, rounds + 1)]
         s = runs[0]
-        ms = statistics.median(r["generation"]["ms_per_question"] for r in runs)
+        times = [r["generation"]["ms_per_question"] for r in runs]
+        ms = statistics.median(times)
         print(f"{beams:<6} {mode:<12} {100 * s['accuracy']:8.1f}% {100 * s['error_rate']:8.1f}% {ms:12.1f}"
-              f"   ({s['correct']}/{s['scored']} correct, {s['sql_errors']} SQL errors)")
+              f"   ({s['correct']}/{s['scored']} correct, {s['sql_errors']} SQL errors;"
+              f" rounds {min(times):.1f}-{max(times):.1f} ms)")
 PY

@@ -423,7 +423,14 @@ pub fn generate_constrained(
     let mut hypotheses = if config.num_beams == 1 {
         greedy(model, config, &encoded, mask.as_ref(), constraint.as_mut())?
     } else {
-        beam_search(model, config, &encoded, mask.as_ref(), constraint.as_mut())?
+        beam_search(
+            model,
+            config,
+            &encoded,
+            mask.as_ref(),
+            constraint.as_mut(),
+            false,
+        )?
     };
     if let (Some(c), Some(fresh)) = (&constraint, fresh) {
         for (input, per_input) in hypotheses.iter_mut().enumerate() {
@@ -501,14 +508,20 @@ fn search_again_where_greedy_failed(
         checkers: failed.iter().map(|&input| fresh[input].clone()).collect(),
         top_k: constraint.top_k,
     };
-    // Stopping once that many beams finished: the search is a rescue, and
-    // on the tuning questions it found the same queries sooner.
+    // A rescue: each row stops at its first complete query.
     let beams = GenerationConfig {
         num_beams: FALLBACK_BEAMS,
         early_stopping: true,
         ..config.clone()
     };
-    let found = beam_search(model, &beams, &encoded, mask.as_ref(), Some(&mut retry))?;
+    let found = beam_search(
+        model,
+        &beams,
+        &encoded,
+        mask.as_ref(),
+        Some(&mut retry),
+        true,
+    )?;
     for (row, (&input, candidates)) in failed.iter().zip(found).enumerate() {
         let complete = candidates.into_iter().find_map(|mut hypothesis| {
             end_at_last_complete_query(&mut hypothesis, &fresh[input], retry.texts_for(row), eos);
@@ -727,13 +740,22 @@ struct BeamState {
     improvable: bool,
 }
 
+/// With `first_complete` (and `early_stopping`), a row is done at its first
+/// finished hypothesis that ends with EOS (under a constraint, a complete
+/// query) rather than at `num_beams` finished ones.
 fn beam_search(
     model: &T5Model,
     config: &GenerationConfig,
     encoded: &Tensor,
     mask: Option<&Tensor>,
     mut constraint: Option<&mut Constraint>,
+    first_complete: bool,
 ) -> Result<Vec<Vec<Hypothesis>>> {
+    let eos = config.eos_token_id;
+    let done = |s: &BeamState| {
+        s.finished.len() == config.num_beams
+            || (first_complete && s.finished.iter().any(|h| h.tokens.last() == Some(&eos)))
+    };
     let batch = encoded.dim(0)?;
     let beams = config.num_beams;
     let initial = take_checkers(constraint.as_deref_mut(), batch);
@@ -844,7 +866,7 @@ fn beam_search(
                 .map(|&(_, _, token)| token == config.eos_token_id || last_step)
                 .collect();
             // Finished hypotheses: candidates among the first `beams` that stop.
-            let full = state.finished.len() == beams;
+            let full = done(state);
             let frozen = !state.improvable || (config.early_stopping && full);
             if !frozen {
                 for (i, &(total, k, token)) in top.iter().enumerate().take(beams) {
@@ -895,7 +917,7 @@ fn beam_search(
                 state.improvable = best_possible > worst_finished;
             }
         }
-        let all_full = states.iter().all(|s| s.finished.len() == beams);
+        let all_full = states.iter().all(done);
         if last_step || states.iter().all(|s| !s.improvable) || (config.early_stopping && all_full)
         {
             break;
