@@ -29,6 +29,20 @@ use rayon::prelude::*;
 /// scheduling, few enough to balance two to sixteen threads.
 const ROWS_PER_TASK: usize = 16;
 
+/// `exp(d)` for a shift `d <= 0` below a row's maximum (or its log-sum),
+/// 0 below -80: such a term vanishes next to the maximum's 1 in f32, and
+/// libm's `expf` takes a slow path (`xflowf`, errno) for every result that
+/// underflows, which attention masks and a vocabulary's unlikely tokens
+/// produce by the thousand (20% of a decoding profile).
+#[inline]
+pub(crate) fn exp_shifted(d: f32) -> f32 {
+    if d < -80.0 {
+        0.0
+    } else {
+        d.exp()
+    }
+}
+
 /// Whether the fused CPU kernels can take `xs`.
 pub fn is_cpu_f32(xs: &Tensor) -> bool {
     xs.device().is_cpu() && xs.dtype() == DType::F32
@@ -88,7 +102,7 @@ impl CustomOp1 for Softmax {
                     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                     let mut sum = 0f32;
                     for (o, &x) in out.iter_mut().zip(xs) {
-                        *o = (x - max).exp();
+                        *o = exp_shifted(x - max);
                         sum += *o;
                     }
                     let inv = 1.0 / sum;
@@ -536,7 +550,7 @@ impl CustomOp1 for CrossEntropy {
             .zip(self.labels.par_iter())
             .map(|(row, label)| {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+                let sum: f32 = row.iter().map(|&x| exp_shifted(x - max)).sum();
                 let lse = max + sum.ln();
                 let nll = label.map_or(0.0, |l| f64::from(lse - row[l as usize]));
                 (lse, nll)
@@ -599,7 +613,7 @@ impl CustomOp1 for CrossEntropyBackward {
             .for_each(|((out, row), (label, &lse))| {
                 if let Some(label) = label {
                     for (o, &x) in out.iter_mut().zip(row) {
-                        *o = (x - lse).exp() * scale;
+                        *o = exp_shifted(x - lse) * scale;
                     }
                     out[*label as usize] -= scale;
                 }

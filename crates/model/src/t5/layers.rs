@@ -107,11 +107,13 @@ impl RmsNorm {
 /// stability. The maximum is detached: softmax does not depend on the shift,
 /// so its gradient is exact without differentiating through `max`.
 pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
-    if !xs.track_op() && xs.is_contiguous() {
-        return Ok(candle_nn::ops::softmax_last_dim(xs)?);
-    }
+    // The fused kernel also for inference: candle-nn's calls `expf` on the
+    // attention mask's huge negatives (see `ops::exp_shifted`).
     if ops::is_cpu_f32(xs) {
         return Ok(ops::softmax_last_dim(xs)?);
+    }
+    if !xs.track_op() && xs.is_contiguous() {
+        return Ok(candle_nn::ops::softmax_last_dim(xs)?);
     }
     softmax_last_dim_composed(xs)
 }
