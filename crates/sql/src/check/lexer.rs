@@ -111,6 +111,11 @@ const MAX_COMMENT_CHARS: usize = 200;
 /// would hide the rest of its query.
 const MAX_QUOTED_BYTES: usize = 120;
 
+/// The longest number literal, in characters: Spider's and the sample's
+/// longest has 9, and a decoder writing digits one per token went on to the
+/// token limit (`WHERE Ttl > 2000000000000…`).
+const MAX_NUMBER_CHARS: usize = 32;
+
 impl Default for Lexer {
     fn default() -> Self {
         Self {
@@ -377,6 +382,14 @@ impl Lexer {
                         None
                     };
                     if let Some(next) = next {
+                        if self.buf.len() >= MAX_NUMBER_CHARS {
+                            return Err(LexError {
+                                offset: self.start,
+                                message: format!(
+                                    "a number longer than {MAX_NUMBER_CHARS} characters"
+                                ),
+                            });
+                        }
                         self.state = next;
                         self.buf.push(c);
                         return Ok(());

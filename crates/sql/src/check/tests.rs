@@ -345,6 +345,12 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "",
             "the first one's 2 result column(s), this one 1",
         ),
+        // digits without end
+        (
+            "SELECT name FROM singer WHERE age > 2000000000000000000000000000000000000",
+            "2000",
+            "a number longer than 32 characters",
+        ),
         // a column name called as a function
         (
             "SELECT count(*) FROM singer WHERE age (*)",
