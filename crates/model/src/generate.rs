@@ -825,12 +825,15 @@ fn beam_search(
                     // be kept.
                     let before = checked.len();
                     // A beam overruled too often is lost, as a greedy row
-                    // is: it ends at a dead end instead of wandering.
+                    // is: it takes no candidate, so it ends at a dead end
+                    // below instead of wandering.
                     let lost = beam.overruled > MAX_OVERRULED;
-                    for (rank, token) in top_indices(&row, c.top_k).into_iter().enumerate() {
-                        if lost {
-                            break;
-                        }
+                    let ranked = if lost {
+                        Vec::new()
+                    } else {
+                        top_indices(&row, c.top_k)
+                    };
+                    for (rank, token) in ranked.into_iter().enumerate() {
                         if let Some(next) =
                             try_token(checker, c.texts_for(b), token, config.eos_token_id)
                         {
@@ -1183,18 +1186,23 @@ mod tests {
                     num_beams: beams,
                     ..GenerationConfig::for_model(f.model.config())
                 };
-                let constraint = Constraint {
-                    texts: &texts,
-                    input_texts: Vec::new(),
-                    checkers: vec![at_where.clone(); f.inputs.len()],
-                    top_k: 2,
-                };
+                let constraint = two_checked(&texts, vec![at_where.clone(); f.inputs.len()]);
                 let held =
                     generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
                 assert!(held.iter().all(|h| h.len() == beams), "{held:?}");
                 for hypothesis in held.iter().flatten() {
                     assert!(hypothesis.tokens.is_empty(), "{beams} beams: {held:?}");
                 }
+            }
+        }
+
+        /// A constraint checking two candidates first, on `texts` alone.
+        fn two_checked(texts: &TokenTexts, checkers: Vec<SqlChecker>) -> Constraint<'_> {
+            Constraint {
+                texts,
+                input_texts: Vec::new(),
+                checkers,
+                top_k: 2,
             }
         }
 
@@ -1219,12 +1227,7 @@ mod tests {
             let one = 5;
             let texts = all_close_but(&f, one, " 1");
             let fresh = vec![at_comparison(&f); f.inputs.len()];
-            let constraint = Constraint {
-                texts: &texts,
-                input_texts: Vec::new(),
-                checkers: fresh.clone(),
-                top_k: 2,
-            };
+            let constraint = two_checked(&texts, fresh.clone());
             let config = GenerationConfig {
                 max_new_tokens: 12,
                 ..GenerationConfig::for_model(f.model.config())
@@ -1269,12 +1272,7 @@ mod tests {
                     num_beams: beams,
                     ..GenerationConfig::for_model(f.model.config())
                 };
-                let constraint = Constraint {
-                    texts: &texts,
-                    input_texts: Vec::new(),
-                    checkers: vec![at_comparison(&f); f.inputs.len()],
-                    top_k: 2,
-                };
+                let constraint = two_checked(&texts, vec![at_comparison(&f); f.inputs.len()]);
                 let held =
                     generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
                 for hypothesis in held.iter().flatten() {

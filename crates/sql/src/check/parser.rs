@@ -100,6 +100,10 @@ const COLLATIONS: &[&str] = &["binary", "nocase", "rtrim"];
 /// wrote `JOIN Temp. Compet`).
 const DATABASES: &[&str] = &["main"];
 
+/// Characters that open or close a quoted name or string: none may stand
+/// inside an alias (see `Parser::quoted_alias_rejection`).
+const QUOTE_CHARS: [char; 4] = ['"', '\'', '`', ']'];
+
 /// SQLite's table-valued functions (`FROM json_each(x)`).
 const TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
 
@@ -634,7 +638,7 @@ impl Parser {
         if text.len() > MAX_FREE_WORD.max(schema.longest_name()) {
             return Some("a quoted alias longer than any name".into());
         }
-        if text.contains(['"', '\'', '`', ']']) {
+        if text.contains(QUOTE_CHARS) {
             return Some("a quote character inside an alias".into());
         }
         None
@@ -1415,7 +1419,7 @@ impl Parser {
         table: Option<usize>,
         alias: &str,
     ) -> Result<(), String> {
-        if alias.contains(['"', '\'', '`', ']']) {
+        if alias.contains(QUOTE_CHARS) {
             return Err(format!(
                 "a quote character inside the alias `{alias}` (see quoted_alias_rejection)"
             ));
