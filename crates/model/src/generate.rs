@@ -780,16 +780,22 @@ fn beam_search(
             improvable: true,
         })
         .collect();
+    // A row whose finished hypotheses can no longer change is frozen.
+    let frozen = |s: &BeamState| !s.improvable || (config.early_stopping && done(s));
+    // The inputs still decoding, in the cache's order (`beams` rows each):
+    // frozen ones leave the cache so that they cost nothing.
+    let mut live: Vec<usize> = (0..batch).collect();
     let mut next = vec![config.decoder_start_token_id; batch * beams];
     for step in 0..config.max_new_tokens {
-        let tokens = Tensor::from_slice(&next, batch * beams, device)?;
+        let tokens = Tensor::from_slice(&next, next.len(), device)?;
         let logits = model.decode_step(&mut cache, &tokens)?.to_vec2::<f32>()?;
         let last_step = step + 1 == config.max_new_tokens;
         // Length of a hypothesis ending at this step, start token excluded.
         let generated_len = (step + 1) as f64;
         let normaliser = generated_len.powf(config.length_penalty as f64) as f32;
-        let mut source_rows = Vec::with_capacity(batch * beams);
-        for (b, state) in states.iter_mut().enumerate() {
+        let mut source_rows = Vec::with_capacity(next.len());
+        for (slot, &b) in live.iter().enumerate() {
+            let state = &mut states[b];
             // Top `2 * beams` continuations over all beams, best first.
             let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(candidates + 1);
             // Checker states of the constrained candidates, by (beam, token).
@@ -801,7 +807,7 @@ fn beam_search(
             // Per beam, its overruled steps after this one.
             let mut overruled: Vec<usize> = state.running.iter().map(|b| b.overruled).collect();
             for (k, beam) in state.running.iter().enumerate() {
-                let mut row = logits[b * beams + k].clone();
+                let mut row = logits[slot * beams + k].clone();
                 let log_norm = log_sum_exp(&row);
                 for value in row.iter_mut() {
                     *value -= log_norm;
@@ -876,9 +882,7 @@ fn beam_search(
                 .map(|&(_, _, token)| token == config.eos_token_id || last_step)
                 .collect();
             // Finished hypotheses: candidates among the first `beams` that stop.
-            let full = done(state);
-            let frozen = !state.improvable || (config.early_stopping && full);
-            if !frozen {
+            if !frozen(state) {
                 for (i, &(total, k, token)) in top.iter().enumerate().take(beams) {
                     if !hits[i] {
                         continue;
@@ -914,7 +918,7 @@ fn beam_search(
                     checker,
                     overruled: overruled[k],
                 });
-                source_rows.push((b * beams + k) as u32);
+                source_rows.push((slot * beams + k) as u32);
             }
             state.running = running;
             // transformers' early-stop heuristic, with the length so far.
@@ -928,20 +932,35 @@ fn beam_search(
                 state.improvable = best_possible > worst_finished;
             }
         }
-        let all_full = states.iter().all(done);
-        if last_step || states.iter().all(|s| !s.improvable) || (config.early_stopping && all_full)
-        {
+        let kept: Vec<usize> = (0..live.len())
+            .filter(|&slot| !frozen(&states[live[slot]]))
+            .collect();
+        if last_step || kept.is_empty() {
             break;
         }
-        next = states
+        if kept.len() == live.len() {
+            cache.follow_beams(&source_rows, beams)?;
+        } else {
+            let rows: Vec<u32> = kept
+                .iter()
+                .flat_map(|&slot| {
+                    source_rows[slot * beams..(slot + 1) * beams]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            cache.reorder(&Tensor::from_vec(rows, kept.len() * beams, device)?)?;
+            live = kept.iter().map(|&slot| live[slot]).collect();
+        }
+        next = live
             .iter()
-            .flat_map(|s| {
-                s.running
+            .flat_map(|&b| {
+                states[b]
+                    .running
                     .iter()
                     .map(|beam| beam.tokens.last().copied().unwrap_or(0))
             })
             .collect();
-        cache.reorder(&Tensor::from_vec(source_rows, batch * beams, device)?)?;
     }
     Ok(states.into_iter().map(|s| s.finished).collect())
 }

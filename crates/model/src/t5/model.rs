@@ -235,6 +235,42 @@ impl DecoderCache {
         }
         Ok(())
     }
+
+    /// [`DecoderCache::reorder`] for beam search, whose rows come in groups
+    /// of `group` beams of one input and only ever follow a beam of their
+    /// own group: the group's rows hold the same encoder output, so only
+    /// the self-attention history moves (the cross-attention keys/values,
+    /// most of the cache, stay), and nothing does when no beam changed
+    /// places, the common step.
+    pub fn follow_beams(&mut self, rows: &[u32], group: usize) -> Result<()> {
+        if group == 0 || rows.len() % group != 0 {
+            return Err(ModelError::Invalid(format!(
+                "{} rows do not make groups of {group} beams",
+                rows.len()
+            )));
+        }
+        if let Some(row) = (0..rows.len()).find(|&i| rows[i] as usize / group != i / group) {
+            return Err(ModelError::Invalid(format!(
+                "row {row} follows row {} of another group of {group} beams",
+                rows[row]
+            )));
+        }
+        if rows.iter().enumerate().all(|(i, &row)| row as usize == i) {
+            return Ok(());
+        }
+        let history = self.self_key_values.iter().flatten().next();
+        let Some(device) = history.map(|(keys, _)| keys.device().clone()) else {
+            return Ok(());
+        };
+        let rows = Tensor::from_slice(rows, rows.len(), &device)?;
+        for entry in self.self_key_values.iter_mut().flatten() {
+            *entry = (
+                entry.0.index_select(&rows, 0)?,
+                entry.1.index_select(&rows, 0)?,
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A T5 encoder-decoder (`T5ForConditionalGeneration`).
@@ -789,6 +825,56 @@ mod tests {
             assert!(diff < 1e-4, "step {step}: {diff}");
         }
         assert_eq!(cache.steps(), steps);
+    }
+
+    #[test]
+    fn following_beams_moves_the_history_as_a_reorder_does_and_only_within_a_group() {
+        let config = T5Config {
+            shape: T5Architecture {
+                vocab_size: 40,
+                d_model: 16,
+                d_kv: 4,
+                d_ff: 32,
+                num_layers: 2,
+                num_heads: 4,
+                ..T5Architecture::t5_small()
+            },
+            ..T5Config::t5_small()
+        };
+        let device = Device::Cpu;
+        let varmap = candle_nn::VarMap::new();
+        let model = T5Model::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &config,
+        )
+        .unwrap()
+        .detached()
+        .unwrap();
+        // Two inputs, two beams each, as beam search lays them out.
+        let source = Tensor::new(
+            &[[3u32, 7, 9, 1], [3, 7, 9, 1], [5, 6, 2, 1], [5, 6, 2, 1]],
+            &device,
+        )
+        .unwrap();
+        let encoded = model.encode(&source, None, false).unwrap();
+        let mut followed = model.start_decoding(&encoded, None).unwrap();
+        for tokens in [[0u32, 0, 0, 0], [4, 8, 12, 16]] {
+            let tokens = Tensor::new(&tokens, &device).unwrap();
+            model.decode_step(&mut followed, &tokens).unwrap();
+        }
+        let mut reordered = followed.clone();
+        let rows = [1u32, 1, 2, 3];
+        followed.follow_beams(&rows, 2).unwrap();
+        reordered
+            .reorder(&Tensor::new(&rows, &device).unwrap())
+            .unwrap();
+        let tokens = Tensor::new(&[5u32, 6, 7, 8], &device).unwrap();
+        let a = model.decode_step(&mut followed, &tokens).unwrap();
+        let b = model.decode_step(&mut reordered, &tokens).unwrap();
+        assert_eq!(max_abs_diff(&a, &b), 0.0);
+        // Beam 0 of input 1 cannot continue a beam of input 0.
+        let error = followed.follow_beams(&[0, 1, 0, 3], 2).unwrap_err();
+        assert!(error.to_string().contains("row 2 follows row 0"), "{error}");
     }
 
     #[test]
