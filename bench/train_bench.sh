@@ -6,6 +6,8 @@
 # threads on both sides. Prints a side-by-side table and the ratio; for
 # candle also the main thread's CPU time: at 2+ threads the step's serial
 # part (the parallel kernels run on rayon's workers while it waits).
+# On a CPU with AVX-512 BF16 a third side, candle with bf16 mixed precision
+# (`--bf16`: bf16 products, f32 weights and sums), against PyTorch f32.
 #
 #   bench/train_bench.sh [--steps N] [--warmup N]
 #   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh
@@ -25,6 +27,12 @@ for threads in $THREADS; do
   torch=$(OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" "$PYTHON" bench/t5_train_step.py --threads "$threads" "$@")
   echo "$torch" >&2
   rows+=("$threads $(grep '^RESULT' <<<"$rust")" "$threads $(grep '^RESULT' <<<"$torch")")
+  # Mixed precision (bf16 products, f32 sums), where the CPU has it.
+  if grep -qw avx512_bf16 /proc/cpuinfo; then
+    mixed=$(cargo bench -q -p text2sql-train --bench train_step -- --threads "$threads" --bf16 "$@")
+    echo "$mixed" >&2
+    rows+=("$threads $(grep '^RESULT' <<<"$mixed")")
+  fi
 done
 
 printf '%s\n' "${rows[@]}" | awk '
@@ -40,15 +48,18 @@ printf '%s\n' "${rows[@]}" | awk '
     if (!(t in seen)) { seen[t] = 1; order[++n] = t }
   }
   END {
-    printf "\n%-8s %-7s %12s %10s %12s %14s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "main-thread CPU", "peak RSS MiB"
+    printf "\n%-8s %-11s %12s %10s %12s %14s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "main-thread CPU", "peak RSS MiB"
     for (i = 1; i <= n; i++) {
       t = order[i]
-      split("candle torch", sides, " ")
-      for (j = 1; j <= 2; j++) {
+      split("candle torch candle-bf16", sides, " ")
+      for (j = 1; j <= 3; j++) {
         s = sides[j]
+        if (med[t, s] == "") continue
         serial = main_cpu[t, s] == "" ? "-" : sprintf("%.2f", main_cpu[t, s])
-        printf "%-8s %-7s %12.3f %10.0f %12.2f %14s %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], serial, rss[t, s]
+        printf "%-8s %-11s %12.3f %10.0f %12.2f %14s %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], serial, rss[t, s]
       }
       printf "%-8s candle is %.2fx the speed of torch (torch s/step / candle s/step), peak RSS %.2fx\n", t, med[t, "torch"] / med[t, "candle"], rss[t, "candle"] / rss[t, "torch"]
+      if (med[t, "candle-bf16"] != "")
+        printf "%-8s candle bf16 mixed is %.2fx the speed of torch f32, %.2fx candle f32, peak RSS %.2fx torch\n", t, med[t, "torch"] / med[t, "candle-bf16"], med[t, "candle"] / med[t, "candle-bf16"], rss[t, "candle-bf16"] / rss[t, "torch"]
     }
   }'

@@ -13,6 +13,7 @@
 //! - [`tokenizer`]: load T5/flan/codet5 tokenizers, train a Unigram one.
 //! - [`convert`]: checkpoint conversion behind `text2sql convert`.
 
+pub mod bf16_matmul;
 pub mod checkpoint;
 pub mod error;
 pub mod generate;

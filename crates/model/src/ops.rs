@@ -644,8 +644,56 @@ pub fn cross_entropy(
 /// tensor and adds each node's gradient into it: two activation-sized copies
 /// and one weight-sized strided copy per layer, on one thread. Here
 /// `dx = dy W` and `dW = dy^T x` are written directly by the matrix
-/// products.
-struct Linear;
+/// products. With `bf16` (mixed precision) the three products take bf16
+/// operands and accumulate in f32 ([`crate::bf16_matmul`]).
+struct Linear {
+    bf16: bool,
+}
+
+thread_local! {
+    /// Whether linear layers built on this thread multiply in bf16.
+    static BF16_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Mixed precision for the linear layers of graphs built on this thread
+/// while the guard lives: bf16 operands, f32 accumulation, f32 weights and
+/// activations (PyTorch's bf16 autocast on CPU for `nn.Linear`). The
+/// backward pass multiplies as its forward did. Err when the CPU lacks
+/// AVX-512 BF16.
+pub fn bf16_products() -> std::result::Result<Bf16Products, String> {
+    if !crate::bf16_matmul::available() {
+        return Err(
+            "bf16 mixed precision needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks"
+                .into(),
+        );
+    }
+    let before = BF16_PRODUCTS.with(|flag| flag.replace(true));
+    Ok(Bf16Products { before })
+}
+
+/// See [`bf16_products`]; dropping it restores the previous setting.
+#[derive(Debug)]
+pub struct Bf16Products {
+    before: bool,
+}
+
+impl Drop for Bf16Products {
+    fn drop(&mut self) {
+        BF16_PRODUCTS.with(|flag| flag.set(self.before));
+    }
+}
+
+/// `f` on the contiguous f32 values of a CPU tensor.
+fn with_f32_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(candle_core::Error::Msg(
+            "bf16 products run on the CPU".into(),
+        ));
+    };
+    Ok(f(f32_slice(cpu, layout, "bf16-linear")?))
+}
 
 impl Linear {
     /// `(rows, in, out)` of `x` and `w`, checked.
@@ -687,6 +735,26 @@ impl CustomOp2 for Linear {
         if !x_layout.is_contiguous() {
             return Err(candle_core::Error::RequiresContiguous { op: self.name() });
         }
+        if self.bf16 {
+            use crate::bf16_matmul::{matmul, Layout as L, Operand};
+            let x = f32_slice(x_storage, x_layout, self.name())?;
+            let w = f32_slice(w_storage, w_layout, self.name())?;
+            // y = x W^T: B = W^T, stored (out, in) = (n, k).
+            let y = matmul(
+                Operand {
+                    data: x,
+                    layout: L::OuterByK,
+                },
+                Operand {
+                    data: w,
+                    layout: L::OuterByK,
+                },
+                rows,
+                in_dim,
+                out,
+            );
+            return Ok((CpuStorage::F32(y), Self::out_shape(x_layout.shape(), out)));
+        }
         let x_2d = Layout::contiguous_with_offset((rows, in_dim), x_layout.start_offset());
         // `W^T` read in place through its strides, as `Tensor::t` would.
         let w_t = w_layout.transpose(0, 1)?;
@@ -702,6 +770,49 @@ impl CustomOp2 for Linear {
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let (rows, in_dim, out) = Self::dims(x.shape(), w.shape())?;
+        if self.bf16 {
+            use crate::bf16_matmul::{matmul, Layout as L, Operand};
+            let (dx, dw) = with_f32_values(grad_res, |dy| {
+                with_f32_values(w, |w| {
+                    with_f32_values(x, |x| {
+                        // dx = dy W: A = dy (rows, out); B = W, stored
+                        // (out, in) = (k, n).
+                        let dx = matmul(
+                            Operand {
+                                data: dy,
+                                layout: L::OuterByK,
+                            },
+                            Operand {
+                                data: w,
+                                layout: L::KByOuter,
+                            },
+                            rows,
+                            out,
+                            in_dim,
+                        );
+                        // dW = dy^T x: A = dy^T, stored (rows, out) = (k, m);
+                        // B = x, stored (rows, in) = (k, n).
+                        let dw = matmul(
+                            Operand {
+                                data: dy,
+                                layout: L::KByOuter,
+                            },
+                            Operand {
+                                data: x,
+                                layout: L::KByOuter,
+                            },
+                            out,
+                            rows,
+                            in_dim,
+                        );
+                        (dx, dw)
+                    })
+                })
+            })???;
+            let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
+            let dw = Tensor::from_vec(dw, (out, in_dim), x.device())?;
+            return Ok((Some(dx), Some(dw)));
+        }
         let dy = grad_res.reshape((rows, out))?;
         // Detached: the products must not keep their inputs alive through
         // a graph nobody differentiates.
@@ -717,7 +828,9 @@ impl CustomOp2 for Linear {
 /// `x W^T` for CPU f32 `x` `(..., in)` and `W` `(out, in)` as one
 /// differentiable node. Callers check [`is_cpu_f32`] for both first.
 pub fn linear(x: &Tensor, weight: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op2(&weight.contiguous()?, Linear)
+    let bf16 = BF16_PRODUCTS.with(|flag| flag.get());
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, Linear { bf16 })
 }
 
 /// `(batch, A, B, d)` to `(batch, B, A, d)` in parallel (rows of `d`).

@@ -6,7 +6,7 @@
 //! measures the same step for PyTorch + transformers;
 //! `bench/train_bench.sh` runs both and prints the ratio.
 //!
-//!     cargo bench -p text2sql-train --bench train_step -- [--steps N] [--warmup N] [--threads N]
+//!     cargo bench -p text2sql-train --bench train_step -- [--steps N] [--warmup N] [--threads N] [--bf16]
 
 use std::time::Instant;
 
@@ -88,6 +88,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As `Trainer::train` does.
     text2sql_train::alloc::keep_freed_memory();
     let steps = arg("--steps", 5);
+    // `--bf16`: mixed precision (bf16 products, f32 weights and sums).
+    let bf16 = std::env::args().any(|a| a == "--bf16");
+    let _mixed = if bf16 {
+        Some(text2sql_model::ops::bf16_products()?)
+    } else {
+        None
+    };
+    let precision = if bf16 { "bf16 mixed" } else { "f32" };
     let warmup = arg("--warmup", 1);
     let device = Device::Cpu;
     let config = T5Config::t5_small();
@@ -167,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = (BATCH * (SOURCE_LEN + TARGET_LEN)) as f64;
     println!(
         "candle train step: median {med:.3} s over {steps} steps (batch {BATCH}, source \
-         {SOURCE_LEN}, target {TARGET_LEN}, f32, {threads} threads) = {:.0} tokens/s; \
+         {SOURCE_LEN}, target {TARGET_LEN}, {precision}, {threads} threads) = {:.0} tokens/s; \
          forward+loss {:.3} s, backward {:.3} s, optimizer {:.3} s; CPU {:.2} s/step, \
          of it {:.2} s on the main thread (all but rayon's work); {:.0} minor faults/step; \
          last loss {last_loss:.4}; all steps {:?}",
@@ -181,8 +189,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         totals.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>()
     );
     println!(
-        "RESULT side=candle median_s={med:.4} tokens_per_s={:.1} cpu_s={:.3} main_cpu_s={:.3} \
+        "RESULT side=candle{} median_s={med:.4} tokens_per_s={:.1} cpu_s={:.3} main_cpu_s={:.3} \
          peak_rss_mib={:.0}",
+        if bf16 { "-bf16" } else { "" },
         tokens / med,
         median(&cpu),
         median(&main_cpu),

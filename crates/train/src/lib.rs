@@ -23,7 +23,7 @@ pub use batch::{pad_batch, plan_epoch, Batch, ExampleLen};
 pub use checkpoint::{
     latest_checkpoint, rotate_checkpoints, save_checkpoint, CheckpointInfo, TrainState,
 };
-pub use config::{BestMetricKind, Tier, TrainConfig};
+pub use config::{BestMetricKind, MixedPrecision, Tier, TrainConfig};
 pub use encode::{Encoded, ExampleEncoder};
 pub use error::{Result, TrainError};
 pub use exec_eval::ExecSample;

@@ -34,7 +34,7 @@ fn record(i: usize, databases: usize) -> Value {
         "sql_complexity": TIERS[(i * 7) % 4],
         "question_style": "Formal",
         "question": format!("How many items are named \"n{i}\"?"),
-        "external_knowledge": if i % 3 == 0 { "" } else { "names are unique" },
+        "external_knowledge": if i.is_multiple_of(3) { "" } else { "names are unique" },
         "cot": format!("step one\nstep two for {i}"),
         "sql": format!("SELECT count(*)\nFROM items -- count\nWHERE name = 'n{i}'"),
     })

@@ -504,7 +504,7 @@ fn write_records(
             .or_default() += 1;
         tally.with_knowledge += u64::from(!item.knowledge.is_empty());
         tally.written += 1;
-        if tally.written % PROGRESS_EVERY == 0 {
+        if tally.written.is_multiple_of(PROGRESS_EVERY) {
             on_progress(tally.written);
         }
     }

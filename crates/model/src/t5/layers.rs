@@ -677,6 +677,48 @@ mod tests {
     }
 
     #[test]
+    fn bf16_products_stay_within_bf16_rounding_of_f32_and_only_while_asked() {
+        if !crate::bf16_matmul::available() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16");
+            return;
+        }
+        let device = Device::Cpu;
+        let x = candle_core::Var::randn(0f32, 1.0, (2, 7, 64), &device).unwrap();
+        let w = candle_core::Var::randn(0f32, 0.2, (40, 64), &device).unwrap();
+        let linear = Linear {
+            weight: w.as_tensor().clone(),
+        };
+        let exact = linear.forward(x.as_tensor()).unwrap();
+        let mixed = {
+            let _mixed = crate::ops::bf16_products().unwrap();
+            linear.forward(x.as_tensor()).unwrap()
+        };
+        // Off again once the guard is gone.
+        let after = linear.forward(x.as_tensor()).unwrap();
+        assert_eq!(max_abs_diff(&after, &exact), 0.0);
+        // bf16 keeps 8 bits of mantissa: each product is off by up to about
+        // 2^-8 of its size, the sums of 64 by a few hundredths here.
+        let diff = max_abs_diff(&mixed, &exact);
+        assert!(diff > 0.0 && diff < 0.1, "forward: {diff}");
+        let (_, exact_grads) = weighted_sum_grads(&exact, &[&x, &w]);
+        let (_, mixed_grads) = weighted_sum_grads(&mixed, &[&x, &w]);
+        for (name, (e, m)) in ["x", "weight"]
+            .iter()
+            .zip(exact_grads.iter().zip(&mixed_grads))
+        {
+            let scale = e
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let diff = max_abs_diff(e, m);
+            assert!(diff < 0.02 * scale, "{name} gradient: {diff} of {scale}");
+        }
+    }
+
+    #[test]
     fn fused_head_moves_and_their_gradients_equal_the_composed_ops() {
         let (batch, len, heads, d) = (2, 5, 3, 4);
         let x = candle_core::Var::randn(0f32, 1.0, (batch, len, heads * d), &Device::Cpu).unwrap();

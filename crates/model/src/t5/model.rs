@@ -243,7 +243,7 @@ impl DecoderCache {
     /// most of the cache, stay), and nothing does when no beam changed
     /// places, the common step.
     pub fn follow_beams(&mut self, rows: &[u32], group: usize) -> Result<()> {
-        if group == 0 || rows.len() % group != 0 {
+        if group == 0 || !rows.len().is_multiple_of(group) {
             return Err(ModelError::Invalid(format!(
                 "{} rows do not make groups of {group} beams",
                 rows.len()

@@ -109,7 +109,7 @@ fn expand(entry: Entry) -> Result<HostileQuery, SuiteError> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

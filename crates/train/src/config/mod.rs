@@ -485,6 +485,21 @@ pub struct TrainingConfig {
     /// Log a training metrics line every this many steps.
     #[serde(default = "default_log_every")]
     pub log_every_steps: u64,
+    /// `bf16`: the linear layers multiply bf16-rounded operands and sum in
+    /// f32, on CPUs with AVX-512 BF16; weights, activations, gradients and
+    /// the optimizer stay f32 (PyTorch's bf16 autocast).
+    #[serde(default)]
+    pub mixed_precision: MixedPrecision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixedPrecision {
+    /// Every product in the training dtype.
+    #[default]
+    None,
+    /// bf16 products, f32 sums (`training.dtype` f32, CPU).
+    Bf16,
 }
 
 fn default_dtype() -> DTypeChoice {

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use text2sql_data::schema::{SAMPLE_TEXT_MAX_CHARS, SAMPLE_VALUES_PER_COLUMN};
 
-use super::{BestMetricKind, DTypeChoice, DataSource, SchemaFormat, TrainConfig};
+use super::{
+    BestMetricKind, DTypeChoice, DataSource, DeviceChoice, MixedPrecision, SchemaFormat,
+    TrainConfig,
+};
 use crate::error::{Result, TrainError};
 
 /// Builds the error for a bad value at a key.
@@ -83,6 +86,23 @@ impl TrainConfig {
                 "f16 is not supported: T5 overflows to NaN in fp16; use f32 (CPU) or bf16 (GPU)"
                     .into(),
             ));
+        }
+        if self.training.mixed_precision == MixedPrecision::Bf16 {
+            if self.training.device != DeviceChoice::Cpu
+                || self.training.resolved_dtype() != candle_core::DType::F32
+            {
+                return Err(invalid(
+                    "training.mixed_precision",
+                    "bf16 mixed precision is for f32 training on the CPU (on a GPU, set training.dtype: bf16)"
+                        .into(),
+                ));
+            }
+            if !text2sql_model::bf16_matmul::available() {
+                return Err(invalid(
+                    "training.mixed_precision",
+                    "bf16 needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks".into(),
+                ));
+            }
         }
         if self.training.log_every_steps == 0 {
             return Err(invalid(
@@ -422,6 +442,27 @@ fn no_source_named(name: &str, sources: &[DataSource]) -> String {
 mod tests {
     use crate::config::test_support::{parse, two_sources, MINIMAL};
     use crate::config::{BestMetricKind, Rule};
+
+    #[test]
+    fn bf16_mixed_precision_is_for_f32_training_on_a_cpu_that_has_it() {
+        let err = parse(
+            MINIMAL,
+            &["training.mixed_precision=bf16", "training.device=cuda"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("training.mixed_precision"), "{err}");
+        let on_cpu = parse(MINIMAL, &["training.mixed_precision=bf16"]);
+        if text2sql_model::bf16_matmul::available() {
+            assert_eq!(
+                on_cpu.unwrap().training.mixed_precision,
+                crate::config::MixedPrecision::Bf16
+            );
+        } else {
+            let err = on_cpu.unwrap_err().to_string();
+            assert!(err.contains("AVX-512 BF16"), "{err}");
+        }
+    }
 
     #[test]
     fn invalid_values_are_rejected_with_their_key() {

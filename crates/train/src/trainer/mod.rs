@@ -34,7 +34,7 @@ use crate::batch::pad_batch;
 use crate::checkpoint::{
     latest_checkpoint, rotate_checkpoints, save_checkpoint, TrainState, OPTIMIZER_FILE,
 };
-use crate::config::TrainConfig;
+use crate::config::{MixedPrecision, TrainConfig};
 use crate::encode::Encoded;
 use crate::error::{Result, TrainError};
 use crate::exec_eval::ExecSample;
@@ -327,6 +327,19 @@ impl Trainer {
     /// Teacher-forced loss of `batch` and its number of real tokens;
     /// dropout on, with masks seeded by `dropout_seed`, when given.
     fn batch_loss(&self, batch: &[Encoded], dropout_seed: Option<u64>) -> Result<(Tensor, usize)> {
+        // Per thread: micro-batches build their graphs on rayon's workers.
+        let _mixed = match self.config.training.mixed_precision {
+            MixedPrecision::Bf16 => {
+                Some(text2sql_model::ops::bf16_products().map_err(|message| {
+                    TrainError::InvalidValue {
+                        path: self.run_dir.clone(),
+                        key: "training.mixed_precision".into(),
+                        message,
+                    }
+                })?)
+            }
+            MixedPrecision::None => None,
+        };
         let cfg = self.model.config();
         let sources: Vec<Vec<u32>> = batch.iter().map(|e| e.source.clone()).collect();
         let (input_ids, mask) = pad_batch(&sources, cfg.pad_token(), &self.device)?;
@@ -456,7 +469,7 @@ impl Trainer {
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
             last_loss = Some(loss);
 
-            if step % log_every == 0 || step == max_steps {
+            if step.is_multiple_of(log_every) || step == max_steps {
                 let mut event = MetricsEvent::new(EventKind::Train, step);
                 event.loss = Some(loss);
                 event.lr = Some(lr);
@@ -478,7 +491,7 @@ impl Trainer {
                 (window_tokens, window_start) = (0, Instant::now());
             }
 
-            let is_eval = eval_every > 0 && (step % eval_every == 0 || step == max_steps);
+            let is_eval = eval_every > 0 && (step.is_multiple_of(eval_every) || step == max_steps);
             let eval_event = if is_eval {
                 let event = self.evaluate(step)?;
                 last_eval = Some(event.clone());
@@ -491,7 +504,10 @@ impl Trainer {
                 .eval
                 .early_stopping_patience
                 .is_some_and(|p| self.state.evals_without_improvement >= p);
-            if (ckpt_every > 0 && step % ckpt_every == 0) || step == max_steps || patience_out {
+            if (ckpt_every > 0 && step.is_multiple_of(ckpt_every))
+                || step == max_steps
+                || patience_out
+            {
                 last_checkpoint = Some(self.save()?);
             }
             on_step(&StepReport {
