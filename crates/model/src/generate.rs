@@ -135,9 +135,20 @@ impl<'a> Constraint<'a> {
     }
 }
 
-/// The checker after `token`, or None when the checker rejects it. EOS
-/// passes only where the text is a complete query.
-fn try_token(checker: &SqlChecker, texts: &TokenTexts, token: u32, eos: u32) -> Option<SqlChecker> {
+/// The checker after `token` following `history` (the tokens so far), or
+/// None when the checker rejects it or it would complete a third copy of
+/// a block (see [`completes_third_copy`]). EOS passes only where the text is a
+/// complete query.
+fn try_token(
+    checker: &SqlChecker,
+    texts: &TokenTexts,
+    history: &[u32],
+    token: u32,
+    eos: u32,
+) -> Option<SqlChecker> {
+    if completes_third_copy(history, token) {
+        return None;
+    }
     if token == eos {
         return checker.finish().ok().map(|()| checker.clone());
     }
@@ -148,6 +159,33 @@ fn try_token(checker: &SqlChecker, texts: &TokenTexts, token: u32, eos: u32) -> 
     let mut next = checker.clone();
     next.push(first_piece(checker, text)).ok()?;
     Some(next)
+}
+
+/// The longest block of tokens whose repetition [`completes_third_copy`]
+/// watches for.
+const MAX_REPEAT_PERIOD: usize = 24;
+
+/// Whether `token` would complete a third copy, in a row, of a block of 2
+/// to [`MAX_REPEAT_PERIOD`] tokens (not all the same token) that `history`
+/// ends with. A small model loops (`MAX(x) AS n, MAX(x) AS n, MAX(x) AS n,
+/// …`) until the token limit cuts its query off, an SQL error for certain;
+/// with this rule it must write something else after the third copy. No
+/// gold query of Spider (train and dev) or of the sample corpus has a
+/// block three times in a row, at any token prefix under the project's
+/// tokenizers ([`check_token_prefixes`] applies the same rule). A token
+/// repeated alone (digits, parentheses, spaces) is left to the checker,
+/// which bounds those runs.
+fn completes_third_copy(history: &[u32], token: u32) -> bool {
+    let len = history.len() + 1;
+    (2..=MAX_REPEAT_PERIOD.min(len / 3)).any(|period| {
+        let tail = &history[len - 3 * period..];
+        let (first, rest) = tail.split_at(period);
+        let (second, third) = rest.split_at(period);
+        first[period - 1] == token
+            && first == second
+            && third == &first[..period - 1]
+            && first.iter().any(|&t| t != first[0])
+    })
 }
 
 /// Whitespace is valid anywhere, so a model unsure what comes next could
@@ -186,6 +224,15 @@ pub fn check_token_prefixes(
                 },
             ));
         };
+        if completes_third_copy(&ids[..index], id) {
+            return Err((
+                index,
+                Rejection {
+                    offset: state.len(),
+                    message: "completes a third copy in a row of the tokens before it".into(),
+                },
+            ));
+        }
         if blank_run_too_long(&state, text) {
             return Err((
                 index,
@@ -232,13 +279,13 @@ fn first_passing_after(
     checker: &SqlChecker,
     row: &[f32],
     skip: usize,
-    texts: &TokenTexts,
+    (texts, history): (&TokenTexts, &[u32]),
     eos: u32,
 ) -> Option<(u32, SqlChecker)> {
     ranked_indices(row)
         .into_iter()
         .skip(skip)
-        .find_map(|token| try_token(checker, texts, token, eos).map(|n| (token, n)))
+        .find_map(|token| try_token(checker, texts, history, token, eos).map(|n| (token, n)))
 }
 
 /// Greedy's choice for one row under the checker: the argmax when it
@@ -248,22 +295,22 @@ fn first_passing_after(
 fn constrained_choice(
     checker: &SqlChecker,
     row: &[f32],
-    argmax_token: u32,
+    (argmax_token, history): (u32, &[u32]),
     constraint: &Constraint,
     input: usize,
     eos: u32,
 ) -> Option<(u32, SqlChecker)> {
     let texts = constraint.texts_for(input);
     if row[argmax_token as usize] != f32::NEG_INFINITY {
-        if let Some(next) = try_token(checker, texts, argmax_token, eos) {
+        if let Some(next) = try_token(checker, texts, history, argmax_token, eos) {
             return Some((argmax_token, next));
         }
     }
     top_indices(row, constraint.top_k)
         .into_iter()
         .filter(|&token| token != argmax_token)
-        .find_map(|token| try_token(checker, texts, token, eos).map(|n| (token, n)))
-        .or_else(|| first_passing_after(checker, row, constraint.top_k, texts, eos))
+        .find_map(|token| try_token(checker, texts, history, token, eos).map(|n| (token, n)))
+        .or_else(|| first_passing_after(checker, row, constraint.top_k, (texts, history), eos))
 }
 
 /// How to decode. Field names follow transformers' `GenerationConfig`.
@@ -658,7 +705,7 @@ fn greedy(
                 match constrained_choice(
                     &checker,
                     &row_logits,
-                    token,
+                    (token, &hypotheses[active[row]].tokens),
                     c,
                     active[row],
                     config.eos_token_id,
@@ -840,9 +887,13 @@ fn beam_search(
                         top_indices(&row, c.top_k)
                     };
                     for (rank, token) in ranked.into_iter().enumerate() {
-                        if let Some(next) =
-                            try_token(checker, c.texts_for(b), token, config.eos_token_id)
-                        {
+                        if let Some(next) = try_token(
+                            checker,
+                            c.texts_for(b),
+                            &beam.tokens,
+                            token,
+                            config.eos_token_id,
+                        ) {
                             insert(&mut top, token, row[token as usize]);
                             checked.push(((k, token), next));
                             if checked.len() - before == candidates {
@@ -857,7 +908,7 @@ fn beam_search(
                             checker,
                             &row,
                             c.top_k,
-                            c.texts_for(b),
+                            (c.texts_for(b), &beam.tokens),
                             config.eos_token_id,
                         ) {
                             insert(&mut top, token, row[token as usize]);
@@ -1355,6 +1406,30 @@ mod tests {
             let (at, _) = check_token_prefixes(&checker, &texts, &bad).unwrap_err();
             assert_eq!(at, bad.len(), "incomplete only at the end");
         }
+    }
+
+    #[test]
+    fn a_block_written_twice_may_not_be_completed_a_third_time() {
+        // `MAX(x) AS n,` as five tokens, twice, then the third copy's first four.
+        let block = [11, 12, 13, 14, 15];
+        let mut history = [block, block].concat();
+        history.extend_from_slice(&block[..4]);
+        assert!(completes_third_copy(&history, 15));
+        // Anything else may follow; the third copy is refused only at its
+        // last token.
+        assert!(!completes_third_copy(&history, 16));
+        assert!(!completes_third_copy(&history[..history.len() - 1], 14));
+        // Two copies are fine: `T1.a = T2.a` style repeats.
+        assert!(!completes_third_copy(&block[..], 11));
+        assert!(!completes_third_copy(&[block, block].concat()[..9], 15));
+        // One token repeated (digits, parentheses) is the checker's business.
+        assert!(!completes_third_copy(&[7, 7, 7, 7, 7], 7));
+        assert!(!completes_third_copy(&[7, 7, 7, 7, 7, 7, 7], 7));
+        // Within the period watched; a longer block may repeat.
+        let long: Vec<u32> = (0..MAX_REPEAT_PERIOD as u32 + 1).collect();
+        let mut history = [long.clone(), long.clone()].concat();
+        history.extend_from_slice(&long[..long.len() - 1]);
+        assert!(!completes_third_copy(&history, *long.last().unwrap()));
     }
 
     #[test]
