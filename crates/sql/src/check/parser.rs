@@ -228,6 +228,96 @@ const FUNCTIONS: &[&str] = &[
     "zeroblob",
 ];
 
+/// The most arguments each built-in of [`FUNCTIONS`] with a bound takes
+/// (SQLite's own limits: more is `wrong number of arguments`); the others
+/// (`coalesce`, `printf`, scalar `max`, `date`, …) take any number. A model
+/// unsure how to close a call keeps adding arguments (`ROUND(AVG(x),
+/// MIN(x), MIN(x), …`) until the token limit.
+const MAX_ARGUMENTS: &[(&str, usize)] = &[
+    ("abs", 1),
+    ("acos", 1),
+    ("acosh", 1),
+    ("asin", 1),
+    ("asinh", 1),
+    ("atan", 1),
+    ("atan2", 2),
+    ("atanh", 1),
+    ("avg", 1),
+    ("ceil", 1),
+    ("ceiling", 1),
+    ("cos", 1),
+    ("cosh", 1),
+    ("count", 1),
+    ("cume_dist", 0),
+    ("degrees", 1),
+    ("dense_rank", 0),
+    ("exp", 1),
+    ("first_value", 1),
+    ("floor", 1),
+    ("glob", 2),
+    ("group_concat", 2),
+    ("hex", 1),
+    ("ifnull", 2),
+    ("instr", 2),
+    ("json_array_length", 2),
+    ("json_group_array", 1),
+    ("json_group_object", 2),
+    ("json_type", 2),
+    ("json_valid", 2),
+    ("lag", 3),
+    ("last_value", 1),
+    ("lead", 3),
+    ("length", 1),
+    ("like", 3),
+    ("likelihood", 2),
+    ("likely", 1),
+    ("ln", 1),
+    ("log", 2),
+    ("log10", 1),
+    ("log2", 1),
+    ("lower", 1),
+    ("ltrim", 2),
+    ("mod", 2),
+    ("nth_value", 2),
+    ("ntile", 1),
+    ("nullif", 2),
+    ("octet_length", 1),
+    ("percent_rank", 0),
+    ("pi", 0),
+    ("pow", 2),
+    ("power", 2),
+    ("quote", 1),
+    ("radians", 1),
+    ("random", 0),
+    ("randomblob", 1),
+    ("rank", 0),
+    ("replace", 3),
+    ("round", 2),
+    ("row_number", 0),
+    ("rtrim", 2),
+    ("sign", 1),
+    ("sin", 1),
+    ("sinh", 1),
+    ("soundex", 1),
+    ("sqrt", 1),
+    ("string_agg", 2),
+    ("substr", 3),
+    ("substring", 3),
+    ("sum", 1),
+    ("tan", 1),
+    ("tanh", 1),
+    ("timediff", 2),
+    ("total", 1),
+    ("trim", 2),
+    ("trunc", 1),
+    ("typeof", 1),
+    ("unhex", 2),
+    ("unicode", 1),
+    ("unlikely", 1),
+    ("upper", 1),
+    ("zeroblob", 1),
+];
+
 /// Keywords besides [`RESERVED`] and [`OPERAND_KEYWORDS`] that some clause
 /// of the grammar takes (window frames, CTE options, NULLS FIRST, CAST
 /// types are free words already).
@@ -379,9 +469,53 @@ enum ExprAt {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum FuncAt {
-    Start,
-    Args,
+    /// After `(`, with the function's bound on its arguments.
+    Start(ArgumentBound),
+    /// After an argument: `count` read so far.
+    Args {
+        count: usize,
+        bound: ArgumentBound,
+    },
     Post,
+}
+
+/// The most arguments a call may take (see [`MAX_ARGUMENTS`]), and its
+/// function's name for the message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ArgumentBound {
+    function: &'static str,
+    max: usize,
+}
+
+impl ArgumentBound {
+    /// No bound: table-valued and variadic functions.
+    const NONE: ArgumentBound = ArgumentBound {
+        function: "",
+        max: usize::MAX,
+    };
+
+    fn of(name: &str) -> ArgumentBound {
+        MAX_ARGUMENTS
+            .iter()
+            .find(|(function, _)| function.eq_ignore_ascii_case(name))
+            .map_or(ArgumentBound::NONE, |&(function, max)| ArgumentBound {
+                function,
+                max,
+            })
+    }
+
+    /// Err when an argument number `count` is one too many.
+    fn admit(self, count: usize) -> Result<(), String> {
+        if count > self.max {
+            return Err(format!(
+                "{}() takes at most {} argument{}",
+                self.function,
+                self.max,
+                if self.max == 1 { "" } else { "s" }
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -706,7 +840,7 @@ impl Parser {
                         .any(|word| self.take_word(schema, word).is_ok())
             }
             // After SELECT or `count(`: DISTINCT, ALL or an operand.
-            Some(Frame::Core(CoreAt::Distinct)) | Some(Frame::Func(FuncAt::Start)) => {
+            Some(Frame::Core(CoreAt::Distinct)) | Some(Frame::Func(FuncAt::Start(_))) => {
                 ["distinct", "all"].iter().any(|k| starts(k))
                     || self.operand_word_possible(schema, prefix)
             }
@@ -1490,7 +1624,7 @@ impl Parser {
                         return Err(format!("`{name}` is not a table-valued function"));
                     }
                     next(self, FromAt::Derived);
-                    self.push(Frame::Func(FuncAt::Start));
+                    self.push(Frame::Func(FuncAt::Start(ArgumentBound::NONE)));
                     return Ok(Flow::Consumed);
                 }
                 let source = self
@@ -1751,7 +1885,7 @@ impl Parser {
                         return Err(format!("no such function: {name}"));
                     }
                     next(self, ExprAt::AfterOperand);
-                    self.push(Frame::Func(FuncAt::Start));
+                    self.push(Frame::Func(FuncAt::Start(ArgumentBound::of(&name))));
                     return Ok(Flow::Consumed);
                 }
                 if is_punct(t, ".") {
@@ -2019,7 +2153,7 @@ impl Parser {
     fn function(&mut self, at: FuncAt, t: &Tok) -> Result<Flow, String> {
         let next = |p: &mut Self, at: FuncAt| p.push(Frame::Func(at));
         match at {
-            FuncAt::Start => {
+            FuncAt::Start(bound) => {
                 if is_punct(t, ")") {
                     next(self, FuncAt::Post);
                     return Ok(Flow::Consumed);
@@ -2029,7 +2163,8 @@ impl Parser {
                     self.expect(&[")"]);
                     return Ok(Flow::Consumed);
                 }
-                next(self, FuncAt::Args);
+                bound.admit(1)?;
+                next(self, FuncAt::Args { count: 1, bound });
                 self.expr();
                 Ok(if is_kw(t, "distinct") || is_kw(t, "all") {
                     Flow::Consumed
@@ -2037,14 +2172,21 @@ impl Parser {
                     Flow::Retry
                 })
             }
-            FuncAt::Args => {
+            FuncAt::Args { count, bound } => {
                 if is_punct(t, ",") {
-                    next(self, FuncAt::Args);
+                    bound.admit(count + 1)?;
+                    next(
+                        self,
+                        FuncAt::Args {
+                            count: count + 1,
+                            bound,
+                        },
+                    );
                     self.expr();
                     return Ok(Flow::Consumed);
                 }
                 if is_kw(t, "order") {
-                    next(self, FuncAt::Args);
+                    next(self, FuncAt::Args { count, bound });
                     self.order_list();
                     self.expect(&["by"]);
                     return Ok(Flow::Consumed);

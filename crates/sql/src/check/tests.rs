@@ -351,6 +351,17 @@ fn rejects_wrong_queries_where_they_go_wrong() {
             "2000",
             "a number longer than 32 characters",
         ),
+        // arguments past a function's last
+        (
+            "SELECT ROUND(AVG(age), 2, 3) FROM singer",
+            ", 3) FROM singer",
+            "round() takes at most 2 arguments",
+        ),
+        (
+            "SELECT name, rank(age) OVER (ORDER BY age) FROM singer",
+            "age) OVER (ORDER BY age) FROM singer",
+            "rank() takes at most 0 arguments",
+        ),
         // a column name called as a function
         (
             "SELECT count(*) FROM singer WHERE age (*)",
