@@ -770,8 +770,8 @@ mod tests {
     use crate::t5::T5Architecture;
     use crate::test_util::max_abs_diff;
 
-    #[test]
-    fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
+    /// A random 2-layer T5 with a 40-token vocabulary, on the CPU.
+    fn tiny_model() -> (T5Model, Device) {
         let config = T5Config {
             shape: T5Architecture {
                 vocab_size: 40,
@@ -793,6 +793,12 @@ mod tests {
         .unwrap()
         .detached()
         .unwrap();
+        (model, device)
+    }
+
+    #[test]
+    fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
+        let (model, device) = tiny_model();
         let steps = MIN_CACHE_STEPS + 6;
         let source = Tensor::new(&[[3u32, 7, 9, 1], [5, 6, 2, 1]], &device).unwrap();
         let targets: Vec<u32> = (0..2 * steps as u32).map(|i| (i * 7) % 40).collect();
@@ -829,27 +835,7 @@ mod tests {
 
     #[test]
     fn following_beams_moves_the_history_as_a_reorder_does_and_only_within_a_group() {
-        let config = T5Config {
-            shape: T5Architecture {
-                vocab_size: 40,
-                d_model: 16,
-                d_kv: 4,
-                d_ff: 32,
-                num_layers: 2,
-                num_heads: 4,
-                ..T5Architecture::t5_small()
-            },
-            ..T5Config::t5_small()
-        };
-        let device = Device::Cpu;
-        let varmap = candle_nn::VarMap::new();
-        let model = T5Model::new(
-            VarBuilder::from_varmap(&varmap, DType::F32, &device),
-            &config,
-        )
-        .unwrap()
-        .detached()
-        .unwrap();
+        let (model, device) = tiny_model();
         // Two inputs, two beams each, as beam search lays them out.
         let source = Tensor::new(
             &[[3u32, 7, 9, 1], [3, 7, 9, 1], [5, 6, 2, 1], [5, 6, 2, 1]],
