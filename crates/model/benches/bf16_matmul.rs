@@ -57,14 +57,8 @@ fn main() {
             drop(c);
             let t = Instant::now();
             let c = bf16_matmul::matmul(
-                Operand {
-                    data: &a,
-                    layout: Layout::OuterByK,
-                },
-                Operand {
-                    data: &b,
-                    layout: Layout::KByOuter,
-                },
+                Operand::new(&a, Layout::OuterByK),
+                Operand::new(&b, Layout::KByOuter),
                 m,
                 k,
                 n,

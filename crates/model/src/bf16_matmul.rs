@@ -53,6 +53,12 @@ pub struct Operand<'a> {
     pub layout: Layout,
 }
 
+impl<'a> Operand<'a> {
+    pub fn new(data: &'a [f32], layout: Layout) -> Self {
+        Operand { data, layout }
+    }
+}
+
 /// `C = A B` with `A` `(m, k)` and `B` `(k, n)`, C row-major `(m, n)`.
 /// Panics when an operand does not hold `m * k` (`k * n`) values or the
 /// CPU lacks AVX-512 BF16 (callers check [`available`]).
@@ -311,24 +317,12 @@ mod tests {
             let b_t = transpose(&b, k, n);
             for (a_op, b_op) in [
                 (
-                    Operand {
-                        data: &a,
-                        layout: Layout::OuterByK,
-                    },
-                    Operand {
-                        data: &b,
-                        layout: Layout::KByOuter,
-                    },
+                    Operand::new(&a, Layout::OuterByK),
+                    Operand::new(&b, Layout::KByOuter),
                 ),
                 (
-                    Operand {
-                        data: &a_t,
-                        layout: Layout::KByOuter,
-                    },
-                    Operand {
-                        data: &b_t,
-                        layout: Layout::OuterByK,
-                    },
+                    Operand::new(&a_t, Layout::KByOuter),
+                    Operand::new(&b_t, Layout::OuterByK),
                 ),
             ] {
                 let got = matmul(a_op, b_op, m, k, n);
@@ -358,14 +352,8 @@ mod tests {
                 .unwrap()
                 .install(|| {
                     matmul(
-                        Operand {
-                            data: &a,
-                            layout: Layout::OuterByK,
-                        },
-                        Operand {
-                            data: &b,
-                            layout: Layout::KByOuter,
-                        },
+                        Operand::new(&a, Layout::OuterByK),
+                        Operand::new(&b, Layout::KByOuter),
                         m,
                         k,
                         n,

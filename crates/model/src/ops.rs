@@ -683,16 +683,16 @@ impl Drop for Bf16Products {
     }
 }
 
-/// `f` on the contiguous f32 values of a CPU tensor.
-fn with_f32_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(candle_core::Error::Msg(
-            "bf16 products run on the CPU".into(),
-        ));
+/// The f32 values of a contiguous CPU tensor's storage.
+fn cpu_f32<'a>(
+    storage: &'a candle_core::Storage,
+    layout: &Layout,
+    op: &'static str,
+) -> candle_core::Result<&'a [f32]> {
+    let candle_core::Storage::Cpu(cpu) = storage else {
+        return Err(candle_core::Error::Msg(format!("{op} runs on the CPU")));
     };
-    Ok(f(f32_slice(cpu, layout, "bf16-linear")?))
+    f32_slice(cpu, layout, op)
 }
 
 impl Linear {
@@ -741,14 +741,8 @@ impl CustomOp2 for Linear {
             let w = f32_slice(w_storage, w_layout, self.name())?;
             // y = x W^T: B = W^T, stored (out, in) = (n, k).
             let y = matmul(
-                Operand {
-                    data: x,
-                    layout: L::OuterByK,
-                },
-                Operand {
-                    data: w,
-                    layout: L::OuterByK,
-                },
+                Operand::new(x, L::OuterByK),
+                Operand::new(w, L::OuterByK),
                 rows,
                 in_dim,
                 out,
@@ -772,43 +766,30 @@ impl CustomOp2 for Linear {
         let (rows, in_dim, out) = Self::dims(x.shape(), w.shape())?;
         if self.bf16 {
             use crate::bf16_matmul::{matmul, Layout as L, Operand};
-            let (dx, dw) = with_f32_values(grad_res, |dy| {
-                with_f32_values(w, |w| {
-                    with_f32_values(x, |x| {
-                        // dx = dy W: A = dy (rows, out); B = W, stored
-                        // (out, in) = (k, n).
-                        let dx = matmul(
-                            Operand {
-                                data: dy,
-                                layout: L::OuterByK,
-                            },
-                            Operand {
-                                data: w,
-                                layout: L::KByOuter,
-                            },
-                            rows,
-                            out,
-                            in_dim,
-                        );
-                        // dW = dy^T x: A = dy^T, stored (rows, out) = (k, m);
-                        // B = x, stored (rows, in) = (k, n).
-                        let dw = matmul(
-                            Operand {
-                                data: dy,
-                                layout: L::KByOuter,
-                            },
-                            Operand {
-                                data: x,
-                                layout: L::KByOuter,
-                            },
-                            out,
-                            rows,
-                            in_dim,
-                        );
-                        (dx, dw)
-                    })
-                })
-            })???;
+            let (dy_t, w_t, x_t) = (grad_res.contiguous()?, w.contiguous()?, x.contiguous()?);
+            let (dy_storage, dy_layout) = dy_t.storage_and_layout();
+            let (w_storage, w_layout) = w_t.storage_and_layout();
+            let (x_storage, x_layout) = x_t.storage_and_layout();
+            let dy = cpu_f32(&dy_storage, dy_layout, self.name())?;
+            let w = cpu_f32(&w_storage, w_layout, self.name())?;
+            let x_values = cpu_f32(&x_storage, x_layout, self.name())?;
+            // dx = dy W: A = dy (rows, out); B = W, stored (out, in) = (k, n).
+            let dx = matmul(
+                Operand::new(dy, L::OuterByK),
+                Operand::new(w, L::KByOuter),
+                rows,
+                out,
+                in_dim,
+            );
+            // dW = dy^T x: A = dy^T, stored (rows, out) = (k, m); B = x,
+            // stored (rows, in) = (k, n).
+            let dw = matmul(
+                Operand::new(dy, L::KByOuter),
+                Operand::new(x_values, L::KByOuter),
+                out,
+                rows,
+                in_dim,
+            );
             let dx = Tensor::from_vec(dx, x.shape(), x.device())?;
             let dw = Tensor::from_vec(dw, (out, in_dim), x.device())?;
             return Ok((Some(dx), Some(dw)));
