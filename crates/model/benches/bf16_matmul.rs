@@ -26,20 +26,23 @@ fn main() {
         println!("this CPU has no AVX-512 BF16: nothing to compare");
         return;
     }
-    // (what, m, k, n): forward, input gradient and weight gradient shapes.
+    // (what, m, k, n, layouts of A and B): forward (`x W^T`), input
+    // gradient (`dy W`) and weight gradient (`dy^T x`) shapes, each with
+    // its operands laid out as the linear layer's backward reads them.
+    use Layout::{KByOuter as KO, OuterByK as OK};
     let shapes = [
-        ("encoder FFN in, forward", 2048, 512, 2048),
-        ("encoder FFN in, weight gradient", 2048, 2048, 512),
-        ("attention projection, forward", 2048, 512, 512),
-        ("LM head, forward", 1024, 512, 32128),
-        ("LM head, input gradient", 1024, 32128, 512),
-        ("LM head, weight gradient", 32128, 1024, 512),
+        ("encoder FFN in, forward", 2048, 512, 2048, OK, OK),
+        ("encoder FFN in, weight gradient", 2048, 2048, 512, KO, KO),
+        ("attention projection, forward", 2048, 512, 512, OK, OK),
+        ("LM head, forward", 1024, 512, 32128, OK, OK),
+        ("LM head, input gradient", 1024, 32128, 512, OK, KO),
+        ("LM head, weight gradient", 32128, 1024, 512, KO, KO),
     ];
     println!(
         "{:<34} {:>10} {:>10} {:>7}",
         "product (m x k x n)", "f32 ms", "bf16 ms", "ratio"
     );
-    for (what, m, k, n) in shapes {
+    for (what, m, k, n, a_layout, b_layout) in shapes {
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
             .collect();
@@ -57,8 +60,8 @@ fn main() {
             drop(c);
             let t = Instant::now();
             let c = bf16_matmul::matmul(
-                Operand::new(&a, Layout::OuterByK),
-                Operand::new(&b, Layout::KByOuter),
+                Operand::new(&a, a_layout),
+                Operand::new(&b, b_layout),
                 m,
                 k,
                 n,

@@ -66,14 +66,17 @@ pub fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> 
     assert_eq!(a.data.len(), m * k, "A is not (m, k)");
     assert_eq!(b.data.len(), k * n, "B is not (k, n)");
     assert!(available(), "bf16 products need AVX-512 BF16");
-    let mut c = vec![0f32; m * n];
     if m == 0 || n == 0 {
-        return c;
+        return vec![0f32; m * n];
     }
     let a_packed = pack(a, m, k, MR);
     let b_packed = pack(b, n, k, NR);
     let pairs = k.div_ceil(2);
-    c.par_chunks_mut(MC * n)
+    // Every element is written below, so C is not zeroed first (on the
+    // LM head's products that zeroing alone costs a pass over 131 MB).
+    let mut c = Vec::with_capacity(m * n);
+    c.spare_capacity_mut()[..m * n]
+        .par_chunks_mut(MC * n)
         .enumerate()
         .for_each(|(block, c_block)| {
             let row0 = block * MC;
@@ -89,11 +92,16 @@ pub fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> 
                     unsafe { micro_tile(a_panel, b_panel, pairs, &mut tile) };
                     for (i, tile_row) in tile.chunks(NR).take(MR.min(rows - r)).enumerate() {
                         let at = (r + i) * n + col0;
-                        c_block[at..at + cols].copy_from_slice(&tile_row[..cols]);
+                        for (out, &value) in c_block[at..at + cols].iter_mut().zip(tile_row) {
+                            out.write(value);
+                        }
                     }
                 }
             }
         });
+    // SAFETY: the tasks above wrote all `m * n` elements: each block's
+    // rows, each column panel's columns.
+    unsafe { c.set_len(m * n) };
     c
 }
 
@@ -102,8 +110,9 @@ pub fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> 
 /// values (low half first), zero past `outer` and past an odd `k`.
 fn pack(op: Operand, outer: usize, k: usize, width: usize) -> Vec<u32> {
     let pairs = k.div_ceil(2);
-    let mut packed = vec![0u32; outer.div_ceil(width) * pairs * width];
-    packed
+    let len = outer.div_ceil(width) * pairs * width;
+    let mut packed = Vec::with_capacity(len);
+    packed.spare_capacity_mut()[..len]
         .par_chunks_mut(pairs * width)
         .enumerate()
         .for_each(|(panel, dst)| {
@@ -112,13 +121,17 @@ fn pack(op: Operand, outer: usize, k: usize, width: usize) -> Vec<u32> {
             // SAFETY: `matmul` checked `available()`; `dst` is one panel.
             unsafe { pack_panel(op, outer, k, width, first, count, dst) }
         });
+    // SAFETY: `pack_panel` writes every value of its panel, padding
+    // included.
+    unsafe { packed.set_len(len) };
     packed
 }
 
 /// One panel of [`pack`]: rows (columns) `first..first + count`.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and BF16; `dst` holds `pairs * width` u32s.
+/// The CPU must have AVX-512 F and BF16; `dst` holds `pairs * width` u32s,
+/// all of which it writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn pack_panel(
@@ -128,7 +141,7 @@ unsafe fn pack_panel(
     width: usize,
     first: usize,
     count: usize,
-    dst: &mut [u32],
+    dst: &mut [std::mem::MaybeUninit<u32>],
 ) {
     use std::arch::x86_64::*;
     let pairs = k.div_ceil(2);
@@ -143,38 +156,46 @@ unsafe fn pack_panel(
     };
     match op.layout {
         Layout::OuterByK => {
-            // A row's consecutive values are its pairs: 32 values, 16 pairs
-            // at a time, scattered to their pair's slot.
-            let mut lanes = [0u32; 16];
-            for r in 0..count {
-                let row = (first + r) * k;
+            // A row's consecutive values are its pairs. 16 rows of 16 pairs
+            // are converted, transposed in registers and stored as 16 runs
+            // of the panel, one per pair; rows past `count` are zeros.
+            for r0 in (0..width).step_by(16) {
+                let rows = count.saturating_sub(r0).min(16);
+                let store: __mmask16 = ((1u32 << (width - r0).min(16)) - 1) as u16;
                 for p0 in (0..pairs).step_by(16) {
                     let left = k - 2 * p0;
-                    let lo = load(row + 2 * p0, left);
-                    let hi = if left > 16 {
-                        load(row + 2 * p0 + 16, left - 16)
-                    } else {
-                        _mm512_setzero_ps()
-                    };
-                    let bf = _mm512_cvtne2ps_pbh(hi, lo);
-                    // SAFETY: 16 u32 lanes into a 16-u32 array.
-                    unsafe {
-                        _mm512_storeu_si512(
-                            lanes.as_mut_ptr().cast(),
-                            std::mem::transmute::<__m512bh, __m512i>(bf),
-                        )
-                    };
-                    for (i, &lane) in lanes.iter().enumerate().take(pairs - p0) {
-                        dst[(p0 + i) * width + r] = lane;
+                    let mut block = [_mm512_setzero_si512(); 16];
+                    for (i, lanes) in block.iter_mut().enumerate().take(rows) {
+                        let row = (first + r0 + i) * k + 2 * p0;
+                        let lo = load(row, left);
+                        let hi = if left > 16 {
+                            load(row + 16, left - 16)
+                        } else {
+                            _mm512_setzero_ps()
+                        };
+                        *lanes =
+                            std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+                    }
+                    transpose16(&mut block);
+                    for (i, pair) in block.iter().enumerate().take(pairs - p0) {
+                        // SAFETY: the mask keeps the store within the panel.
+                        unsafe {
+                            _mm512_mask_storeu_epi32(
+                                dst.as_mut_ptr().add((p0 + i) * width + r0).cast(),
+                                store,
+                                *pair,
+                            )
+                        };
                     }
                 }
             }
         }
         Layout::KByOuter => {
-            // Rows 2p and 2p + 1 side by side, 16 columns at a time.
+            // Rows 2p and 2p + 1 side by side, 16 columns at a time; the
+            // columns past `count` are zeros.
             for p in 0..pairs {
-                for r0 in (0..count).step_by(16) {
-                    let len = (count - r0).min(16);
+                for r0 in (0..width).step_by(16) {
+                    let len = count.saturating_sub(r0).min(16);
                     let low = _mm512_cvtneps_pbh(load(2 * p * outer + first + r0, len));
                     let high = if 2 * p + 1 < k {
                         _mm512_cvtneps_pbh(load((2 * p + 1) * outer + first + r0, len))
@@ -185,12 +206,12 @@ unsafe fn pack_panel(
                     let high =
                         _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(high));
                     let pair = _mm512_or_si512(low, _mm512_slli_epi32::<16>(high));
-                    let mask: __mmask16 = ((1u32 << len) - 1) as u16;
+                    let store: __mmask16 = ((1u32 << (width - r0).min(16)) - 1) as u16;
                     // SAFETY: the mask keeps the store within the panel.
                     unsafe {
                         _mm512_mask_storeu_epi32(
                             dst.as_mut_ptr().add(p * width + r0).cast(),
-                            mask,
+                            store,
                             pair,
                         )
                     };
@@ -200,8 +221,55 @@ unsafe fn pack_panel(
     }
 }
 
+/// Transposes a 16 x 16 block of u32 held as 16 rows: afterwards
+/// `block[j]` holds what was column `j`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(block: &mut [std::arch::x86_64::__m512i; 16]) {
+    use std::arch::x86_64::*;
+    let r = *block;
+    // Pairs of rows interleaved by 32 bits, then by 64 bits: each 128-bit
+    // lane holds one column of four rows.
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    let mut u = [_mm512_setzero_si512(); 16];
+    for g in 0..4 {
+        let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+        u[4 * g] = _mm512_unpacklo_epi64(a, c);
+        u[4 * g + 1] = _mm512_unpackhi_epi64(a, c);
+        u[4 * g + 2] = _mm512_unpacklo_epi64(b, d);
+        u[4 * g + 3] = _mm512_unpackhi_epi64(b, d);
+    }
+    // Now u[4g + c] holds, lane by lane, columns c, c + 4, c + 8, c + 12
+    // of rows 4g..4g + 4. Gather the lanes of one column across groups.
+    for c in 0..4 {
+        let even01 = _mm512_shuffle_i32x4::<0x88>(u[c], u[4 + c]);
+        let odd01 = _mm512_shuffle_i32x4::<0xdd>(u[c], u[4 + c]);
+        let even23 = _mm512_shuffle_i32x4::<0x88>(u[8 + c], u[12 + c]);
+        let odd23 = _mm512_shuffle_i32x4::<0xdd>(u[8 + c], u[12 + c]);
+        block[c] = _mm512_shuffle_i32x4::<0x88>(even01, even23);
+        block[8 + c] = _mm512_shuffle_i32x4::<0xdd>(even01, even23);
+        block[4 + c] = _mm512_shuffle_i32x4::<0x88>(odd01, odd23);
+        block[12 + c] = _mm512_shuffle_i32x4::<0xdd>(odd01, odd23);
+    }
+}
+
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn pack_panel(_: Operand, _: usize, _: usize, _: usize, _: usize, _: usize, _: &mut [u32]) {
+unsafe fn pack_panel(
+    _: Operand,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &mut [std::mem::MaybeUninit<u32>],
+) {
     unreachable!("matmul checks available() first")
 }
 
@@ -309,6 +377,7 @@ mod tests {
             (130, 64, 33),
             (9, 300, 70),
             (401, 20, 37),
+            (200, 99, 500),
         ] {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
