@@ -36,6 +36,16 @@ pub fn available() -> bool {
     }
 }
 
+/// Ok when [`available`], else why not, in words for a user (the training
+/// config check and [`crate::ops::bf16_products`] both report it).
+pub fn require() -> Result<(), &'static str> {
+    if available() {
+        Ok(())
+    } else {
+        Err("bf16 mixed precision needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks")
+    }
+}
+
 /// How an operand's f32 values lie in memory, `outer` being its other
 /// dimension (A's rows, B's columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

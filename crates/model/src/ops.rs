@@ -661,12 +661,7 @@ thread_local! {
 /// backward pass multiplies as its forward did. Err when the CPU lacks
 /// AVX-512 BF16.
 pub fn bf16_products() -> std::result::Result<Bf16Products, String> {
-    if !crate::bf16_matmul::available() {
-        return Err(
-            "bf16 mixed precision needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks"
-                .into(),
-        );
-    }
+    crate::bf16_matmul::require()?;
     let before = BF16_PRODUCTS.with(|flag| flag.replace(true));
     Ok(Bf16Products { before })
 }

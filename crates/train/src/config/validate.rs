@@ -97,11 +97,8 @@ impl TrainConfig {
                         .into(),
                 ));
             }
-            if !text2sql_model::bf16_matmul::available() {
-                return Err(invalid(
-                    "training.mixed_precision",
-                    "bf16 needs a CPU with AVX-512 BF16 (avx512_bf16), which this one lacks".into(),
-                ));
+            if let Err(why) = text2sql_model::bf16_matmul::require() {
+                return Err(invalid("training.mixed_precision", why.into()));
             }
         }
         if self.training.log_every_steps == 0 {
