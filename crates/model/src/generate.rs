@@ -22,6 +22,7 @@
 //! are searched again with [`FALLBACK_BEAMS`] beams.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -39,9 +40,14 @@ pub const DEFAULT_CONSTRAIN_TOP_K: usize = 16;
 /// `▁` as a space (also at the start: a leading space is harmless to SQL),
 /// a digit as itself, a byte-level piece as its bytes. Special tokens
 /// (`<pad>`, `<unk>`, sentinels), which decoding drops, have none.
+///
+/// Cheap to clone: the vocabulary's texts are shared, and an input's schema
+/// symbols are a short list of replacements on top of them.
 #[derive(Debug, Clone)]
 pub struct TokenTexts {
-    texts: Vec<Option<Box<str>>>,
+    texts: Arc<[Option<Box<str>>]>,
+    /// `(id, text)` sorted by id, read before `texts` (schema symbols).
+    replaced: Vec<(u32, Option<Box<str>>)>,
 }
 
 impl TokenTexts {
@@ -65,11 +71,21 @@ impl TokenTexts {
                 Some(text.into())
             })
             .collect();
-        Self { texts }
+        Self::from_texts(texts)
+    }
+
+    fn from_texts(texts: Vec<Option<Box<str>>>) -> Self {
+        Self {
+            texts: texts.into(),
+            replaced: Vec::new(),
+        }
     }
 
     /// The text `id` adds, or None for a special token.
     pub fn text(&self, id: u32) -> Option<&str> {
+        if let Ok(at) = self.replaced.binary_search_by_key(&id, |(id, _)| *id) {
+            return self.replaced[at].1.as_deref();
+        }
         self.texts.get(id as usize)?.as_deref()
     }
 
@@ -77,15 +93,19 @@ impl TokenTexts {
     /// name in `symbols` (with the space before it), and symbols the schema
     /// does not use rejected: what the checker reads for one input.
     pub fn with_symbols(&self, tokenizer: &Tokenizer, symbols: &SchemaSymbols) -> Self {
-        let mut texts = self.texts.clone();
-        for index in 0..symbols.capacity() {
-            if let Some(id) = tokenizer.symbol_id(index) {
-                if let Some(slot) = texts.get_mut(id as usize) {
-                    *slot = symbols.name_of(index).map(|name| format!(" {name}").into());
-                }
-            }
+        let mut replaced: Vec<(u32, Option<Box<str>>)> = (0..symbols.capacity())
+            .filter_map(|index| {
+                let id = tokenizer.symbol_id(index)?;
+                let name = symbols.name_of(index).map(|name| format!(" {name}").into());
+                ((id as usize) < self.texts.len()).then_some((id, name))
+            })
+            .collect();
+        replaced.sort_by_key(|(id, _)| *id);
+        replaced.dedup_by_key(|(id, _)| *id);
+        Self {
+            texts: self.texts.clone(),
+            replaced,
         }
-        Self { texts }
     }
 }
 
@@ -1245,9 +1265,7 @@ mod tests {
             // Every token reads `)`, which nothing can take after WHERE, and
             // the text is not a complete query: no token passes, EOS
             // included. Going on unconstrained would write `)` to the limit.
-            let texts = TokenTexts {
-                texts: vec![Some(")".into()); f.tokenizer.vocab_size()],
-            };
+            let texts = TokenTexts::from_texts(vec![Some(")".into()); f.tokenizer.vocab_size()]);
             let mut at_where = SqlChecker::new(f.schema.clone());
             at_where.push("SELECT name FROM singer WHERE").unwrap();
             for beams in [1, 3] {
@@ -1280,7 +1298,7 @@ mod tests {
         fn all_close_but(f: &Fixture, id: u32, text: &str) -> TokenTexts {
             let mut texts = vec![Some(")".into()); f.tokenizer.vocab_size()];
             texts[id as usize] = Some(text.into());
-            TokenTexts { texts }
+            TokenTexts::from_texts(texts)
         }
 
         fn at_comparison(f: &Fixture) -> SqlChecker {
