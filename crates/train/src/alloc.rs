@@ -1,4 +1,5 @@
-//! Allocator tuning for the training loop.
+//! Allocator tuning for the training loop (and `eval --model`, a batch job
+//! whose decoding re-allocates the same buffers batch after batch).
 //!
 //! The `text2sql` binary's global allocator is mimalloc. A training step
 //! frees and re-allocates gigabytes of activation and gradient tensors, and
