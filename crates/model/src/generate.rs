@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
-use text2sql_data::serialize::SchemaSymbols;
+use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
 use text2sql_sql::{Rejection, SqlChecker};
 
 use crate::error::{ModelError, Result};
@@ -81,6 +81,13 @@ impl TokenTexts {
         }
     }
 
+    /// Whether `id` is a schema symbol of this input.
+    fn is_symbol(&self, id: u32) -> bool {
+        self.replaced
+            .binary_search_by_key(&id, |(id, _)| *id)
+            .is_ok()
+    }
+
     /// The text `id` adds, or None for a special token.
     pub fn text(&self, id: u32) -> Option<&str> {
         if let Ok(at) = self.replaced.binary_search_by_key(&id, |(id, _)| *id) {
@@ -90,13 +97,19 @@ impl TokenTexts {
     }
 
     /// These texts with each schema symbol of `tokenizer` standing for its
-    /// name in `symbols` (with the space before it), and symbols the schema
+    /// name in `symbols` (with a space on each side), and symbols the schema
     /// does not use rejected: what the checker reads for one input.
     pub fn with_symbols(&self, tokenizer: &Tokenizer, symbols: &SchemaSymbols) -> Self {
         let mut replaced: Vec<(u32, Option<Box<str>>)> = (0..symbols.capacity())
             .filter_map(|index| {
                 let id = tokenizer.symbol_id(index)?;
-                let name = symbols.name_of(index).map(|name| format!(" {name}").into());
+                // Spaced on both sides, as `SchemaSymbols::resolve` writes
+                // the decoded SQL: a piece after a symbol (`<sym3>` then
+                // `Role`) starts a new word there, so the checker must not
+                // read one name (`assignmentRole`) where the SQL has two.
+                let name = symbols
+                    .name_of(index)
+                    .map(|name| format!(" {name} ").into());
                 ((id as usize) < self.texts.len()).then_some((id, name))
             })
             .collect();
@@ -167,6 +180,15 @@ fn try_token(
     eos: u32,
 ) -> Option<SqlChecker> {
     if completes_third_copy(history, token) {
+        return None;
+    }
+    // A word glued to a symbol (`<sym3>` then `Role`) is a second word in
+    // the SQL (`assignment Role`, an implicit alias), never a longer name:
+    // no target has one.
+    if token != eos
+        && history.last().is_some_and(|&last| texts.is_symbol(last))
+        && texts.text(token).is_some_and(starts_word_after_symbol)
+    {
         return None;
     }
     if token == eos {
@@ -1064,11 +1086,36 @@ mod tests {
         let base = TokenTexts::new(&tokenizer);
         let texts = base.with_symbols(&tokenizer, &symbols);
         let id = |i: u32| tokenizer.symbol_id(i).unwrap();
-        assert_eq!(texts.text(id(0)), Some(" singer"));
-        assert_eq!(texts.text(id(1)), Some(" Name"));
+        assert_eq!(texts.text(id(0)), Some(" singer "));
+        assert_eq!(texts.text(id(1)), Some(" Name "));
         assert_eq!(texts.text(id(2)), None);
         let select = tokenizer.token_to_id("▁SELECT").unwrap();
         assert_eq!(texts.text(select), base.text(select));
+        // A piece that continues a word, written right after a symbol: the
+        // decoded SQL has two words there, and so must the checker's text.
+        let piece = (0..tokenizer.vocab_size() as u32)
+            .find(|&t| {
+                base.text(t)
+                    .is_some_and(|text| text.chars().all(|c| c.is_ascii_alphabetic()))
+            })
+            .unwrap();
+        let ids = [select, id(1), piece];
+        let checked: String = ids.iter().map(|&t| texts.text(t).unwrap()).collect();
+        let decoded = crate::input::decode_sql(&tokenizer, &ids, Some(&symbols)).unwrap();
+        assert_eq!(
+            checked.split_whitespace().collect::<Vec<_>>(),
+            decoded.split_whitespace().collect::<Vec<_>>(),
+            "checked {checked:?}, decoded {decoded:?}"
+        );
+        // Constrained decoding refuses such a piece right after a symbol,
+        // and takes one that starts with a space or a comma.
+        let eos = tokenizer.vocab_size() as u32;
+        let mut after_symbol = SqlChecker::new(Arc::new(text2sql_sql::SchemaIndex::new(&schema)));
+        after_symbol.push("SELECT Name ").unwrap();
+        let history = [select, id(1)];
+        assert!(try_token(&after_symbol, &texts, &history, piece, eos).is_none());
+        let from = tokenizer.token_to_id("▁FROM").unwrap();
+        assert!(try_token(&after_symbol, &texts, &history, from, eos).is_some());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use omnisql::{
 pub use python_repr::{python_float, python_list, python_str, python_value};
 pub use relevance::{is_stop_word, relevance, sql_references, words, Relevance, SqlReferences};
 pub use selection::SchemaSelection;
-pub use symbols::{symbol_token, SchemaSymbols};
+pub use symbols::{starts_word_after_symbol, symbol_token, SchemaSymbols};
 
 use crate::schema::DatabaseSchema;
 

@@ -39,6 +39,15 @@ pub struct SchemaSymbols {
     by_name: HashMap<String, u32>,
 }
 
+/// Whether generated text that follows a symbol starts a new word there:
+/// [`SchemaSymbols::resolve`] then spaces it from the name, and constrained
+/// decoding refuses it (no target ever glues a word to a symbol).
+pub fn starts_word_after_symbol(text: &str) -> bool {
+    text.chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() || "_'\"`[".contains(c))
+}
+
 impl SchemaSymbols {
     /// Symbols `0..` for the schema's distinct names, tables and then each
     /// table's columns in schema order; names past `capacity` get none and
@@ -136,8 +145,7 @@ impl SchemaSymbols {
                     }
                     out.push_str(name);
                     rest = &tail[digits + 1..];
-                    let word = |c: char| c.is_alphanumeric() || "_'\"`[".contains(c);
-                    if rest.chars().next().is_some_and(word) {
+                    if starts_word_after_symbol(rest) {
                         out.push(' ');
                     }
                 }
