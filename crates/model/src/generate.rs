@@ -182,19 +182,16 @@ fn try_token(
     if completes_third_copy(history, token) {
         return None;
     }
-    // A word glued to a symbol (`<sym3>` then `Role`) is a second word in
-    // the SQL (`assignment Role`, an implicit alias), never a longer name:
-    // no target has one.
-    if token != eos
-        && history.last().is_some_and(|&last| texts.is_symbol(last))
-        && texts.text(token).is_some_and(starts_word_after_symbol)
-    {
-        return None;
-    }
     if token == eos {
         return checker.finish().ok().map(|()| checker.clone());
     }
     let text = texts.text(token)?;
+    // A word glued to a symbol (`<sym3>` then `Role`) is a second word in
+    // the SQL (`assignment Role`, an implicit alias), never a longer name:
+    // no target has one.
+    if starts_word_after_symbol(text) && history.last().is_some_and(|&last| texts.is_symbol(last)) {
+        return None;
+    }
     if blank_run_too_long(checker, text) {
         return None;
     }
