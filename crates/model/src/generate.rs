@@ -81,19 +81,26 @@ impl TokenTexts {
         }
     }
 
+    /// `id`'s replacement, when it is one of this input's schema symbols.
+    fn replacement(&self, id: u32) -> Option<&Option<Box<str>>> {
+        let at = self
+            .replaced
+            .binary_search_by_key(&id, |(id, _)| *id)
+            .ok()?;
+        Some(&self.replaced[at].1)
+    }
+
     /// Whether `id` is a schema symbol of this input.
     fn is_symbol(&self, id: u32) -> bool {
-        self.replaced
-            .binary_search_by_key(&id, |(id, _)| *id)
-            .is_ok()
+        self.replacement(id).is_some()
     }
 
     /// The text `id` adds, or None for a special token.
     pub fn text(&self, id: u32) -> Option<&str> {
-        if let Ok(at) = self.replaced.binary_search_by_key(&id, |(id, _)| *id) {
-            return self.replaced[at].1.as_deref();
+        match self.replacement(id) {
+            Some(text) => text.as_deref(),
+            None => self.texts.get(id as usize)?.as_deref(),
         }
-        self.texts.get(id as usize)?.as_deref()
     }
 
     /// These texts with each schema symbol of `tokenizer` standing for its
