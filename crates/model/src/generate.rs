@@ -30,7 +30,7 @@ use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
 use text2sql_sql::{Rejection, SqlChecker};
 
 use crate::error::{ModelError, Result};
-use crate::t5::{T5Config, T5Model};
+use crate::t5::{DecoderCache, T5Config, T5Model};
 use crate::tokenizer::Tokenizer;
 
 /// Candidates checked per hypothesis and step unless told otherwise.
@@ -510,20 +510,17 @@ pub fn generate_constrained(
         }
     }
     let (ids, mask) = pad_batch(model, inputs, config.pad_token_id)?;
-    let encoded = model.encode(&ids, mask.as_ref(), false)?;
+    let source = Source {
+        encoded: model.encode(&ids, mask.as_ref(), false)?,
+        ids,
+        mask,
+    };
     let mut constraint = constraint;
     let fresh: Option<Vec<SqlChecker>> = constraint.as_ref().map(|c| c.checkers.clone());
     let mut hypotheses = if config.num_beams == 1 {
-        greedy(model, config, &encoded, mask.as_ref(), constraint.as_mut())?
+        greedy(model, config, &source, constraint.as_mut())?
     } else {
-        beam_search(
-            model,
-            config,
-            &encoded,
-            mask.as_ref(),
-            constraint.as_mut(),
-            false,
-        )?
+        beam_search(model, config, &source, constraint.as_mut(), false)?
     };
     if let (Some(c), Some(fresh)) = (&constraint, fresh) {
         for (input, per_input) in hypotheses.iter_mut().enumerate() {
@@ -540,14 +537,7 @@ pub fn generate_constrained(
             per_input.sort_by_key(|h| h.tokens.last() != Some(&config.eos_token_id));
         }
         if config.num_beams == 1 {
-            search_again_where_greedy_failed(
-                model,
-                config,
-                (&encoded, mask.as_ref()),
-                c,
-                &fresh,
-                &mut hypotheses,
-            )?;
+            search_again_where_greedy_failed(model, config, &source, c, &fresh, &mut hypotheses)?;
         }
     }
     Ok(hypotheses)
@@ -574,7 +564,7 @@ pub const MAX_OVERRULED: usize = 8;
 fn search_again_where_greedy_failed(
     model: &T5Model,
     config: &GenerationConfig,
-    (encoded, mask): (&Tensor, Option<&Tensor>),
+    source: &Source,
     constraint: &Constraint,
     fresh: &[SqlChecker],
     hypotheses: &mut [Vec<Hypothesis>],
@@ -591,8 +581,7 @@ fn search_again_where_greedy_failed(
     }
     let rows: Vec<u32> = failed.iter().map(|&input| input as u32).collect();
     let rows = Tensor::from_vec(rows, failed.len(), model.device())?;
-    let encoded = encoded.index_select(&rows, 0)?;
-    let mask = mask.map(|m| m.index_select(&rows, 0)).transpose()?;
+    let source = source.rows(&rows)?;
     let mut retry = Constraint {
         texts: constraint.texts,
         input_texts: failed
@@ -608,14 +597,7 @@ fn search_again_where_greedy_failed(
         early_stopping: true,
         ..config.clone()
     };
-    let found = beam_search(
-        model,
-        &beams,
-        &encoded,
-        mask.as_ref(),
-        Some(&mut retry),
-        true,
-    )?;
+    let found = beam_search(model, &beams, &source, Some(&mut retry), true)?;
     for (row, (&input, candidates)) in failed.iter().zip(found).enumerate() {
         let complete = candidates.into_iter().find_map(|mut hypothesis| {
             end_at_last_complete_query(&mut hypothesis, &fresh[input], retry.texts_for(row), eos);
@@ -664,6 +646,33 @@ fn end_at_last_complete_query(
 
 /// Right-pads `inputs` into `(batch, max_len)` ids and a mask, or no mask
 /// when all have the same length.
+/// A batch of inputs as the decoder reads them: their padded ids, the
+/// encoder's output and the padding mask (none when nothing is padded).
+struct Source {
+    ids: Tensor,
+    encoded: Tensor,
+    mask: Option<Tensor>,
+}
+
+impl Source {
+    /// Row `i` of the result is row `rows[i]` of this batch.
+    fn rows(&self, rows: &Tensor) -> Result<Source> {
+        Ok(Source {
+            ids: self.ids.index_select(rows, 0)?,
+            encoded: self.encoded.index_select(rows, 0)?,
+            mask: self
+                .mask
+                .as_ref()
+                .map(|m| m.index_select(rows, 0))
+                .transpose()?,
+        })
+    }
+
+    fn start_decoding(&self, model: &T5Model) -> Result<DecoderCache> {
+        model.start_decoding(&self.ids, &self.encoded, self.mask.as_ref())
+    }
+}
+
 fn pad_batch(model: &T5Model, inputs: &[Vec<u32>], pad: u32) -> Result<(Tensor, Option<Tensor>)> {
     let max_len = inputs.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(inputs.len() * max_len);
@@ -712,15 +721,14 @@ fn take_checkers(constraint: Option<&mut Constraint>, batch: usize) -> Vec<Optio
 fn greedy(
     model: &T5Model,
     config: &GenerationConfig,
-    encoded: &Tensor,
-    mask: Option<&Tensor>,
+    source: &Source,
     mut constraint: Option<&mut Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    let batch = encoded.dim(0)?;
+    let batch = source.encoded.dim(0)?;
     // Per input, its checker while the hypothesis is constrained.
     let mut checkers = take_checkers(constraint.as_deref_mut(), batch);
     let constraint = constraint.as_deref();
-    let mut cache = model.start_decoding(encoded, mask)?;
+    let mut cache = source.start_decoding(model)?;
     let mut hypotheses = vec![
         Hypothesis {
             tokens: Vec::new(),
@@ -835,8 +843,7 @@ struct BeamState {
 fn beam_search(
     model: &T5Model,
     config: &GenerationConfig,
-    encoded: &Tensor,
-    mask: Option<&Tensor>,
+    source: &Source,
     mut constraint: Option<&mut Constraint>,
     first_complete: bool,
 ) -> Result<Vec<Vec<Hypothesis>>> {
@@ -845,7 +852,7 @@ fn beam_search(
         s.finished.len() == config.num_beams
             || (first_complete && s.finished.iter().any(|h| h.tokens.last() == Some(&eos)))
     };
-    let batch = encoded.dim(0)?;
+    let batch = source.encoded.dim(0)?;
     let beams = config.num_beams;
     let initial = take_checkers(constraint.as_deref_mut(), batch);
     let constraint = constraint.as_deref();
@@ -856,9 +863,7 @@ fn beam_search(
         .flat_map(|b| std::iter::repeat_n(b, beams))
         .collect();
     let repeat = Tensor::from_vec(repeat, batch * beams, device)?;
-    let encoded = encoded.index_select(&repeat, 0)?;
-    let mask = mask.map(|m| m.index_select(&repeat, 0)).transpose()?;
-    let mut cache = model.start_decoding(&encoded, mask.as_ref())?;
+    let mut cache = source.rows(&repeat)?.start_decoding(model)?;
     let mut states: Vec<BeamState> = (0..batch)
         .map(|b| BeamState {
             running: (0..beams)
@@ -1372,7 +1377,11 @@ mod tests {
                 ..GenerationConfig::for_model(f.model.config())
             };
             let (ids, mask) = pad_batch(&f.model, &f.inputs, config.pad_token_id).unwrap();
-            let encoded = f.model.encode(&ids, mask.as_ref(), false).unwrap();
+            let source = Source {
+                encoded: f.model.encode(&ids, mask.as_ref(), false).unwrap(),
+                ids,
+                mask,
+            };
             // The first row's greedy pass wrote nothing that runs; the
             // second ended with a query, which stays as it is.
             let stopped = Hypothesis {
@@ -1387,7 +1396,7 @@ mod tests {
             search_again_where_greedy_failed(
                 &f.model,
                 &config,
-                (&encoded, mask.as_ref()),
+                &source,
                 &constraint,
                 &fresh,
                 &mut hypotheses,

@@ -37,6 +37,11 @@ pub struct InputFormat {
     /// of drawing its symbols at random. Left out of the JSON when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub symbols_in_schema_order: bool,
+    /// Names with a symbol are labelled with the words a question would
+    /// use (see [`SchemaSymbols::with_natural_names`]). Left out of the JSON
+    /// when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub natural_names: bool,
     /// The model learns to write table names where the gold SQL has
     /// aliases (`singer.name` for `T1.name`, see
     /// [`text2sql_sql::unalias_tables`]); what it writes runs as it is.
@@ -54,6 +59,7 @@ impl Default for InputFormat {
             external_knowledge: true,
             schema_symbols: false,
             symbols_in_schema_order: false,
+            natural_names: false,
             unalias_tables: false,
         }
     }
@@ -139,10 +145,11 @@ impl InputFormat {
         }
         let capacity = tokenizer.schema_symbols();
         let shuffle_seed = shuffle_seed.filter(|_| !self.symbols_in_schema_order);
-        Some(match shuffle_seed {
+        let symbols = match shuffle_seed {
             Some(seed) => SchemaSymbols::shuffled(schema, capacity, seed),
             None => SchemaSymbols::new(schema, capacity),
-        })
+        };
+        Some(symbols.with_natural_names(self.natural_names))
     }
 
     /// The SQL the model learns to write: with [`Self::unalias_tables`],

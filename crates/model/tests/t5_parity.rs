@@ -216,7 +216,7 @@ fn incremental_decoder_matches_the_teacher_forced_one() {
         .forward_train(&ids, Some(&mask), &targets, None, false)
         .unwrap();
     let encoded = model.encode(&ids, Some(&mask), false).unwrap();
-    let mut cache = model.start_decoding(&encoded, Some(&mask)).unwrap();
+    let mut cache = model.start_decoding(&ids, &encoded, Some(&mask)).unwrap();
     for step in 0..targets.dim(1).unwrap() {
         let tokens = targets.narrow(1, step, 1).unwrap().squeeze(1).unwrap();
         let stepped = model.decode_step(&mut cache, &tokens).unwrap();

@@ -450,4 +450,26 @@ fn schema_symbols_train_end_to_end_and_need_a_tokenizer_with_them() {
     // and each comes back as its name.
     let sql = answer["sql"].as_str().unwrap();
     assert!(!sql.contains("<sym"), "{sql}");
+
+    // Symbols chosen by pointing: refused without symbols in the input;
+    // with them, the checkpoint records the symbols' ids and `ask` answers
+    // with this database's names.
+    let pointer = "model.architecture.schema_pointer=true";
+    let pointing = "run.name=pointing";
+    let stderr = fails(&train(&config, &["-q"], &[pointer, &tokenizer_set]));
+    assert!(stderr.contains("data.schema.symbols"), "{stderr}");
+    ok(train(
+        &config,
+        &["-q"],
+        &[symbols, &tokenizer_set, pointer, pointing],
+    ));
+    let best = dir.path().join("runs/pointing/best");
+    let model_config = read_json(&best.join("config.json"));
+    assert_eq!(model_config["schema_pointer"], true);
+    assert_eq!(model_config["schema_symbol_ids"]["count"], 64);
+    let mut ask = ask_stores(&best, &db);
+    ask.push("--json");
+    let answer = stdout_json(&ok(text2sql(&ask)));
+    let sql = answer["sql"].as_str().unwrap();
+    assert!(!sql.contains("<sym"), "{sql}");
 }

@@ -25,7 +25,9 @@ pub use omnisql::{
     omnisql_ddl_selected, OMNISQL_MAX_VALUES,
 };
 pub use python_repr::{python_float, python_list, python_str, python_value};
-pub use relevance::{is_stop_word, relevance, sql_references, words, Relevance, SqlReferences};
+pub use relevance::{
+    is_stop_word, name_words, relevance, sql_references, words, Relevance, SqlReferences,
+};
 pub use selection::SchemaSelection;
 pub use symbols::{starts_word_after_symbol, symbol_token, SchemaSymbols};
 

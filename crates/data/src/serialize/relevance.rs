@@ -21,18 +21,30 @@ const STOP_WORDS: &[&str] = &[
 /// dropped.
 pub fn words(text: &str) -> HashSet<String> {
     let mut out = HashSet::new();
+    for word in name_words(text) {
+        push_word(&mut out, &word);
+    }
+    out
+}
+
+/// The words of a name as a question would write them, in order:
+/// lower-cased runs of letters and digits, `camelCase` and `snake_case`
+/// split (`Total_Horses` and `totalHorses` are `total horses`).
+pub fn name_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
     for run in text.split(|c: char| !c.is_alphanumeric()) {
         let mut word = String::new();
         let mut previous_lower = false;
         for c in run.chars() {
-            if c.is_uppercase() && previous_lower {
-                push_word(&mut out, &word);
-                word.clear();
+            if c.is_uppercase() && previous_lower && !word.is_empty() {
+                out.push(std::mem::take(&mut word));
             }
             previous_lower = c.is_lowercase() || c.is_ascii_digit();
             word.extend(c.to_lowercase());
         }
-        push_word(&mut out, &word);
+        if !word.is_empty() {
+            out.push(word);
+        }
     }
     out
 }
@@ -240,6 +252,15 @@ fn sql_identifiers(sql: &str) -> HashSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_as_question_words_in_order() {
+        assert_eq!(name_words("Total_Horses"), ["total", "horses"]);
+        assert_eq!(name_words("hostCityID"), ["host", "city", "id"]);
+        assert_eq!(name_words("Area_km_2"), ["area", "km", "2"]);
+        assert_eq!(name_words("\"Full Name\""), ["full", "name"]);
+        assert!(name_words("__").is_empty());
+    }
 
     #[test]
     fn words_split_case_and_plurals() {

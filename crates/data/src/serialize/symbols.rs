@@ -18,6 +18,7 @@ use crate::schema::DatabaseSchema;
 use crate::splitmix::{splitmix64, GOLDEN_GAMMA};
 
 use super::compact::compact_identifier;
+use super::relevance::name_words;
 
 /// What every symbol's text starts with.
 const SYMBOL_PREFIX: &str = "<sym";
@@ -37,6 +38,9 @@ pub struct SchemaSymbols {
     /// Lower-cased name -> symbol index (SQLite compares names ignoring
     /// ASCII case).
     by_name: HashMap<String, u32>,
+    /// Label names with the words a question would use (see
+    /// [`Self::with_natural_names`]).
+    natural_names: bool,
 }
 
 /// Whether generated text that follows a symbol starts a new word there:
@@ -84,7 +88,19 @@ impl SchemaSymbols {
         Self {
             names: by_index,
             by_name,
+            natural_names: false,
         }
+    }
+
+    /// Labels each name in the input with the words a question would write
+    /// (`<sym12> total horses` for `Total_Horses`, see [`name_words`]): the
+    /// symbol is what the SQL uses, so the label need not be the name as
+    /// SQL spells it, and a model reads `total horses` in the question and
+    /// the schema as the same tokens (`Horses` and `horses` are not). Names
+    /// without a symbol stay as SQL spells them.
+    pub fn with_natural_names(mut self, natural: bool) -> Self {
+        self.natural_names = natural;
+        self
     }
 
     /// The symbol of `name` (any case; unquoted), if it has one.
@@ -104,9 +120,18 @@ impl SchemaSymbols {
 
     /// `<symN> name` when the name has a symbol, else the name alone.
     pub fn labelled(&self, name: &str) -> String {
-        match self.symbol_of(name) {
-            Some(index) => format!("{} {}", symbol_token(index), compact_identifier(name)),
-            None => compact_identifier(name),
+        let Some(index) = self.symbol_of(name) else {
+            return compact_identifier(name);
+        };
+        let words = if self.natural_names {
+            name_words(name)
+        } else {
+            Vec::new()
+        };
+        if words.is_empty() {
+            format!("{} {}", symbol_token(index), compact_identifier(name))
+        } else {
+            format!("{} {}", symbol_token(index), words.join(" "))
         }
     }
 
@@ -265,6 +290,22 @@ mod tests {
         assert_eq!(symbols.symbol_of("concert"), Some(1));
         assert_eq!(symbols.symbol_of("singer_id"), None);
         assert_eq!(symbols.labelled("singer_id"), "singer_id");
+        // Natural labels too: a name without a symbol is written as SQL does.
+        let natural = symbols.with_natural_names(true);
+        assert_eq!(natural.labelled("singer_id"), "singer_id");
+    }
+
+    #[test]
+    fn natural_labels_read_as_a_question_while_sql_keeps_the_names() {
+        let symbols = SchemaSymbols::new(&schema(), 8).with_natural_names(true);
+        assert_eq!(symbols.labelled("singer_id"), "<sym2> singer id");
+        assert_eq!(symbols.labelled("Stadium Name"), "<sym4> stadium name");
+        assert_eq!(symbols.labelled("SINGER"), "<sym0> singer");
+        // What the model writes still resolves to the names as SQL spells them.
+        assert_eq!(
+            symbols.resolve("SELECT <sym4> FROM <sym1> WHERE <sym2> = 1"),
+            "SELECT \"Stadium Name\" FROM concert WHERE singer_id = 1"
+        );
     }
 
     #[test]

@@ -86,6 +86,37 @@ pub struct T5Architecture {
     pub feed_forward_proj: String,
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
+    /// Schema symbols (`<sym0>` …) are chosen by pointing at where the
+    /// input shows them, not from their embeddings (see
+    /// [`T5Config::schema_symbol_ids`]): a text2sql extension, off by
+    /// default and absent from plain T5 configs.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub schema_pointer: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// The ids of the schema symbols, an unbroken run `first..first + count`
+/// (the tokenizer gives them the last ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolIds {
+    pub first: u32,
+    pub count: u32,
+}
+
+impl SymbolIds {
+    /// The symbol's index (`N` of `<symN>`) when `id` is one.
+    pub fn index(&self, id: u32) -> Option<usize> {
+        id.checked_sub(self.first)
+            .filter(|&i| i < self.count)
+            .map(|i| i as usize)
+    }
+
+    pub fn end(&self) -> u32 {
+        self.first + self.count
+    }
 }
 
 impl T5Architecture {
@@ -98,6 +129,7 @@ impl T5Architecture {
             pad_token_id: default_pad_token_id(),
             eos_token_id: default_eos_token_id(),
             decoder_start_token_id: None,
+            schema_symbol_ids: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -117,6 +149,7 @@ impl T5Architecture {
             dropout_rate: default_dropout_rate(),
             feed_forward_proj: default_feed_forward_proj(),
             tie_word_embeddings: true,
+            schema_pointer: false,
         }
     }
 }
@@ -136,6 +169,9 @@ pub struct T5Config {
     pub eos_token_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder_start_token_id: Option<u32>,
+    /// The schema symbols a `schema_pointer` model points at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_symbol_ids: Option<SymbolIds>,
     /// Everything else in config.json, written back unchanged (after the
     /// shape, which takes its own keys first).
     #[serde(flatten)]
@@ -207,6 +243,19 @@ impl T5Config {
         }
         self.activation()
             .map_err(|message| ("feed_forward_proj", message))?;
+        if let Some(ids) = self.schema_symbol_ids {
+            if ids.count == 0 || ids.end() as usize > self.shape.vocab_size {
+                return Err((
+                    "schema_symbol_ids",
+                    format!(
+                        "{}..{} is empty or outside the vocabulary of {}",
+                        ids.first,
+                        ids.end(),
+                        self.shape.vocab_size
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -277,6 +326,7 @@ impl T5Config {
             pad_token_id: default_pad_token_id(),
             eos_token_id: default_eos_token_id(),
             decoder_start_token_id: Some(0),
+            schema_symbol_ids: None,
             extra: serde_json::Map::from_iter([(
                 "model_type".to_string(),
                 serde_json::Value::from("t5"),
@@ -327,6 +377,36 @@ mod tests {
         assert_eq!(back.shape, shape);
         assert_eq!(back.decoder_layers(), 1);
         assert!(back.extra.is_empty(), "{text}");
+    }
+
+    #[test]
+    fn schema_symbol_ids_round_trip_and_must_lie_in_the_vocabulary() {
+        let mut config = T5Architecture {
+            vocab_size: 100,
+            schema_pointer: true,
+            ..T5Architecture::t5_small()
+        }
+        .to_config();
+        config.schema_symbol_ids = Some(SymbolIds {
+            first: 90,
+            count: 10,
+        });
+        config.validate().unwrap();
+        let back: T5Config = serde_json::from_str(&config.to_json().unwrap()).unwrap();
+        assert!(back.shape.schema_pointer);
+        assert_eq!(back.schema_symbol_ids, config.schema_symbol_ids);
+        assert_eq!(back.schema_symbol_ids.unwrap().index(95), Some(5));
+        assert_eq!(back.schema_symbol_ids.unwrap().index(89), None);
+        config.schema_symbol_ids = Some(SymbolIds {
+            first: 95,
+            count: 10,
+        });
+        let (field, message) = config.validate().unwrap_err();
+        assert_eq!(field, "schema_symbol_ids");
+        assert!(message.contains("95..105"), "{message}");
+        // A plain T5 config says nothing of either.
+        let plain = T5Config::t5_small().to_json().unwrap();
+        assert!(!plain.contains("schema"), "{plain}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn query_std(config: &T5Config) -> f64 {
 }
 
 /// Every projection reading the model width (`k`, `v`, `wi`, `wi_0`, `wi_1`,
-/// `lm_head`) and the relative-attention bias: `d_model^-1/2`.
+/// `lm_head`, `schema_pointer`) and the relative-attention bias: `d_model^-1/2`.
 pub fn d_model_std(config: &T5Config) -> f64 {
     (config.shape.d_model as f64).powf(-0.5)
 }
@@ -45,9 +45,14 @@ pub fn init_std(config: &T5Config, name: &str) -> Option<f64> {
     match last {
         "shared" => Some(EMBEDDING_STD),
         "q" => Some(query_std(config)),
-        "k" | "v" | "wi" | "wi_0" | "wi_1" | "lm_head" | "relative_attention_bias" => {
-            Some(d_model_std(config))
-        }
+        "k"
+        | "v"
+        | "wi"
+        | "wi_0"
+        | "wi_1"
+        | "lm_head"
+        | "relative_attention_bias"
+        | "schema_pointer" => Some(d_model_std(config)),
         "o" => Some(attention_output_std(config)),
         "wo" => Some(feed_forward_output_std(config)),
         _ => None,

@@ -6,5 +6,5 @@ pub mod init;
 pub mod layers;
 pub mod model;
 
-pub use config::{Activation, T5Architecture, T5Config};
+pub use config::{Activation, SymbolIds, T5Architecture, T5Config};
 pub use model::{loss, shift_right, DecoderCache, T5Model, IGNORED_LABEL};

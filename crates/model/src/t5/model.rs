@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 
-use super::config::T5Config;
+use super::config::{SymbolIds, T5Config};
 use super::init;
 use super::layers::{
     bucket_ids, log_softmax_last_dim, position_bias, Attention, DropoutRng, FeedForward, Linear,
@@ -161,6 +161,8 @@ pub struct DecoderCache {
     cross_key_values: Vec<(Tensor, Tensor)>,
     /// `(batch, 1, 1, source_len)`, or none when nothing is padded.
     cross_bias: Option<Tensor>,
+    /// What a schema-pointer model points at, computed once.
+    symbol_keys: Option<SymbolKeys>,
     steps: usize,
 }
 
@@ -233,6 +235,12 @@ impl DecoderCache {
         if let Some(bias) = &self.cross_bias {
             self.cross_bias = Some(bias.index_select(rows, 0)?);
         }
+        if let Some(symbols) = &self.symbol_keys {
+            self.symbol_keys = Some(SymbolKeys {
+                keys: symbols.keys.index_select(rows, 0)?,
+                absent: symbols.absent.index_select(rows, 0)?,
+            });
+        }
         Ok(())
     }
 
@@ -282,6 +290,8 @@ pub struct T5Model {
     decoder: Stack,
     /// Untied models (t5 v1.1, flan-t5) only.
     lm_head: Option<Linear>,
+    /// `schema_pointer` models only.
+    pointer: Option<SchemaPointer>,
     dropout: DropoutRng,
     device: Device,
     dtype: DType,
@@ -315,12 +325,32 @@ impl T5Model {
                 init::d_model_std(config),
             )?)
         };
+        let pointer = match (config.shape.schema_pointer, config.schema_symbol_ids) {
+            (true, Some(ids)) => Some(SchemaPointer {
+                query: Linear::new(
+                    vb.pp(SchemaPointer::NAME),
+                    config.shape.d_model,
+                    config.shape.d_model,
+                    init::d_model_std(config),
+                )?,
+                ids,
+            }),
+            (true, None) => {
+                return Err(ModelError::Invalid(
+                    "config field `schema_symbol_ids`: a schema_pointer model needs the ids \
+                     of its symbols (a tokenizer trained with --schema-symbols)"
+                        .into(),
+                ))
+            }
+            (false, _) => None,
+        };
         Ok(Self {
             config: config.clone(),
             shared,
             encoder,
             decoder,
             lm_head,
+            pointer,
             dropout: DropoutRng::new(config.shape.dropout_rate, 0),
             device: vb.device().clone(),
             dtype: vb.dtype(),
@@ -354,7 +384,19 @@ impl T5Model {
         if let Some(lm_head) = &self.lm_head {
             out.push(("lm_head.weight".to_string(), lm_head.weight.clone()));
         }
+        if let Some(pointer) = &self.pointer {
+            out.push((
+                format!("{}.weight", SchemaPointer::NAME),
+                pointer.query.weight.clone(),
+            ));
+        }
         out
+    }
+
+    /// The schema symbols a schema-pointer model points at (their labels
+    /// are only learnable where the input shows them).
+    pub fn pointed_symbols(&self) -> Option<SymbolIds> {
+        self.pointer.as_ref().map(|p| p.ids)
     }
 
     /// A copy of the model whose parameters are plain tensors, not training
@@ -618,13 +660,22 @@ impl T5Model {
             train,
             dropout,
         )?;
-        self.lm_logits(&hidden)
+        let logits = self.lm_logits(&hidden)?;
+        match &self.pointer {
+            Some(pointer) => {
+                let keys = pointer.keys(input_ids, &encoded)?;
+                pointer.logits(&logits, &hidden, &keys)
+            }
+            None => Ok(logits),
+        }
     }
 
-    /// Prepares incremental decoding over `encoder_output`: the
-    /// cross-attention keys/values of every layer, computed once.
+    /// Prepares incremental decoding over `encoder_output` (of
+    /// `input_ids`): the cross-attention keys/values of every layer, and
+    /// what a schema pointer points at, computed once.
     pub fn start_decoding(
         &self,
+        input_ids: &Tensor,
         encoder_output: &Tensor,
         encoder_attention_mask: Option<&Tensor>,
     ) -> Result<DecoderCache> {
@@ -644,6 +695,11 @@ impl T5Model {
             cross_key_values,
             cross_bias: encoder_attention_mask
                 .map(|mask| self.padding_bias(mask))
+                .transpose()?,
+            symbol_keys: self
+                .pointer
+                .as_ref()
+                .map(|p| p.keys(input_ids, encoder_output))
                 .transpose()?,
             steps: 0,
         })
@@ -678,8 +734,89 @@ impl T5Model {
         }
         cache.steps += 1;
         let xs = self.decoder.final_layer_norm.forward(&xs)?;
-        let logits = self.lm_logits(&xs)?;
+        let mut logits = self.lm_logits(&xs)?;
+        if let (Some(pointer), Some(keys)) = (&self.pointer, &cache.symbol_keys) {
+            logits = pointer.logits(&logits, &xs, keys)?;
+        }
         Ok(logits.i((.., 0, ..))?.to_dtype(DType::F32)?)
+    }
+}
+
+/// Chooses schema symbols by pointing, as pointer networks for schema items
+/// do (IRNet, RAT-SQL): a symbol's logit is the decoder state, projected,
+/// against the encoder's output where the input shows that symbol, and a
+/// symbol the input does not show cannot be chosen. With embeddings alone a
+/// symbol's meaning is tied to its number (`<sym7>`, the seventh name of
+/// whatever schema), which a model must learn number by number; a pointer
+/// only needs to learn which shown name the question asks for.
+#[derive(Debug, Clone)]
+struct SchemaPointer {
+    query: Linear,
+    ids: SymbolIds,
+}
+
+/// Per row, each symbol's key, transposed for the product with queries:
+/// `(batch, d_model, symbols)` (the encoder output where the input shows
+/// it, averaged when shown twice), and the additive bias `(batch, 1,
+/// symbols)` masking those not shown.
+#[derive(Debug, Clone)]
+struct SymbolKeys {
+    keys: Tensor,
+    absent: Tensor,
+}
+
+impl SchemaPointer {
+    const NAME: &'static str = "schema_pointer";
+
+    fn keys(&self, input_ids: &Tensor, encoded: &Tensor) -> Result<SymbolKeys> {
+        let (batch, len) = input_ids.dims2()?;
+        let count = self.ids.count as usize;
+        let rows = input_ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let mut select = vec![0f32; batch * count * len];
+        let mut absent = vec![MASKED as f32; batch * count];
+        for (b, row) in rows.iter().enumerate() {
+            let mut shown = vec![0u32; count];
+            for index in row.iter().filter_map(|&id| self.ids.index(id)) {
+                shown[index] += 1;
+            }
+            for (position, &id) in row.iter().enumerate() {
+                if let Some(index) = self.ids.index(id) {
+                    select[(b * count + index) * len + position] = 1.0 / shown[index] as f32;
+                    absent[b * count + index] = 0.0;
+                }
+            }
+        }
+        let device = encoded.device();
+        let select =
+            Tensor::from_vec(select, (batch, count, len), device)?.to_dtype(encoded.dtype())?;
+        Ok(SymbolKeys {
+            keys: select
+                .matmul(&encoded.contiguous()?)?
+                .transpose(1, 2)?
+                .contiguous()?,
+            absent: Tensor::from_vec(absent, (batch, 1, count), device)?
+                .to_dtype(encoded.dtype())?,
+        })
+    }
+
+    /// `logits` `(batch, len, vocab)` with the symbols' columns replaced by
+    /// the pointer's scores for decoder states `hidden`.
+    fn logits(&self, logits: &Tensor, hidden: &Tensor, symbols: &SymbolKeys) -> Result<Tensor> {
+        let vocab = logits.dim(2)?;
+        let query = self.query.forward(hidden)?;
+        let scale = (query.dim(2)? as f64).powf(-0.5);
+        let scores =
+            (query.contiguous()?.matmul(&symbols.keys)? * scale)?.broadcast_add(&symbols.absent)?;
+        let (first, end) = (self.ids.first as usize, self.ids.end() as usize);
+        let mut parts = Vec::with_capacity(3);
+        if first > 0 {
+            parts.push(logits.narrow(2, 0, first)?);
+        }
+        parts.push(scores);
+        if end < vocab {
+            parts.push(logits.narrow(2, end, vocab - end)?);
+        }
+        Ok(Tensor::cat(&parts, 2)?)
     }
 }
 
@@ -772,7 +909,17 @@ mod tests {
 
     /// A random 2-layer T5 with a 40-token vocabulary, on the CPU.
     fn tiny_model() -> (T5Model, Device) {
-        let config = T5Config {
+        tiny_model_pointing(false)
+    }
+
+    /// Ids 30..40 of the tiny models are schema symbols.
+    const TINY_SYMBOLS: SymbolIds = SymbolIds {
+        first: 30,
+        count: 10,
+    };
+
+    fn tiny_config(pointer: bool) -> T5Config {
+        T5Config {
             shape: T5Architecture {
                 vocab_size: 40,
                 d_model: 16,
@@ -780,10 +927,17 @@ mod tests {
                 d_ff: 32,
                 num_layers: 2,
                 num_heads: 4,
+                schema_pointer: pointer,
                 ..T5Architecture::t5_small()
             },
+            schema_symbol_ids: pointer.then_some(TINY_SYMBOLS),
             ..T5Config::t5_small()
-        };
+        }
+    }
+
+    /// [`tiny_model`], choosing schema symbols by pointing when `pointer`.
+    fn tiny_model_pointing(pointer: bool) -> (T5Model, Device) {
+        let config = tiny_config(pointer);
         let device = Device::Cpu;
         let varmap = candle_nn::VarMap::new();
         let model = T5Model::new(
@@ -798,16 +952,23 @@ mod tests {
 
     #[test]
     fn cache_grows_past_its_first_buffer_and_follows_reordered_rows() {
-        let (model, device) = tiny_model();
+        for pointer in [false, true] {
+            incremental_decoding_matches_teacher_forcing(pointer);
+        }
+    }
+
+    fn incremental_decoding_matches_teacher_forcing(pointer: bool) {
+        let (model, device) = tiny_model_pointing(pointer);
         let steps = MIN_CACHE_STEPS + 6;
-        let source = Tensor::new(&[[3u32, 7, 9, 1], [5, 6, 2, 1]], &device).unwrap();
+        // Symbols shown once, and one shown twice.
+        let source = Tensor::new(&[[3u32, 31, 7, 35, 1], [5, 33, 6, 33, 1]], &device).unwrap();
         let targets: Vec<u32> = (0..2 * steps as u32).map(|i| (i * 7) % 40).collect();
         let targets = Tensor::from_vec(targets, (2, steps), &device).unwrap();
         let full = model
             .forward_train(&source, None, &targets, None, false)
             .unwrap();
         let encoded = model.encode(&source, None, false).unwrap();
-        let mut cache = model.start_decoding(&encoded, None).unwrap();
+        let mut cache = model.start_decoding(&source, &encoded, None).unwrap();
         let swap_at = MIN_CACHE_STEPS + 2;
         for step in 0..steps {
             // After `swap_at` the rows are swapped: row 0 continues input 1.
@@ -834,6 +995,59 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_pointer_scores_only_the_symbols_its_input_shows() {
+        let (pointing, device) = tiny_model_pointing(true);
+        // The same weights without the pointer: every other logit is theirs.
+        let tensors = pointing
+            .named_tensors()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with(SchemaPointer::NAME))
+            .collect();
+        let plain = T5Model::new(
+            VarBuilder::from_tensors(tensors, DType::F32, &device),
+            &tiny_config(false),
+        )
+        .unwrap();
+        let source = Tensor::new(&[[3u32, 31, 7, 35, 1], [5, 33, 6, 2, 1]], &device).unwrap();
+        let targets = Tensor::new(&[[0u32, 31, 4], [0, 33, 8]], &device).unwrap();
+        let run = |model: &T5Model| {
+            model
+                .forward_train(&source, None, &targets, None, false)
+                .unwrap()
+                .to_vec3::<f32>()
+                .unwrap()
+        };
+        let (pointed, spelled) = (run(&pointing), run(&plain));
+        let shown: [&[usize]; 2] = [&[31, 35], &[33]];
+        for (row, shown) in shown.iter().enumerate() {
+            for step in 0..3 {
+                let (p, s) = (&pointed[row][step], &spelled[row][step]);
+                assert_eq!(p[..30], s[..30], "row {row} step {step}: words changed");
+                for id in 30..40 {
+                    if shown.contains(&id) {
+                        assert!(p[id] > -1e3, "row {row}: shown <sym{}> masked", id - 30);
+                        assert_ne!(p[id], s[id], "row {row}: <sym{}> not pointed", id - 30);
+                    } else {
+                        assert!(p[id] < -1e8, "row {row}: unshown <sym{}> open", id - 30);
+                    }
+                }
+            }
+        }
+        assert_eq!(pointing.pointed_symbols(), Some(TINY_SYMBOLS));
+        assert_eq!(plain.pointed_symbols(), None);
+        // A pointer without symbol ids is refused, naming the field.
+        let mut config = tiny_config(true);
+        config.schema_symbol_ids = None;
+        let varmap = candle_nn::VarMap::new();
+        let error = T5Model::new(
+            VarBuilder::from_varmap(&varmap, DType::F32, &device),
+            &config,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("schema_symbol_ids"), "{error}");
+    }
+
+    #[test]
     fn following_beams_moves_the_history_as_a_reorder_does_and_only_within_a_group() {
         let (model, device) = tiny_model();
         // Two inputs, two beams each, as beam search lays them out.
@@ -843,7 +1057,7 @@ mod tests {
         )
         .unwrap();
         let encoded = model.encode(&source, None, false).unwrap();
-        let mut followed = model.start_decoding(&encoded, None).unwrap();
+        let mut followed = model.start_decoding(&source, &encoded, None).unwrap();
         for tokens in [[0u32, 0, 0, 0], [4, 8, 12, 16]] {
             let tokens = Tensor::new(&tokens, &device).unwrap();
             model.decode_step(&mut followed, &tokens).unwrap();

@@ -215,6 +215,7 @@ impl DataConfig {
             external_knowledge: self.schema.external_knowledge,
             schema_symbols: self.schema.symbols,
             symbols_in_schema_order: self.schema.symbols_in_schema_order,
+            natural_names: self.schema.natural_names,
             unalias_tables: self.schema.unalias_tables,
         }
     }
@@ -262,6 +263,10 @@ pub struct SchemaOptions {
     /// does, instead of drawing its symbols at random.
     #[serde(default)]
     pub symbols_in_schema_order: bool,
+    /// Label each name that has a symbol with the words a question would
+    /// use (`<sym12> total horses` for `Total_Horses`).
+    #[serde(default)]
+    pub natural_names: bool,
     /// Mark each table and column whose name the question mentions (`@`
     /// all of its words, `~` some), as IRNet and RAT-SQL give their models
     /// schema-linking types.
@@ -303,6 +308,7 @@ impl Default for SchemaOptions {
             value_retrieval: false,
             symbols: false,
             symbols_in_schema_order: false,
+            natural_names: false,
             schema_linking: false,
             unalias_tables: false,
             foreign_keys: true,
@@ -767,6 +773,7 @@ mod tests {
                 external_knowledge: true,
                 schema_symbols: false,
                 symbols_in_schema_order: false,
+                natural_names: false,
                 unalias_tables: false,
             }
         );
@@ -797,6 +804,15 @@ mod tests {
         assert!(c.data.input_format().schema.schema_linking);
         let c = parse(MINIMAL, &["data.schema.unalias_tables=true"]).unwrap();
         assert!(c.data.input_format().unalias_tables);
+        let c = parse(
+            MINIMAL,
+            &["data.schema.symbols=true", "data.schema.natural_names=true"],
+        )
+        .unwrap();
+        assert!(c.data.input_format().natural_names);
+        // Without symbols the model writes names as shown: refused.
+        let error = parse(MINIMAL, &["data.schema.natural_names=true"]).unwrap_err();
+        assert!(error.to_string().contains("data.schema.symbols"), "{error}");
     }
 
     #[test]

@@ -146,6 +146,12 @@ impl TrainConfig {
                 arch.to_config().validate().map_err(|(field, message)| {
                     invalid(&format!("model.architecture.{field}"), message)
                 })?;
+                if arch.schema_pointer && !self.data.schema.symbols {
+                    return Err(invalid(
+                        "model.architecture.schema_pointer",
+                        "points at schema symbols: needs data.schema.symbols: true".into(),
+                    ));
+                }
             }
             (Some(_), None) => {}
         }
@@ -336,6 +342,14 @@ impl TrainConfig {
                      example values per column, so use 0 (none) or {SAMPLE_VALUES_PER_COLUMN} (all)",
                     schema.sample_values
                 ),
+            ));
+        }
+        if schema.natural_names && !schema.symbols {
+            return Err(invalid(
+                "data.schema.natural_names",
+                "relabels the names that have symbols: needs data.schema.symbols: true \
+                 (without symbols the model writes names as the input spells them)"
+                    .into(),
             ));
         }
         let chars = SAMPLE_TEXT_MAX_CHARS;

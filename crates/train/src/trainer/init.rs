@@ -9,6 +9,7 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use text2sql_model::t5::init::init_std;
+use text2sql_model::t5::SymbolIds;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{T5Architecture, T5Config, T5Model};
 
@@ -29,6 +30,16 @@ pub(super) fn fresh_model(
     t5.pad_token_id = Some(tokenizer.pad_id());
     t5.eos_token_id = Some(tokenizer.eos_id());
     t5.decoder_start_token_id = Some(tokenizer.pad_id());
+    if arch.schema_pointer {
+        let count = tokenizer.schema_symbols();
+        let first = tokenizer.symbol_id(0).ok_or_else(|| TrainError::Config {
+            path: tokenizer_dir.to_path_buf(),
+            message: "model.architecture.schema_pointer needs a tokenizer trained with \
+                      --schema-symbols"
+                .into(),
+        })?;
+        t5.schema_symbol_ids = Some(SymbolIds { first, count });
+    }
     if tokenizer.vocab_size() > t5.shape.vocab_size {
         return Err(TrainError::Config {
             path: tokenizer_dir.to_path_buf(),

@@ -354,7 +354,21 @@ impl Trainer {
             .collect();
         let decoder_inputs = shift_right(&labels, cfg.decoder_start_token(), cfg.pad_token());
         let (decoder_ids, _) = pad_batch(&decoder_inputs, cfg.pad_token(), &self.device)?;
-        let flat: Vec<i64> = labels.concat();
+        // A pointer cannot choose a symbol its input does not show (the
+        // schema was cut to the token budget): such a label teaches nothing
+        // and would cost 1e9, so the loss skips it (the decoder still reads it).
+        let mut flat: Vec<i64> = labels.concat();
+        if let Some(ids) = self.model.pointed_symbols() {
+            for (label, example) in flat.chunks_mut(longest.max(1)).zip(batch) {
+                for l in label.iter_mut() {
+                    let unshown = u32::try_from(*l)
+                        .is_ok_and(|t| ids.index(t).is_some() && !example.source.contains(&t));
+                    if unshown {
+                        *l = IGNORED_LABEL;
+                    }
+                }
+            }
+        }
         let labels = Tensor::from_vec(flat, (batch.len(), longest), &self.device)?;
         let logits = match dropout_seed {
             Some(seed) => self.model.forward_train_seeded(
