@@ -65,5 +65,8 @@ percent() { awk -v a="$(grep -m1 '"accuracy":' "$1" | sed 's/[^0-9.]//g')" 'BEGI
 echo
 echo "Spider dev execution accuracy (test-suite rule, 972 questions, databases never trained on):"
 echo "  greedy: $(percent runs/spider/dev-greedy.json)%   four execution-guided beams: $(percent runs/spider/dev-beams4.json)%"
+field() { grep -m1 "\"$2\":" "$1" | sed 's/[^0-9]//g'; }
+echo "  of the right answers, empty gold results matched by an empty prediction (one database cannot tell them apart):"
+echo "  greedy $(field runs/spider/dev-greedy.json correct_with_no_rows), beams $(field runs/spider/dev-beams4.json correct_with_no_rows) (of $(field runs/spider/dev-greedy.json gold_with_no_rows) such questions)"
 echo "  (by hardness: runs/spider/dev-greedy.json, runs/spider/dev-beams4.json)"
 echo "$(( SECONDS - run_start )) s without the build."

@@ -138,6 +138,8 @@ pub struct ExampleOutcome {
     pub chosen_candidate: Option<usize>,
     pub gold: String,
     pub exact_match: bool,
+    /// Rows the gold query returned; `None` when it did not run.
+    pub gold_rows: Option<usize>,
     /// Time spent executing candidates (all tried ones), in milliseconds.
     pub prediction_ms: Option<f64>,
     pub gold_ms: Option<f64>,
@@ -202,6 +204,7 @@ pub fn score_example(index: usize, example: &EvalExample, options: &EvalOptions)
         prediction: first,
         chosen_candidate: (!example.candidates.is_empty()).then_some(0),
         gold: example.gold.clone(),
+        gold_rows: None,
         prediction_ms: None,
         gold_ms: None,
     };
@@ -229,6 +232,7 @@ pub fn score_example(index: usize, example: &EvalExample, options: &EvalOptions)
         Ok(result) => result,
         Err(error) => return gold_failed(outcome, format!("gold query failed: {error}")),
     };
+    outcome.gold_rows = Some(gold.rows.len());
 
     let mut spent = Duration::ZERO;
     let mut chosen: Option<(usize, Result<QueryResult, ExecError>)> = None;
@@ -279,7 +283,11 @@ pub fn score_example(index: usize, example: &EvalExample, options: &EvalOptions)
             if results_equal(rule, &gold.rows, &predicted.rows, order_matters) {
                 outcome.verdict = Verdict::Correct;
                 outcome.correct = true;
-                outcome.reason = "same result".to_string();
+                outcome.reason = if gold.rows.is_empty() {
+                    "same result (no rows)".to_string()
+                } else {
+                    "same result".to_string()
+                };
             } else {
                 outcome.verdict = Verdict::WrongResult;
                 outcome.reason = describe_difference(&gold, &predicted, rule, order_matters);

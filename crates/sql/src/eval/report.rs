@@ -74,6 +74,13 @@ pub struct EvalSummary {
     pub correct: usize,
     /// Execution accuracy: correct / scored.
     pub accuracy: f64,
+    /// Correct answers where the gold result has no rows, so any query
+    /// returning nothing (a join on a condition no row meets) matches it:
+    /// one database cannot tell those apart, which is why Spider's test
+    /// suite runs each query on many databases. Part of `correct`.
+    pub correct_with_no_rows: usize,
+    /// Scored examples whose gold result has no rows.
+    pub gold_with_no_rows: usize,
     /// Normalised exact string match (not Spider's component exact match).
     pub normalized_exact_match: usize,
     pub normalized_exact_match_rate: f64,
@@ -186,6 +193,11 @@ impl EvalReport {
             no_database: examples.len() - scored.len(),
             correct,
             accuracy: rate(correct, scored.len()),
+            correct_with_no_rows: scored
+                .iter()
+                .filter(|o| o.correct && o.gold_rows == Some(0))
+                .count(),
+            gold_with_no_rows: scored.iter().filter(|o| o.gold_rows == Some(0)).count(),
             normalized_exact_match: exact,
             normalized_exact_match_rate: rate(exact, scored.len()),
             wrong_result: count(Verdict::WrongResult),
@@ -273,6 +285,11 @@ impl EvalSummary {
                 b.exact_match_rate,
             );
         }
+        let _ = writeln!(
+            out,
+            "correct with an empty gold result: {} (of {} such questions; any query returning no rows matches them)",
+            self.correct_with_no_rows, self.gold_with_no_rows
+        );
         let _ = writeln!(
             out,
             "wrong result {}, SQL errors {}, refused {}, timeouts {}, gold errors {} (error rate {:.2}%, timeout rate {:.2}%)",

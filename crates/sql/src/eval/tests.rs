@@ -179,6 +179,45 @@ fn execution_guided_selection_takes_the_first_candidate_that_runs() {
 }
 
 #[test]
+fn answers_that_match_only_because_both_results_are_empty_are_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture_db(dir.path());
+    let none = "SELECT name FROM t WHERE x > 10";
+    let examples = vec![
+        // A join on a text column (never true) returns nothing: it "matches"
+        // a gold query with no rows without answering anything.
+        example(&db, none, &["SELECT t.name FROM t JOIN d ON t.name"]),
+        example(&db, none, &["SELECT name FROM t"]),
+        example(
+            &db,
+            "SELECT name FROM t WHERE x = 1",
+            &["SELECT name FROM t WHERE x < 2"],
+        ),
+    ];
+    let report = evaluate(&examples, &options(Rule::Spider), &|| {}).unwrap();
+    let s = &report.summary;
+    assert_eq!(
+        (s.correct, s.correct_with_no_rows, s.gold_with_no_rows),
+        (2, 1, 2)
+    );
+    assert_eq!(report.examples[0].reason, "same result (no rows)");
+    assert_eq!(report.examples[2].reason, "same result");
+    assert_eq!(
+        report
+            .examples
+            .iter()
+            .map(|o| o.gold_rows)
+            .collect::<Vec<_>>(),
+        [Some(0), Some(0), Some(1)]
+    );
+    let table = s.to_table();
+    assert!(
+        table.contains("correct with an empty gold result: 1 (of 2 such questions"),
+        "{table}"
+    );
+}
+
+#[test]
 fn the_report_counts_every_example() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture_db(dir.path());
