@@ -48,6 +48,11 @@ pub struct InputFormat {
     /// Left out of the JSON when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unalias_tables: bool,
+    /// Training shows each example's tables, and each table's columns, in
+    /// an order of its own (see [`DatabaseSchema::shuffled`]); inference
+    /// keeps the database's order. Left out of the JSON when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_schema: bool,
 }
 
 impl Default for InputFormat {
@@ -61,6 +66,7 @@ impl Default for InputFormat {
             symbols_in_schema_order: false,
             natural_names: false,
             unalias_tables: false,
+            shuffle_schema: false,
         }
     }
 }

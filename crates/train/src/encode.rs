@@ -13,6 +13,9 @@ use text2sql_model::InputFormat;
 
 use crate::error::{Result, TrainError};
 
+/// Keeps an example's schema order independent of its symbol draw.
+const SCHEMA_ORDER_SALT: u64 = 0x5c4e_3a0d_e11a_0001;
+
 /// One tokenized training example.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
@@ -68,8 +71,15 @@ impl<'a> ExampleEncoder<'a> {
                 self.dataset_dir.display()
             ))
         })?;
-        // Each example draws its own symbols (seeded by its id, so the
-        // cache and resumed runs see the same ones).
+        // Each example draws its own symbols and schema order (seeded by
+        // its id, so the cache and resumed runs see the same ones).
+        let shuffled;
+        let schema = if self.format.shuffle_schema {
+            shuffled = schema.shuffled(mix64(example.id ^ SCHEMA_ORDER_SALT));
+            &shuffled
+        } else {
+            schema
+        };
         let symbols = self
             .format
             .symbols(schema, self.tokenizer, Some(mix64(example.id)));

@@ -111,7 +111,18 @@ impl ValueIndex {
         }
     }
 
-    /// The indexed columns, in schema order.
+    /// The same index over a database whose tables and columns moved:
+    /// `place(table, column)` gives a column's new `(table, column)`. The
+    /// words stay indexed as they were, so this is a copy, not a rebuild.
+    pub fn relabelled(&self, place: impl Fn(usize, usize) -> (usize, usize)) -> Self {
+        let mut index = self.clone();
+        for column in &mut index.columns {
+            (column.table, column.column) = place(column.table, column.column);
+        }
+        index
+    }
+
+    /// The indexed columns, in schema order (unless [`Self::relabelled`]).
     pub fn columns(&self) -> &[ColumnValues] {
         &self.columns
     }

@@ -217,6 +217,7 @@ impl DataConfig {
             symbols_in_schema_order: self.schema.symbols_in_schema_order,
             natural_names: self.schema.natural_names,
             unalias_tables: self.schema.unalias_tables,
+            shuffle_schema: self.schema.shuffle_schema,
         }
     }
 }
@@ -278,6 +279,12 @@ pub struct SchemaOptions {
     /// keep theirs.
     #[serde(default)]
     pub unalias_tables: bool,
+    /// Show each training example the tables, and each table's columns, in
+    /// an order of its own (seeded by the example), so that a name's place
+    /// and its symbol say nothing and the model must read the names;
+    /// inference keeps the database's order.
+    #[serde(default)]
+    pub shuffle_schema: bool,
     /// Append `| t.c = t2.c` foreign-key segments after the tables.
     #[serde(default = "default_true")]
     pub foreign_keys: bool,
@@ -311,6 +318,7 @@ impl Default for SchemaOptions {
             natural_names: false,
             schema_linking: false,
             unalias_tables: false,
+            shuffle_schema: false,
             foreign_keys: true,
             external_knowledge: true,
         }
@@ -775,6 +783,7 @@ mod tests {
                 symbols_in_schema_order: false,
                 natural_names: false,
                 unalias_tables: false,
+                shuffle_schema: false,
             }
         );
         let c = parse(
@@ -804,6 +813,8 @@ mod tests {
         assert!(c.data.input_format().schema.schema_linking);
         let c = parse(MINIMAL, &["data.schema.unalias_tables=true"]).unwrap();
         assert!(c.data.input_format().unalias_tables);
+        let c = parse(MINIMAL, &["data.schema.shuffle_schema=true"]).unwrap();
+        assert!(c.data.input_format().shuffle_schema);
         let c = parse(
             MINIMAL,
             &["data.schema.symbols=true", "data.schema.natural_names=true"],
