@@ -249,6 +249,8 @@ fn print_summary(summary: &TrainSummary) {
         summary.tokens_seen,
         if summary.stopped_early {
             format!(", stopped early: {metric} stopped improving")
+        } else if summary.out_of_time {
+            ", stopped at the time budget (training.max_minutes)".to_string()
         } else {
             String::new()
         }

@@ -153,6 +153,41 @@ fn divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn a_time_budget_ends_training_as_its_last_step_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (processed, tokenizer) = corpus(dir.path(), None);
+    let config = write_config(dir.path(), &processed, &tokenizer, "");
+    // A budget every step overruns: training ends after its first step.
+    let budget = [
+        "training.max_steps=1000",
+        "checkpoint.every_steps=500",
+        "eval.every_steps=500",
+        "training.max_minutes=1.0e-9",
+    ];
+    let output = ok(train(&config, &["--json"], &budget));
+    let summary = stdout_json(&output);
+    assert_eq!(summary["steps"], 1, "{summary}");
+    assert_eq!(summary["out_of_time"], true, "{summary}");
+    let run = dir.path().join("runs/tiny");
+    // As at max_steps: a checkpoint, an evaluation and the best model.
+    assert!(run.join("checkpoint-1/train_state.json").is_file());
+    assert!(run.join("best/model.safetensors").is_file());
+    let events = json_lines(&run.join("metrics.jsonl"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "eval" && e["step"] == 1),
+        "{events:?}"
+    );
+    let text = ok(train(&config, &["--resume"], &budget));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("trained 1 steps") && stdout.contains("time budget"),
+        "a resumed run whose budget is spent trains no further: {stdout}"
+    );
+}
+
+#[test]
 fn a_tiny_model_overfits_eight_examples() {
     let dir = tempfile::tempdir().unwrap();
     // Eight, so that the stratified subset holds every tier the curriculum's

@@ -504,6 +504,13 @@ pub struct TrainingConfig {
     /// the optimizer stay f32 (PyTorch's bf16 autocast).
     #[serde(default)]
     pub mixed_precision: MixedPrecision,
+    /// A budget of training time in minutes (evaluations included, resumed
+    /// sessions added up): training ends at the first step past it as at
+    /// `max_steps` (evaluation, checkpoint, best model), so that a recipe
+    /// sized for a fast CPU still ends in time on a slow one. The schedule
+    /// and the curriculum stay those of `max_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minutes: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -67,6 +67,14 @@ impl TrainConfig {
         if self.training.max_steps == 0 {
             return Err(invalid("training.max_steps", "must be positive".into()));
         }
+        if let Some(minutes) = self.training.max_minutes {
+            if !(minutes.is_finite() && minutes > 0.0) {
+                return Err(invalid(
+                    "training.max_minutes",
+                    format!("must be a positive number of minutes, not {minutes}"),
+                ));
+            }
+        }
         let mut start = 0u64;
         for (i, phase) in self.curriculum.phases.iter().enumerate() {
             if start >= self.training.max_steps {
@@ -489,6 +497,8 @@ mod tests {
             ("model.architecture={vocab_size: 8}", "model"),
             ("training.max_steps=10", "curriculum.phases[1]"),
             ("checkpoint.every_steps=0", "checkpoint.every_steps"),
+            ("training.max_minutes=0", "training.max_minutes"),
+            ("training.max_minutes=-1.5", "training.max_minutes"),
         ] {
             let err = parse(MINIMAL, &[set]).unwrap_err().to_string();
             assert!(err.contains(key), "{set}: {err}");

@@ -82,6 +82,8 @@ pub struct TrainSummary {
     pub best: Option<BestSummary>,
     pub last_checkpoint: Option<PathBuf>,
     pub stopped_early: bool,
+    /// Training ended at `training.max_minutes` before `max_steps`.
+    pub out_of_time: bool,
     pub tokens_seen: u64,
 }
 
@@ -430,8 +432,8 @@ impl Trainer {
         Ok(path)
     }
 
-    /// Trains until `training.max_steps` (or early stopping), calling
-    /// `on_step` after every optimizer step.
+    /// Trains until `training.max_steps` (or early stopping, or the end of
+    /// `training.max_minutes`), calling `on_step` after every optimizer step.
     pub fn train(&mut self, mut on_step: impl FnMut(&StepReport)) -> Result<TrainSummary> {
         crate::alloc::keep_freed_memory();
         let max_steps = self.config.training.max_steps;
@@ -445,11 +447,15 @@ impl Trainer {
         let mut last_loss = None;
         let mut last_checkpoint = latest_checkpoint(&self.run_dir)?.map(|c| c.path);
         let mut stopped_early = false;
+        let budget_s = self.config.training.max_minutes.map(|m| m * 60.0);
+        let past_budget = |elapsed_s: f64| budget_s.is_some_and(|b| elapsed_s >= b);
+        // A resumed run whose budget is already spent trains no further.
+        let mut out_of_time = past_budget(self.state.elapsed_s);
         let mut last_eval: Option<MetricsEvent> = None;
         let (mut window_tokens, mut window_start) = (0usize, Instant::now());
         // Examples drawn from each source since the last train line.
         let mut drawn = vec![0u64; self.sources.len()];
-        while self.state.step < max_steps {
+        while self.state.step < max_steps && !out_of_time {
             let step = self.state.step + 1;
             let lr = self.state.schedule.lr_at(self.state.step);
             let mut loss_sum = 0f64;
@@ -482,8 +488,11 @@ impl Trainer {
                 window_tokens as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
             self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
             last_loss = Some(loss);
+            out_of_time = past_budget(self.state.elapsed_s);
+            // The step that ends training, by count or by time.
+            let last = step == max_steps || out_of_time;
 
-            if step.is_multiple_of(log_every) || step == max_steps {
+            if step.is_multiple_of(log_every) || last {
                 let mut event = MetricsEvent::new(EventKind::Train, step);
                 event.loss = Some(loss);
                 event.lr = Some(lr);
@@ -505,7 +514,7 @@ impl Trainer {
                 (window_tokens, window_start) = (0, Instant::now());
             }
 
-            let is_eval = eval_every > 0 && (step.is_multiple_of(eval_every) || step == max_steps);
+            let is_eval = eval_every > 0 && (step.is_multiple_of(eval_every) || last);
             let eval_event = if is_eval {
                 let event = self.evaluate(step)?;
                 last_eval = Some(event.clone());
@@ -518,10 +527,7 @@ impl Trainer {
                 .eval
                 .early_stopping_patience
                 .is_some_and(|p| self.state.evals_without_improvement >= p);
-            if (ckpt_every > 0 && step.is_multiple_of(ckpt_every))
-                || step == max_steps
-                || patience_out
-            {
+            if (ckpt_every > 0 && step.is_multiple_of(ckpt_every)) || last || patience_out {
                 last_checkpoint = Some(self.save()?);
             }
             on_step(&StepReport {
@@ -559,6 +565,7 @@ impl Trainer {
             best,
             last_checkpoint,
             stopped_early,
+            out_of_time: out_of_time && self.state.step < max_steps,
             tokens_seen: self.state.tokens_seen,
         })
     }
