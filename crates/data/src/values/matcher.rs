@@ -101,7 +101,7 @@ impl ValueIndex {
         let mut seen = HashSet::new();
         let mut candidates = Vec::new();
         for word in question.iter().filter(|w| !w.stop) {
-            let Some(entries) = self.postings.get(word.stem.as_str()) else {
+            let Some(entries) = self.words.postings.get(word.stem.as_str()) else {
                 continue;
             };
             for &entry in entries {
@@ -129,7 +129,7 @@ impl ValueIndex {
             if inside_longer_exact {
                 continue;
             }
-            let entry = &self.entries[candidate.entry as usize];
+            let entry = &self.words.entries[candidate.entry as usize];
             let shown = per_column.entry(entry.column).or_insert(0usize);
             if *shown >= MAX_MATCHES_PER_COLUMN {
                 continue;
@@ -150,7 +150,7 @@ impl ValueIndex {
     /// The longest run of the entry's words that occurs as consecutive
     /// question words, if it makes a match (see the module documentation).
     fn candidate(&self, entry: u32, question: &[Word]) -> Option<Candidate> {
-        let value = &self.entries[entry as usize].words;
+        let value = &self.words.entries[entry as usize].words;
         // Longest common run: (length, question start, value start).
         let mut best = (0usize, 0usize, 0usize);
         for i in 0..question.len() {
@@ -183,6 +183,7 @@ impl ValueIndex {
             let rare = length == 1
                 && matched_chars >= 4
                 && self
+                    .words
                     .postings
                     .get(&*value[value_start])
                     .is_some_and(|l| l.len() <= RARE_WORD_VALUES);

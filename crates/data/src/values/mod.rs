@@ -28,6 +28,7 @@ pub use build::{build_value_index, index_values_from_sqlite, indexes_column};
 pub use matcher::{ValueMatch, ValueMatches};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Distinct values kept per column (the first ones SQLite returns, sorted).
 pub const MAX_VALUES_PER_COLUMN: usize = 5000;
@@ -57,6 +58,13 @@ pub struct ColumnValues {
 #[derive(Debug, Clone)]
 pub struct ValueIndex {
     columns: Vec<ColumnValues>,
+    /// Shared: [`Self::relabelled`] copies only the columns' places.
+    words: Arc<Words>,
+}
+
+/// The values' words, which do not depend on where their columns stand.
+#[derive(Debug)]
+struct Words {
     entries: Vec<Entry>,
     /// Word (stemmed) to the entries holding it, each entry once, in order.
     postings: HashMap<Box<str>, Vec<u32>>,
@@ -106,14 +114,13 @@ impl ValueIndex {
         }
         Self {
             columns,
-            entries,
-            postings,
+            words: Arc::new(Words { entries, postings }),
         }
     }
 
     /// The same index over a database whose tables and columns moved:
     /// `place(table, column)` gives a column's new `(table, column)`. The
-    /// words stay indexed as they were, so this is a copy, not a rebuild.
+    /// words stay indexed as they were and are shared, not copied.
     pub fn relabelled(&self, place: impl Fn(usize, usize) -> (usize, usize)) -> Self {
         let mut index = self.clone();
         for column in &mut index.columns {
@@ -129,11 +136,11 @@ impl ValueIndex {
 
     /// How many values the index holds over all columns.
     pub fn value_count(&self) -> usize {
-        self.entries.len()
+        self.words.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.words.entries.is_empty()
     }
 }
 
