@@ -11,9 +11,12 @@
 //! pushdown automaton over SQLite's SELECT grammar ([`parser`]) whose stack
 //! is a plain value.
 //!
-//! It never rejects a valid query where deciding is hard: columns of CTEs,
-//! derived tables and table-valued functions are not tracked (any name
-//! resolves), double-quoted names fall back to strings as in SQLite,
+//! It never rejects a valid query where deciding is hard: a CTE's or
+//! derived table's columns are named as SQLite names them (alias, bare
+//! column, star), but one named by its expression's text or a string alias
+//! lets such names through; table-valued functions, VALUES and a recursive
+//! CTE without a column list inside its own body are not tracked (any name
+//! resolves); double-quoted names fall back to strings as in SQLite;
 //! function names and types are not checked. What it rejects, as soon as it
 //! can tell: syntax errors (a keyword out of place, unbalanced parentheses, a
 //! second statement), unknown tables, unknown and ambiguous columns, columns

@@ -15,6 +15,8 @@
 //! settled when its FROM ends, falling through to enclosing scopes as SQLite
 //! does for correlated subqueries.
 
+use std::sync::Arc;
+
 use super::lexer::{Tok, Token};
 use super::SchemaIndex;
 
@@ -421,8 +423,13 @@ enum FromAt {
     },
     ParenOpen,
     NestedClose,
-    Derived,
-    DerivedAliasName,
+    /// After a derived table's or table-valued function's `)`.
+    Derived {
+        function: bool,
+    },
+    DerivedAliasName {
+        columns: Columns,
+    },
     AfterTable,
     /// After a join's ON or USING constraint: what may follow a table, but
     /// not a second constraint.
@@ -572,8 +579,9 @@ enum Frame {
     Window(WindowAt),
     /// A type name inside CAST; true once a word was read.
     CastType(bool),
-    /// Identifiers up to `)` (USING, a CTE's column list), `(` already read.
-    IdentList(IdentAt),
+    /// Identifiers up to `)` (USING, a CTE's column list), `(` already read;
+    /// true for a CTE's, which names its columns.
+    IdentList(IdentAt, bool),
     /// Any tokens up to the `)` that closes the current parentheses (window
     /// frame specs, type arguments), which it leaves for its parent.
     Skip(u32),
@@ -587,14 +595,119 @@ enum Flow {
     Accept,
 }
 
-/// One FROM source: a schema table (its index), or a CTE, derived table or
-/// table-valued function whose columns are not tracked (any name resolves).
+/// One FROM source under the name its columns are qualified by.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Source {
     /// Lower-cased alias, or the table's own name when it has none.
     key: String,
-    table: Option<usize>,
+    columns: Columns,
 }
+
+/// The columns a FROM source (or a CTE) offers.
+#[derive(Debug, Clone, PartialEq)]
+enum Columns {
+    /// A schema table, by index.
+    Table(usize),
+    /// A CTE's or derived table's result columns, known once its query is
+    /// read. Shared: the parser is cloned per candidate token.
+    Result(Arc<ResultColumns>),
+    /// Not tracked, any name resolves: a table-valued function, a VALUES
+    /// list, a star over such a source, or a recursive CTE without a column
+    /// list inside its own body.
+    Untracked,
+}
+
+impl Columns {
+    /// Any column name resolves in it.
+    fn any_name(&self) -> bool {
+        match self {
+            Columns::Untracked => true,
+            Columns::Result(result) => result.open,
+            Columns::Table(_) => false,
+        }
+    }
+
+    fn has(&self, schema: &SchemaIndex, column: &str) -> bool {
+        match self {
+            Columns::Table(index) => {
+                schema.tables[*index].columns.iter().any(|c| c == column) || ROWID.contains(&column)
+            }
+            Columns::Result(result) => result.has(column),
+            Columns::Untracked => true,
+        }
+    }
+
+    /// Whether a column name beginning with `prefix` may follow `source.`.
+    fn has_prefix(&self, schema: &SchemaIndex, prefix: &str) -> bool {
+        let starts = |name: &String| name.starts_with(prefix);
+        ROWID.iter().any(|c| c.starts_with(prefix))
+            || match self {
+                Columns::Table(index) => schema.tables[*index].columns.iter().any(starts),
+                Columns::Result(result) => result.open || result.names.iter().any(starts),
+                Columns::Untracked => true,
+            }
+    }
+}
+
+/// A query's result column names, as SQLite names them: an alias, else a
+/// bare column's own name, else the expression's text.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ResultColumns {
+    names: Vec<String>,
+    /// Some column is named by its expression's text (`count(*)`), or two
+    /// share a name (SQLite makes the second `name:1`): names that are not
+    /// plain words resolve too.
+    unnamed: bool,
+    /// Some column's name is not known here (a string alias, `AS 'n'`):
+    /// any name resolves.
+    open: bool,
+}
+
+impl ResultColumns {
+    fn has(&self, column: &str) -> bool {
+        self.open
+            || self.names.iter().any(|n| n == column)
+            // Permissive: SQLite gives a subquery no rowid, but a wrong
+            // rejection costs more than a missed one.
+            || ROWID.contains(&column)
+            || (self.unnamed && !plain_word(column))
+    }
+}
+
+/// Letters, digits and underscores, not starting with a digit: a name an
+/// expression's text cannot be.
+fn plain_word(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One item of a SELECT list, until its FROM is known.
+#[derive(Debug, Clone, PartialEq)]
+enum ResultItem {
+    Named(String),
+    /// An expression without an alias, named by its text.
+    Unnamed,
+    /// A string alias (`AS 'n'`), whose text the lexer does not keep.
+    Unknown,
+    /// `*`, or `qualifier.*`.
+    Star(Option<String>),
+}
+
+/// A CTE in scope, with its columns once its column list or body is read
+/// (`None` while its body is being read: a recursive reference is untracked).
+#[derive(Debug, Clone, PartialEq)]
+struct Cte {
+    name: String,
+    columns: Option<Columns>,
+    /// It has a column list (`cnt(x) AS ...`), which names its columns.
+    listed: bool,
+}
+
+/// Tokens of a result item kept to tell a bare column (`t.name`) from an
+/// expression: a bare one is at most `main . t . name` plus COLLATE and
+/// parentheses.
+const MAX_ITEM_TOKENS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Ref {
@@ -636,11 +749,18 @@ enum Width {
 #[derive(Debug, Clone, PartialEq)]
 struct Scope {
     kind: ScopeKind,
-    ctes: Vec<String>,
+    ctes: Vec<Cte>,
     sources: Vec<Source>,
     aliases: Vec<String>,
     /// The FROM clause is complete: every source is known.
     done: bool,
+    /// A core without a FROM clause.
+    from_less: bool,
+    /// A core's FROM clause is being read (its ON clauses).
+    in_from: bool,
+    /// The qualifiers its SELECT list's columns wait on (`T1` of `SELECT
+    /// T1.x FROM ...`), once FROM begins.
+    awaited: Vec<String>,
     /// USING or NATURAL joins: a shared column name is not ambiguous.
     merged_columns: bool,
     pending: Vec<Ref>,
@@ -654,6 +774,13 @@ struct Scope {
     result_star: bool,
     /// A query's: the width of its compound's first SELECT.
     compound_width: Width,
+    /// A core's result items so far.
+    result_items: Vec<ResultItem>,
+    /// A core's current result item's tokens, while it is read (None
+    /// otherwise); past [`MAX_ITEM_TOKENS`] it is an expression.
+    item_tokens: Option<Vec<Tok>>,
+    /// A query's: its first SELECT's result columns, once that is read.
+    first_columns: Option<Columns>,
 }
 
 impl Scope {
@@ -664,13 +791,124 @@ impl Scope {
             sources: Vec::new(),
             aliases: Vec::new(),
             done: false,
+            from_less: false,
+            in_from: false,
+            awaited: Vec::new(),
             merged_columns: false,
             pending: Vec::new(),
             settled_early: Vec::new(),
             result_columns: 0,
             result_star: false,
             compound_width: Width::Unset,
+            result_items: Vec::new(),
+            item_tokens: None,
+            first_columns: None,
         }
+    }
+}
+
+impl Scope {
+    /// The current result item has the alias `name` (token `t`).
+    fn name_last_item(&mut self, t: &Tok, name: &str) {
+        if let Some(item) = self.result_items.last_mut() {
+            *item = match t {
+                Tok::Str => ResultItem::Unknown,
+                _ => ResultItem::Named(name.to_string()),
+            };
+        }
+    }
+}
+
+/// The most digits a FROM alias ends with (`T1`, `t12`).
+const MAX_ALIAS_DIGITS: usize = 2;
+
+/// Whether an alias's digits, if any, end it and number at most
+/// [`MAX_ALIAS_DIGITS`]: a model whose `T2` lacked the columns it had
+/// promised wrote `AS T2ill_ms_ms` and `AS T20000000` (pieces of several
+/// characters, so the prefix rule of `longer_alias_possible` never saw
+/// `T2` alone). No gold alias goes on past a number.
+fn numbered_alias_ends_at_its_number(alias: &str) -> bool {
+    // Quoted aliases with other characters have rules of their own.
+    if !alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return true;
+    }
+    match alias.find(|c: char| c.is_ascii_digit()) {
+        None => true,
+        Some(at) => {
+            let number = &alias[at..];
+            number.len() <= MAX_ALIAS_DIGITS && number.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
+}
+
+/// A finished core's result columns, stars expanded over its FROM sources.
+fn core_columns(schema: &SchemaIndex, core: &Scope) -> Columns {
+    let mut result = ResultColumns::default();
+    for item in &core.result_items {
+        match item {
+            ResultItem::Named(name) => result.names.push(name.clone()),
+            ResultItem::Unnamed => result.unnamed = true,
+            ResultItem::Unknown => result.open = true,
+            ResultItem::Star(qualifier) => {
+                let sources = core
+                    .sources
+                    .iter()
+                    .filter(|s| qualifier.as_ref().is_none_or(|q| &s.key == q));
+                for source in sources {
+                    match &source.columns {
+                        Columns::Table(index) => result
+                            .names
+                            .extend(schema.tables[*index].columns.iter().cloned()),
+                        Columns::Result(inner) => {
+                            result.names.extend(inner.names.iter().cloned());
+                            result.unnamed |= inner.unnamed;
+                            result.open |= inner.open;
+                        }
+                        Columns::Untracked => return Columns::Untracked,
+                    }
+                }
+            }
+        }
+    }
+    // SQLite renames a repeated name (`id:1`), which is not a plain word.
+    let mut seen = std::collections::HashSet::new();
+    if !result.names.iter().all(|name| seen.insert(name)) {
+        result.unnamed = true;
+    }
+    Columns::Result(Arc::new(result))
+}
+
+/// What a result item without an alias is named, from its tokens: a bare
+/// column reference (`name`, `t.name`, `main.t.name`, in parentheses or
+/// with COLLATE) is named after the column, as SQLite does; `t.*` is a star.
+fn result_item(tokens: &[Tok]) -> ResultItem {
+    let mut tokens = tokens;
+    if tokens.len() > MAX_ITEM_TOKENS {
+        return ResultItem::Unnamed;
+    }
+    loop {
+        match tokens {
+            [Tok::Punct("("), inner @ .., Tok::Punct(")")] => tokens = inner,
+            [rest @ .., Tok::Word(collate), _] if collate == "collate" => tokens = rest,
+            _ => break,
+        }
+    }
+    // A double-quoted name that resolves is a column too (SQLite reads
+    // it as a string only when it does not).
+    let name = |t: &Tok| match t {
+        Tok::Word(w) | Tok::Quoted(w) | Tok::DQuoted(w) => Some(w.clone()),
+        _ => None,
+    };
+    let dotted = |t: &Tok| is_punct(t, ".");
+    match tokens {
+        [column] => name(column).map_or(ResultItem::Unnamed, ResultItem::Named),
+        [qualifier, dot, Tok::Punct("*")] if dotted(dot) => {
+            name(qualifier).map_or(ResultItem::Unnamed, |q| ResultItem::Star(Some(q)))
+        }
+        [_, dot, column] | [_, _, _, dot, column] if dotted(dot) => {
+            name(column).map_or(ResultItem::Unnamed, ResultItem::Named)
+        }
+        _ => ResultItem::Unnamed,
     }
 }
 
@@ -691,6 +929,9 @@ enum Resolution {
 pub(crate) struct Parser {
     stack: Vec<Frame>,
     scopes: Vec<Scope>,
+    /// The result columns of the query read last: a CTE's body or a
+    /// derived table, when its `)` has just been read.
+    finished_columns: Columns,
 }
 
 impl Default for Parser {
@@ -698,6 +939,7 @@ impl Default for Parser {
         Self {
             stack: vec![Frame::Stmt(StmtAt::Start)],
             scopes: Vec::new(),
+            finished_columns: Columns::Untracked,
         }
     }
 }
@@ -734,6 +976,11 @@ fn alias(t: &Tok) -> Option<String> {
 impl Parser {
     /// Feeds one token. Errors are messages; the caller knows the offset.
     pub fn feed(&mut self, schema: &SchemaIndex, token: &Token) -> Result<(), String> {
+        if let Some(tokens) = self.scopes.last_mut().and_then(|s| s.item_tokens.as_mut()) {
+            if tokens.len() <= MAX_ITEM_TOKENS {
+                tokens.push(token.tok.clone());
+            }
+        }
         loop {
             let Some(frame) = self.stack.pop() else {
                 return Err(format!(
@@ -761,8 +1008,8 @@ impl Parser {
                 at: FromAt::AfterName { .. }
                     | FromAt::Alias { .. }
                     | FromAt::AliasName { .. }
-                    | FromAt::Derived
-                    | FromAt::DerivedAliasName,
+                    | FromAt::Derived { .. }
+                    | FromAt::DerivedAliasName { .. },
                 ..
             }) | Some(Frame::Core(CoreAt::ResultAlias | CoreAt::AliasName))
         );
@@ -800,26 +1047,23 @@ impl Parser {
                 ..
             }) => {
                 schema.tables.iter().any(|t| starts(&t.name))
-                    || self.scopes.iter().flat_map(|s| &s.ctes).any(|c| starts(c))
+                    || self
+                        .scopes
+                        .iter()
+                        .flat_map(|s| &s.ctes)
+                        .any(|c| starts(&c.name))
                     || DATABASES.iter().chain(TABLE_FUNCTIONS).any(|k| starts(k))
                     || starts_query(&Tok::Word(prefix.to_string()))
             }
             Some(Frame::Expr {
                 at: ExprAt::Qualified { qualifier, .. },
                 ..
-            }) => {
-                let columns_of = |index: usize| {
-                    schema.tables[index].columns.iter().any(|c| starts(c))
-                        || ROWID.iter().any(|c| starts(c))
-                };
-                match self.source_for(qualifier) {
-                    Some(Source {
-                        table: Some(index), ..
-                    }) => columns_of(*index),
-                    Some(_) => true,
-                    None => self.table_named(schema, qualifier).is_none_or(columns_of),
-                }
-            }
+            }) => match self.source_for(qualifier) {
+                Some(source) => source.columns.has_prefix(schema, prefix),
+                None => self
+                    .columns_named(schema, qualifier)
+                    .is_none_or(|columns| columns.has_prefix(schema, prefix)),
+            },
             Some(Frame::Expr {
                 at: ExprAt::Operand,
                 ..
@@ -834,9 +1078,23 @@ impl Parser {
                 let keyword = |word: &str| reserved(word) || OTHER_KEYWORDS.contains(&word);
                 ((prefix.len() <= MAX_IMPLICIT_ALIAS || keyword(prefix))
                     && self.take_word(schema, prefix).is_ok())
+                    || self.longer_alias_possible(schema, prefix, MAX_IMPLICIT_ALIAS)
                     || self
                         .words_beginning(schema, prefix)
                         .filter(|word| keyword(word))
+                        .any(|word| self.take_word(schema, word).is_ok())
+            }
+            // After AS in FROM, or after a derived table: an alias of any
+            // length (or a keyword, after a derived table).
+            Some(Frame::From {
+                at:
+                    FromAt::AliasName { .. } | FromAt::DerivedAliasName { .. } | FromAt::Derived { .. },
+                ..
+            }) => {
+                self.take_word(schema, prefix).is_ok()
+                    || self.longer_alias_possible(schema, prefix, MAX_FREE_WORD)
+                    || self
+                        .words_beginning(schema, prefix)
                         .any(|word| self.take_word(schema, word).is_ok())
             }
             // After SELECT or `count(`: DISTINCT, ALL or an operand.
@@ -854,6 +1112,20 @@ impl Parser {
                         .any(|word| self.take_word(schema, word).is_ok())
             }
         }
+    }
+
+    /// Whether an alias of at most `max` characters that extends `prefix`
+    /// could be taken here, where `prefix` itself cannot: `u` of `FROM
+    /// ratings ur JOIN users u` would give `u.name` (read before FROM) to
+    /// the wrong table, and `p` of `pr` is another source's alias already;
+    /// a fresh longer name is neither. A numbered alias (`T1`) never grows
+    /// this way: the longer names end past its number, which
+    /// `numbered_alias_ends_at_its_number` refuses.
+    fn longer_alias_possible(&self, schema: &SchemaIndex, prefix: &str, max: usize) -> bool {
+        prefix.len() < max
+            && ["_", "a", "z"]
+                .iter()
+                .any(|more| self.take_word(schema, &format!("{prefix}{more}")).is_ok())
     }
 
     /// Every keyword, function and name (the schema's and the query's)
@@ -887,14 +1159,33 @@ impl Parser {
             .chain(self.scopes.iter().flat_map(|s| {
                 s.ctes
                     .iter()
-                    .chain(&s.aliases)
-                    .map(String::as_str)
+                    .map(|c| c.name.as_str())
+                    .chain(s.aliases.iter().map(String::as_str))
                     .chain(s.sources.iter().map(|src| src.key.as_str()))
             }))
+            .chain(
+                self.result_columns()
+                    .flat_map(|r| r.names.iter().map(String::as_str)),
+            )
+    }
+
+    /// The result columns of every CTE and derived table in scope.
+    fn result_columns(&self) -> impl Iterator<Item = &ResultColumns> {
+        self.scopes.iter().flat_map(|s| {
+            s.ctes
+                .iter()
+                .filter_map(|c| c.columns.as_ref())
+                .chain(s.sources.iter().map(|src| &src.columns))
+                .filter_map(|columns| match columns {
+                    Columns::Result(result) => Some(result.as_ref()),
+                    _ => None,
+                })
+        })
     }
 
     /// Whether a bare `name` can be a column somewhere: some table's
-    /// column, a rowid, or a result column's alias.
+    /// column, a rowid, a result column's alias, or a column of a CTE or
+    /// derived table in scope.
     fn column_name_exists(&self, schema: &SchemaIndex, name: &str) -> bool {
         schema
             .tables
@@ -905,6 +1196,7 @@ impl Parser {
                 .scopes
                 .iter()
                 .any(|s| s.aliases.iter().any(|a| a == name))
+            || self.result_columns().any(|r| r.has(name))
     }
 
     /// Feeds `word` as the next token to a copy (the state is kept).
@@ -944,24 +1236,63 @@ impl Parser {
     }
 
     /// Whether a word nobody defined yet may stand in an expression: any
-    /// word where a CTE or derived table (untracked columns) is in scope or
-    /// a CTE is defined (a FROM still to come may name it); a short one
-    /// where a FROM clause is still to come.
+    /// word where a source or CTE whose columns are not tracked is in scope
+    /// or defined (a FROM still to come may name it); a short one where a
+    /// FROM clause is still to come.
     fn free_word_allowed(&self, word: &str) -> bool {
         self.untracked_columns()
             || (word.len() <= MAX_FORWARD_ALIAS
                 && self
                     .scopes
                     .iter()
-                    .any(|s| s.kind == ScopeKind::Core && !s.done))
+                    .any(|s| s.kind == ScopeKind::Core && !s.done)
+                && self.unjoined_qualifier(word).is_none())
     }
 
-    /// A CTE or derived table is in scope or defined: any column name may
-    /// resolve in it.
+    /// Why `qualifier.` cannot stand here, in an ON clause (or a FROM
+    /// function's arguments): the SELECT list waits on that qualifier and
+    /// no source joined so far, nor of an enclosing query, has it yet (nor
+    /// may an enclosing query's FROM still define it). Stricter than
+    /// SQLite, which lets an inner join's ON name a table joined after it
+    /// (two Spider train queries do, never one the SELECT list waits on):
+    /// a model that had promised `T1.x` and could not give `T1` a table with
+    /// `x` wrote `FROM a AS T2 JOIN a AS T3 ON T1.x = T2.x` and never
+    /// defined `T1`.
+    fn unjoined_qualifier(&self, qualifier: &str) -> Option<String> {
+        let index = self
+            .scopes
+            .iter()
+            .rposition(|s| s.kind == ScopeKind::Core)?;
+        let scope = &self.scopes[index];
+        if !scope.in_from || scope.done || !scope.awaited.iter().any(|q| q == qualifier) {
+            return None;
+        }
+        let cores = || {
+            self.scopes[..=index]
+                .iter()
+                .filter(|s| s.kind == ScopeKind::Core)
+        };
+        if cores().any(|s| s.sources.iter().any(|src| src.key == qualifier))
+            || self.scopes[..index]
+                .iter()
+                .any(|s| s.kind == ScopeKind::Core && !s.done)
+        {
+            return None;
+        }
+        Some(format!(
+            "`{qualifier}` is not joined yet: the SELECT list waits on it, and an ON clause \
+             reads the tables joined before it"
+        ))
+    }
+
+    /// A source or CTE whose columns are not tracked is in scope or
+    /// defined: any column name may resolve in it.
     fn untracked_columns(&self) -> bool {
         self.scopes.iter().any(|s| {
-            !s.ctes.is_empty()
-                || (s.kind == ScopeKind::Core && s.sources.iter().any(|src| src.table.is_none()))
+            s.ctes
+                .iter()
+                .any(|c| c.columns.as_ref().is_none_or(Columns::any_name))
+                || (s.kind == ScopeKind::Core && s.sources.iter().any(|src| src.columns.any_name()))
         })
     }
 
@@ -1004,7 +1335,7 @@ impl Parser {
         let t = &token.tok;
         match frame {
             Frame::Stmt(at) => self.stmt(at, t),
-            Frame::Query(at) => self.query(at, t),
+            Frame::Query(at) => self.query(schema, at, t),
             Frame::Core(at) => self.core(schema, at, t),
             Frame::From { at, nested, joined } => self.from(schema, at, nested, joined, token),
             Frame::Expr {
@@ -1053,17 +1384,20 @@ impl Parser {
                 }
                 Ok(Flow::Retry)
             }
-            Frame::IdentList(at) => match at {
+            Frame::IdentList(at, cte) => match at {
                 IdentAt::Start => {
-                    if ident(t).is_some() {
-                        self.push(Frame::IdentList(IdentAt::Next));
+                    if let Some(name) = ident(t) {
+                        if cte {
+                            self.list_cte_column(name);
+                        }
+                        self.push(Frame::IdentList(IdentAt::Next, cte));
                         return Ok(Flow::Consumed);
                     }
                     Err(format!("expected a column name, found {t}"))
                 }
                 IdentAt::Next => {
                     if is_punct(t, ",") {
-                        self.push(Frame::IdentList(IdentAt::Start));
+                        self.push(Frame::IdentList(IdentAt::Start, cte));
                         return Ok(Flow::Consumed);
                     }
                     if is_punct(t, ")") {
@@ -1129,7 +1463,7 @@ impl Parser {
         }
     }
 
-    fn query(&mut self, at: QueryAt, t: &Tok) -> Result<Flow, String> {
+    fn query(&mut self, schema: &SchemaIndex, at: QueryAt, t: &Tok) -> Result<Flow, String> {
         let next = |p: &mut Self, at: QueryAt| p.push(Frame::Query(at));
         match at {
             QueryAt::Start => {
@@ -1154,7 +1488,11 @@ impl Parser {
                     return Err(format!("expected a CTE name, found {t}"));
                 };
                 if let Some(scope) = self.scopes.last_mut() {
-                    scope.ctes.push(name.to_string());
+                    scope.ctes.push(Cte {
+                        name: name.to_string(),
+                        columns: None,
+                        listed: false,
+                    });
                 }
                 next(self, QueryAt::CteAfterName);
                 Ok(Flow::Consumed)
@@ -1162,7 +1500,7 @@ impl Parser {
             QueryAt::CteAfterName => {
                 if is_punct(t, "(") {
                     next(self, QueryAt::CteAs);
-                    self.push(Frame::IdentList(IdentAt::Start));
+                    self.push(Frame::IdentList(IdentAt::Start, true));
                     return Ok(Flow::Consumed);
                 }
                 next(self, QueryAt::CteAs);
@@ -1189,6 +1527,14 @@ impl Parser {
                 Err(format!("expected `(`, found {t}"))
             }
             QueryAt::CteNext => {
+                // Its `)` was the token before: the query just read is the
+                // CTE's body.
+                let body = std::mem::replace(&mut self.finished_columns, Columns::Untracked);
+                if let Some(cte) = self.scopes.last_mut().and_then(|s| s.ctes.last_mut()) {
+                    if !cte.listed {
+                        cte.columns = Some(body);
+                    }
+                }
                 if is_punct(t, ",") {
                     next(self, QueryAt::CteName);
                     return Ok(Flow::Consumed);
@@ -1219,7 +1565,7 @@ impl Parser {
                     self.expect(&["by"]);
                     return Ok(Flow::Consumed);
                 }
-                self.query(QueryAt::AfterOrder, t)
+                self.query(schema, QueryAt::AfterOrder, t)
             }
             QueryAt::UnionAll => {
                 next(self, QueryAt::Body);
@@ -1235,7 +1581,7 @@ impl Parser {
                     self.expr();
                     return Ok(Flow::Consumed);
                 }
-                self.query(QueryAt::Finished, t)
+                self.query(schema, QueryAt::Finished, t)
             }
             QueryAt::AfterLimit => {
                 if is_kw(t, "offset") || is_punct(t, ",") {
@@ -1243,13 +1589,15 @@ impl Parser {
                     self.expr();
                     return Ok(Flow::Consumed);
                 }
-                self.query(QueryAt::Finished, t)
+                self.query(schema, QueryAt::Finished, t)
             }
             QueryAt::Finished => {
                 while let Some(scope) = self.scopes.pop() {
                     if scope.kind == ScopeKind::Query {
+                        self.finished_columns = scope.first_columns.unwrap_or(Columns::Untracked);
                         break;
                     }
+                    self.end_core(schema, &scope);
                 }
                 Ok(Flow::Retry)
             }
@@ -1258,14 +1606,42 @@ impl Parser {
 
     /// A new SELECT core: its own scope, which replaces the previous core's
     /// in a compound (keeping its aliases, which ORDER BY may name).
-    fn begin_core(&mut self) {
+    fn begin_core(&mut self, schema: &SchemaIndex) {
         let mut scope = Scope::new(ScopeKind::Core);
         if self.scopes.last().map(|s| s.kind) == Some(ScopeKind::Core) {
             if let Some(previous) = self.scopes.pop() {
+                self.end_core(schema, &previous);
                 scope.aliases = previous.aliases;
             }
         }
         self.scopes.push(scope);
+    }
+
+    /// A SELECT core is read: the first of its compound names the query's
+    /// result columns (its enclosing query scope is now the last).
+    fn end_core(&mut self, schema: &SchemaIndex, core: &Scope) {
+        if core.kind != ScopeKind::Core {
+            return;
+        }
+        if let Some(query) = self.scopes.last_mut() {
+            if query.kind == ScopeKind::Query && query.first_columns.is_none() {
+                query.first_columns = Some(core_columns(schema, core));
+            }
+        }
+    }
+
+    /// A name in a CTE's column list (`cnt(x, y) AS ...`).
+    fn list_cte_column(&mut self, name: &str) {
+        let Some(cte) = self.scopes.last_mut().and_then(|s| s.ctes.last_mut()) else {
+            return;
+        };
+        if !cte.listed {
+            cte.listed = true;
+            cte.columns = Some(Columns::Result(Arc::default()));
+        }
+        if let Some(Columns::Result(result)) = &mut cte.columns {
+            Arc::make_mut(result).names.push(name.to_string());
+        }
     }
 
     /// The query scope whose compound the current core belongs to.
@@ -1328,8 +1704,12 @@ impl Parser {
         let next = |p: &mut Self, at: CoreAt| p.push(Frame::Core(at));
         match at {
             CoreAt::Start => {
-                self.begin_core();
+                self.begin_core(schema);
                 if is_kw(t, "values") {
+                    // Named column1, column2, ...: not tracked.
+                    if let Some(scope) = self.core_scope() {
+                        scope.result_items.push(ResultItem::Unknown);
+                    }
                     if let Some(query) = self.compound_scope() {
                         if query.compound_width == Width::Unset {
                             query.compound_width = Width::Unknown;
@@ -1355,6 +1735,11 @@ impl Parser {
                 if let Some(scope) = self.core_scope() {
                     scope.result_columns += 1;
                     scope.result_star |= star;
+                    if star {
+                        scope.result_items.push(ResultItem::Star(None));
+                    } else {
+                        scope.item_tokens = Some(vec![t.clone()]);
+                    }
                 }
                 if star {
                     next(self, CoreAt::AfterResult);
@@ -1365,12 +1750,20 @@ impl Parser {
                 Ok(Flow::Retry)
             }
             CoreAt::ResultAlias => {
+                if let Some(scope) = self.core_scope() {
+                    if let Some(mut tokens) = scope.item_tokens.take() {
+                        // The last one is `t`, the token after the item.
+                        tokens.pop();
+                        scope.result_items.push(result_item(&tokens));
+                    }
+                }
                 if is_kw(t, "as") {
                     next(self, CoreAt::AliasName);
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = alias(t) {
                     if let Some(scope) = self.core_scope() {
+                        scope.name_last_item(t, &name);
                         scope.aliases.push(name);
                     }
                     next(self, CoreAt::AfterResult);
@@ -1391,6 +1784,7 @@ impl Parser {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
                 if let Some(scope) = self.core_scope() {
+                    scope.name_last_item(t, &name);
                     scope.aliases.push(name);
                 }
                 next(self, CoreAt::AfterResult);
@@ -1404,6 +1798,14 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if is_kw(t, "from") {
+                    if let Some(scope) = self.core_scope() {
+                        scope.in_from = true;
+                        scope.awaited = scope
+                            .pending
+                            .iter()
+                            .filter_map(|r| r.qualifier.clone())
+                            .collect();
+                    }
                     next(self, CoreAt::AfterFrom);
                     self.push(Frame::From {
                         at: FromAt::TableStart,
@@ -1411,6 +1813,9 @@ impl Parser {
                         joined: false,
                     });
                     return Ok(Flow::Consumed);
+                }
+                if let Some(scope) = self.core_scope() {
+                    scope.from_less = true;
                 }
                 self.finish_from(schema)?;
                 self.core(schema, CoreAt::AfterFrom, t)
@@ -1490,17 +1895,16 @@ impl Parser {
 
     /// A table or CTE name in FROM: its source, or why there is none.
     fn table_source(&self, schema: &SchemaIndex, name: &str) -> Result<Source, String> {
-        let is_cte = self.scopes.iter().any(|s| s.ctes.iter().any(|c| c == name));
-        if is_cte {
+        if let Some(cte) = self.cte(name) {
             return Ok(Source {
                 key: name.to_string(),
-                table: None,
+                columns: cte.columns.clone().unwrap_or(Columns::Untracked),
             });
         }
         match schema.table_index(name) {
             Some(index) => Ok(Source {
                 key: name.to_string(),
-                table: Some(index),
+                columns: Columns::Table(index),
             }),
             None => Err(format!("no such table: {name}")),
         }
@@ -1523,8 +1927,10 @@ impl Parser {
             .iter()
             .any(|s| s.key.eq_ignore_ascii_case(&source.key))
         {
-            return Err(match source.table {
-                Some(table) if schema.tables[table].name.eq_ignore_ascii_case(&source.key) => {
+            return Err(match source.columns {
+                Columns::Table(table)
+                    if schema.tables[table].name.eq_ignore_ascii_case(&source.key) =>
+                {
                     format!(
                         "the table `{}` is already in FROM: a second one needs an alias",
                         source.key
@@ -1550,7 +1956,7 @@ impl Parser {
     fn add_aliased_source(
         &mut self,
         schema: &SchemaIndex,
-        table: Option<usize>,
+        columns: Columns,
         alias: &str,
     ) -> Result<(), String> {
         if alias.contains(QUOTE_CHARS) {
@@ -1558,8 +1964,14 @@ impl Parser {
                 "a quote character inside the alias `{alias}` (see quoted_alias_rejection)"
             ));
         }
+        if !numbered_alias_ends_at_its_number(alias) {
+            return Err(format!(
+                "the alias `{alias}` goes on past its number (a numbered alias ends with \
+                 at most {MAX_ALIAS_DIGITS} digits)"
+            ));
+        }
         let key = alias.to_string();
-        self.add_source(schema, Source { key, table })
+        self.add_source(schema, Source { key, columns })
     }
 
     fn from(
@@ -1595,6 +2007,17 @@ impl Parser {
                 let Some(name) = name else {
                     return Err(format!("expected a table name, found {t}"));
                 };
+                // Settled now, not when the next token comes: a name that
+                // arrives whole (a schema symbol) and is followed by
+                // comments only would otherwise never be checked (a model
+                // wrote `FROM rgnId` and then `-- ...` lines to the limit).
+                let lower = name.to_ascii_lowercase();
+                if self.table_source(schema, &lower).is_err()
+                    && !DATABASES.contains(&lower.as_str())
+                    && !TABLE_FUNCTIONS.contains(&lower.as_str())
+                {
+                    return Err(format!("no such table: {name}"));
+                }
                 next(
                     self,
                     FromAt::AfterName {
@@ -1623,7 +2046,7 @@ impl Parser {
                     if qualified || !TABLE_FUNCTIONS.contains(&name.to_ascii_lowercase().as_str()) {
                         return Err(format!("`{name}` is not a table-valued function"));
                     }
-                    next(self, FromAt::Derived);
+                    next(self, FromAt::Derived { function: true });
                     self.push(Frame::Func(FuncAt::Start(ArgumentBound::NONE)));
                     return Ok(Flow::Consumed);
                 }
@@ -1637,6 +2060,9 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected a table name, found {t}"));
                 };
+                if schema.table_index(&name.to_ascii_lowercase()).is_none() {
+                    return Err(format!("no such table: main.{name}"));
+                }
                 next(
                     self,
                     FromAt::AfterName {
@@ -1661,7 +2087,7 @@ impl Parser {
                              characters (without AS), found `{name}`"
                         ));
                     }
-                    self.add_aliased_source(schema, source.table, name)?;
+                    self.add_aliased_source(schema, source.columns, name)?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1673,13 +2099,13 @@ impl Parser {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(schema, source.table, name)?;
+                self.add_aliased_source(schema, source.columns, name)?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
             FromAt::ParenOpen => {
                 if starts_query(t) {
-                    next(self, FromAt::Derived);
+                    next(self, FromAt::Derived { function: false });
                     self.expect(&[")"]);
                     self.push(Frame::Query(QueryAt::Start));
                     return Ok(Flow::Retry);
@@ -1699,13 +2125,20 @@ impl Parser {
                 }
                 Err(format!("expected `)`, found {t}"))
             }
-            FromAt::Derived => {
+            FromAt::Derived { function } => {
+                // Its `)` was the token before: the subquery just read is
+                // the derived table's.
+                let columns = if function {
+                    Columns::Untracked
+                } else {
+                    std::mem::replace(&mut self.finished_columns, Columns::Untracked)
+                };
                 if is_kw(t, "as") {
-                    next(self, FromAt::DerivedAliasName);
+                    next(self, FromAt::DerivedAliasName { columns });
                     return Ok(Flow::Consumed);
                 }
                 if let Some(name) = ident(t) {
-                    self.add_aliased_source(schema, None, name)?;
+                    self.add_aliased_source(schema, columns, name)?;
                     next(self, FromAt::AfterTable);
                     return Ok(Flow::Consumed);
                 }
@@ -1713,17 +2146,17 @@ impl Parser {
                     schema,
                     Source {
                         key: String::new(),
-                        table: None,
+                        columns,
                     },
                 )?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Retry)
             }
-            FromAt::DerivedAliasName => {
+            FromAt::DerivedAliasName { columns } => {
                 let Some(name) = ident(t) else {
                     return Err(format!("expected an alias after AS, found {t}"));
                 };
-                self.add_aliased_source(schema, None, name)?;
+                self.add_aliased_source(schema, columns, name)?;
                 next(self, FromAt::AfterTable);
                 Ok(Flow::Consumed)
             }
@@ -1761,7 +2194,7 @@ impl Parser {
                 if is_kw(t, "using") {
                     merge(self);
                     next(self, FromAt::AfterConstraint);
-                    self.push(Frame::IdentList(IdentAt::Start));
+                    self.push(Frame::IdentList(IdentAt::Start, false));
                     self.expect(&["("]);
                     return Ok(Flow::Consumed);
                 }
@@ -1889,6 +2322,9 @@ impl Parser {
                     return Ok(Flow::Consumed);
                 }
                 if is_punct(t, ".") {
+                    if let Some(message) = self.unjoined_qualifier(&name) {
+                        return Err(message);
+                    }
                     next(
                         self,
                         ExprAt::Qualified {
@@ -2332,14 +2768,26 @@ impl Parser {
         self.settle(schema, reference, index)
     }
 
-    /// The table a qualifier no FROM source has taken yet must stand for:
-    /// the table of that name (see `impossible_qualified_column`), unless a
-    /// CTE or derived table, whose columns are not tracked, is about.
-    fn table_named(&self, schema: &SchemaIndex, qualifier: &str) -> Option<usize> {
+    /// The columns of what a qualifier no FROM source has taken yet must
+    /// stand for: the CTE or else the table of that name (see
+    /// `impossible_qualified_column`), unless a source whose columns are not
+    /// tracked is about.
+    fn columns_named(&self, schema: &SchemaIndex, qualifier: &str) -> Option<Columns> {
         if self.untracked_columns() {
             return None;
         }
-        schema.table_index(qualifier)
+        match self.cte(qualifier) {
+            Some(cte) => cte.columns.clone(),
+            None => schema.table_index(qualifier).map(Columns::Table),
+        }
+    }
+
+    /// The innermost CTE of that name.
+    fn cte(&self, name: &str) -> Option<&Cte> {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.ctes.iter().rev().find(|c| c.name == name))
     }
 
     /// Why a qualified column waiting for FROM (`SELECT singer.x FROM ...`)
@@ -2353,15 +2801,16 @@ impl Parser {
         let (Some(qualifier), Some(column)) = (&reference.qualifier, &reference.column) else {
             return None;
         };
-        if ROWID.contains(&column.as_str()) {
+        let columns = self.columns_named(schema, qualifier)?;
+        if columns.has(schema, column) {
             return None;
         }
-        let table = self.table_named(schema, qualifier)?;
-        if schema.tables[table].columns.iter().any(|c| c == column) {
-            return None;
-        }
+        let what = match columns {
+            Columns::Table(_) => "table",
+            _ => "CTE",
+        };
         Some(format!(
-            "no such column: {qualifier}.{column} (the table `{qualifier}` has no such column; \
+            "no such column: {qualifier}.{column} (the {what} `{qualifier}` has no such column; \
              at byte {})",
             reference.offset
         ))
@@ -2375,6 +2824,22 @@ impl Parser {
             }
         }
         match resolution {
+            // Stricter than SQLite, which takes `x > (SELECT AVG(x))` as an
+            // aggregate of the outer query and then refuses it there
+            // ("misuse of aggregate"): a subquery without FROM reading the
+            // outer query's columns is a query cut short, never meant.
+            Resolution::Found(index)
+                if self.scopes[index + 1..=from]
+                    .iter()
+                    .any(|s| s.kind == ScopeKind::Core && s.from_less) =>
+            {
+                Err(format!(
+                    "`{}` is the outer query's: a subquery without FROM reads no table \
+                     (at byte {})",
+                    reference.describe(),
+                    reference.offset
+                ))
+            }
             Resolution::Found(index) => {
                 let scope = &mut self.scopes[index];
                 if reference.qualifier.is_none() && !scope.done {
@@ -2430,15 +2895,6 @@ impl Parser {
     }
 }
 
-fn has_column(schema: &SchemaIndex, source: &Source, column: &str) -> bool {
-    match source.table {
-        None => true,
-        Some(index) => {
-            schema.tables[index].columns.iter().any(|c| c == column) || ROWID.contains(&column)
-        }
-    }
-}
-
 fn lookup(schema: &SchemaIndex, scope: &Scope, reference: &Ref) -> Lookup {
     match (&reference.qualifier, &reference.column) {
         (Some(qualifier), column) => {
@@ -2446,7 +2902,7 @@ fn lookup(schema: &SchemaIndex, scope: &Scope, reference: &Ref) -> Lookup {
                 return Lookup::Miss;
             };
             match column {
-                Some(column) if !has_column(schema, source, column) => {
+                Some(column) if !source.columns.has(schema, column) => {
                     Lookup::Error(format!("no such column: {qualifier}.{column}"))
                 }
                 _ => Lookup::Hit,
@@ -2456,9 +2912,13 @@ fn lookup(schema: &SchemaIndex, scope: &Scope, reference: &Ref) -> Lookup {
             let holders: Vec<&Source> = scope
                 .sources
                 .iter()
-                .filter(|s| has_column(schema, s, column))
+                .filter(|s| s.columns.has(schema, column))
                 .collect();
-            let untracked = holders.iter().any(|s| s.table.is_none());
+            // Only schema tables' names are exact: a CTE's or derived
+            // table's may stand for expressions or stars.
+            let untracked = holders
+                .iter()
+                .any(|s| !matches!(s.columns, Columns::Table(_)));
             // Before FROM ends too: a later source cannot undo it.
             if holders.len() > 1 && !untracked && !scope.merged_columns {
                 return Lookup::Error(format!("ambiguous column name: {column}"));
