@@ -1,6 +1,7 @@
 //! The matrix products of a t5-small training step (batch 8, source 256,
 //! target 128 tokens), f32 (candle's `gemm`) against bf16 operands with f32
-//! accumulation (`text2sql_model::bf16_matmul`), median of `--runs` each.
+//! accumulation (`text2sql_model::bf16_matmul`) on each bf16 kernel the CPU
+//! has (AVX-512 BF16, AMX), median of `--runs` each, all alternated.
 //!
 //!     cargo bench -p text2sql-model --bench bf16_matmul -- [--runs N]
 
@@ -38,10 +39,12 @@ fn main() {
         ("LM head, input gradient", 1024, 32128, 512, OK, KO),
         ("LM head, weight gradient", 32128, 1024, 512, KO, KO),
     ];
-    println!(
-        "{:<34} {:>10} {:>10} {:>7}",
-        "product (m x k x n)", "f32 ms", "bf16 ms", "ratio"
-    );
+    let kernels = bf16_matmul::kernels();
+    print!("{:<34} {:>10}", "product (m x k x n)", "f32 ms");
+    for kernel in &kernels {
+        print!(" {:>12} {:>7}", format!("{kernel:?} ms"), "ratio");
+    }
+    println!();
     for (what, m, k, n, a_layout, b_layout) in shapes {
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
@@ -52,28 +55,32 @@ fn main() {
         let ta = Tensor::from_slice(&a, (m, k), &Device::Cpu).unwrap();
         let tb = Tensor::from_slice(&b, (k, n), &Device::Cpu).unwrap();
         let mut f32_times = Vec::new();
-        let mut bf16_times = Vec::new();
+        let mut bf16_times = vec![Vec::new(); kernels.len()];
         for _ in 0..runs {
             let t = Instant::now();
             let c = ta.matmul(&tb).unwrap();
             f32_times.push(t.elapsed().as_secs_f64() * 1e3);
             drop(c);
-            let t = Instant::now();
-            let c = bf16_matmul::matmul(
-                Operand::new(&a, a_layout),
-                Operand::new(&b, b_layout),
-                m,
-                k,
-                n,
-            );
-            bf16_times.push(t.elapsed().as_secs_f64() * 1e3);
-            drop(c);
+            for (kernel, times) in kernels.iter().zip(&mut bf16_times) {
+                let t = Instant::now();
+                let c = bf16_matmul::matmul_on(
+                    *kernel,
+                    Operand::new(&a, a_layout),
+                    Operand::new(&b, b_layout),
+                    m,
+                    k,
+                    n,
+                );
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                drop(c);
+            }
         }
-        let (f, h) = (median(f32_times), median(bf16_times));
-        println!(
-            "{:<34} {f:>10.2} {h:>10.2} {:>6.2}x   ({m} x {k} x {n})",
-            what,
-            f / h
-        );
+        let f = median(f32_times);
+        print!("{what:<34} {f:>10.2}");
+        for times in bf16_times {
+            let h = median(times);
+            print!(" {h:>12.2} {:>6.2}x", f / h);
+        }
+        println!("   ({m} x {k} x {n})");
     }
 }

@@ -11,6 +11,15 @@
 //! column) side by side: the layout `vdpbf16ps` multiplies. Products and
 //! sums stay in f32. The result is independent of the thread count: each
 //! output element is one sequential sum over `k`.
+//!
+//! On CPUs with AMX (Intel Xeon since Sapphire Rapids) the same panels feed
+//! the tile unit's `tdpbf16ps`, a 16x16x32 product per instruction, eight
+//! times the multiply-adds of AVX-512 BF16 a cycle. Rust's AMX intrinsics
+//! are not stable, so that micro-kernel is a few lines of inline assembly;
+//! Linux lends a process the tile registers only on request
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM)`), asked for once, before the first use.
+//! `TEXT2SQL_BF16_KERNEL=avx512` keeps the AVX-512 kernel on such a CPU (to
+//! compare the two).
 
 use rayon::prelude::*;
 
@@ -34,6 +43,43 @@ pub fn available() -> bool {
     {
         false
     }
+}
+
+/// The micro-kernel a product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// AVX-512 BF16 `vdpbf16ps`: a 12x32 tile in 24 vector registers.
+    Avx512,
+    /// AMX `tdpbf16ps`: a 32x32 tile in four 16x16 tile registers.
+    Amx,
+}
+
+/// The kernels this CPU (and OS) can run, slowest first.
+pub fn kernels() -> Vec<Kernel> {
+    let mut kernels = Vec::new();
+    if available() {
+        kernels.push(Kernel::Avx512);
+        if amx::usable() {
+            kernels.push(Kernel::Amx);
+        }
+    }
+    kernels
+}
+
+/// The kernel [`matmul`] picks: the fastest this CPU has, unless
+/// `TEXT2SQL_BF16_KERNEL=avx512` asks for the AVX-512 one. `None` without
+/// AVX-512 BF16.
+pub fn kernel() -> Option<Kernel> {
+    static CHOSEN: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let forced_avx512 = std::env::var("TEXT2SQL_BF16_KERNEL").is_ok_and(|v| v == "avx512");
+        let kernels = kernels();
+        if forced_avx512 {
+            kernels.first().copied()
+        } else {
+            kernels.last().copied()
+        }
+    })
 }
 
 /// Ok when [`available`], else why not, in words for a user (the training
@@ -73,15 +119,32 @@ impl<'a> Operand<'a> {
 /// Panics when an operand does not hold `m * k` (`k * n`) values or the
 /// CPU lacks AVX-512 BF16 (callers check [`available`]).
 pub fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> {
+    let kernel = kernel().expect("bf16 products need AVX-512 BF16");
+    matmul_on(kernel, a, b, m, k, n)
+}
+
+/// [`matmul`] on a given kernel. Panics as [`matmul`] does, and when the
+/// kernel is not among [`kernels`].
+pub fn matmul_on(kernel: Kernel, a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> {
     assert_eq!(a.data.len(), m * k, "A is not (m, k)");
     assert_eq!(b.data.len(), k * n, "B is not (k, n)");
-    assert!(available(), "bf16 products need AVX-512 BF16");
+    assert!(
+        kernels().contains(&kernel),
+        "this CPU cannot run the {kernel:?} bf16 kernel"
+    );
     if m == 0 || n == 0 {
         return vec![0f32; m * n];
     }
-    let a_packed = pack(a, m, k, MR);
-    let b_packed = pack(b, n, k, NR);
+    match kernel {
+        Kernel::Avx512 => matmul_avx512(a, b, m, k, n),
+        Kernel::Amx => amx::matmul(a, b, m, k, n),
+    }
+}
+
+fn matmul_avx512(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> {
     let pairs = k.div_ceil(2);
+    let a_packed = pack(a, m, k, MR, pairs);
+    let b_packed = pack(b, n, k, NR, pairs);
     // Every element is written below, so C is not zeroed first (on the
     // LM head's products that zeroing alone costs a pass over 131 MB).
     let mut c = Vec::with_capacity(m * n);
@@ -117,19 +180,26 @@ pub fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> 
 
 /// Packs an operand with `outer` rows (columns) into panels of `width`:
 /// per panel, per `k` pair, `width` u32s each holding the pair's two bf16
-/// values (low half first), zero past `outer` and past an odd `k`.
-fn pack(op: Operand, outer: usize, k: usize, width: usize) -> Vec<u32> {
+/// values (low half first), zero past `outer`, past an odd `k` and for the
+/// pairs from `k`'s up to `padded_pairs`.
+fn pack(op: Operand, outer: usize, k: usize, width: usize, padded_pairs: usize) -> Vec<u32> {
     let pairs = k.div_ceil(2);
-    let len = outer.div_ceil(width) * pairs * width;
+    debug_assert!(padded_pairs >= pairs);
+    let len = outer.div_ceil(width) * padded_pairs * width;
     let mut packed = Vec::with_capacity(len);
     packed.spare_capacity_mut()[..len]
-        .par_chunks_mut(pairs * width)
+        .par_chunks_mut(padded_pairs * width)
         .enumerate()
         .for_each(|(panel, dst)| {
             let first = panel * width;
             let count = width.min(outer - first);
-            // SAFETY: `matmul` checked `available()`; `dst` is one panel.
-            unsafe { pack_panel(op, outer, k, width, first, count, dst) }
+            let (values, padding) = dst.split_at_mut(pairs * width);
+            // SAFETY: `matmul_on` checked `available()`; `values` is one
+            // panel's `pairs`.
+            unsafe { pack_panel(op, outer, k, width, first, count, values) }
+            for value in padding {
+                value.write(0);
+            }
         });
     // SAFETY: `pack_panel` writes every value of its panel, padding
     // included.
@@ -330,6 +400,255 @@ unsafe fn micro_tile(_: &[u32], _: &[u32], _: usize, _: &mut [f32; MR * NR]) {
     unreachable!("matmul checks available() first")
 }
 
+/// The AMX kernel: the A operand packed as 16-row panels of 16x16 tiles
+/// (row-major, `k` pairs along a row), B as [`pack`]'s 32-column panels,
+/// both padded to whole 16-pair blocks, and a 32x32 output tile in four
+/// tile registers.
+mod amx {
+    use super::{pack, Operand, MC};
+    use rayon::prelude::*;
+
+    /// Output rows and columns of one micro-tile: 2 x 2 tiles of 16 x 16.
+    const TILE: usize = 32;
+    /// `k` pairs per tile product (a tile row holds 64 bytes).
+    const BLOCK_PAIRS: usize = 16;
+
+    /// Whether the CPU has AMX tiles with bf16 and Linux granted this
+    /// process their state (asked once; the grant covers every thread).
+    pub(super) fn usable() -> bool {
+        static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *USABLE.get_or_init(|| {
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            {
+                // CPUID leaf 7: EDX bit 22 is AMX-BF16, bit 24 AMX-TILE.
+                #[allow(unused_unsafe)]
+                // SAFETY: CPUID leaf 7 exists on every x86-64 CPU with
+                // AVX-512, which the callers checked first.
+                let leaf = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+                if leaf.edx & (1 << 22) == 0 || leaf.edx & (1 << 24) == 0 {
+                    return false;
+                }
+                const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+                const XFEATURE_XTILEDATA: libc::c_long = 18;
+                // SAFETY: a plain system call with integer arguments.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_arch_prctl,
+                        ARCH_REQ_XCOMP_PERM,
+                        XFEATURE_XTILEDATA,
+                    ) == 0
+                }
+            }
+            #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+            {
+                false
+            }
+        })
+    }
+
+    pub(super) fn matmul(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f32> {
+        let padded_pairs = k.div_ceil(2).div_ceil(BLOCK_PAIRS) * BLOCK_PAIRS;
+        let blocks = padded_pairs / BLOCK_PAIRS;
+        let a_panels = pack_a(a, m, k, padded_pairs);
+        let b_panels = pack(b, n, k, TILE, padded_pairs);
+        let a_panel_len = padded_pairs * 16;
+        let mut c = Vec::with_capacity(m * n);
+        c.spare_capacity_mut()[..m * n]
+            .par_chunks_mut(MC * n)
+            .enumerate()
+            .for_each(|(block, c_block)| {
+                let row0 = block * MC;
+                let rows = c_block.len() / n;
+                let _tiles = Tiles::configure();
+                let mut tile = [0f32; TILE * TILE];
+                for (col_panel, b_panel) in b_panels.chunks(padded_pairs * TILE).enumerate() {
+                    let col0 = col_panel * TILE;
+                    let cols = TILE.min(n - col0);
+                    for r in (0..rows).step_by(TILE) {
+                        let upper = (row0 + r) / 16;
+                        let a_upper = &a_panels[upper * a_panel_len..][..a_panel_len];
+                        // Past the last panel, the upper one again: its
+                        // products land in rows that are not copied out.
+                        let a_lower = a_panels
+                            .get((upper + 1) * a_panel_len..(upper + 2) * a_panel_len)
+                            .unwrap_or(a_upper);
+                        if rows - r >= TILE && cols == TILE {
+                            // A whole tile: stored straight into C.
+                            let out = c_block[r * n + col0..].as_mut_ptr().cast::<f32>();
+                            // SAFETY: `usable()` was checked by `matmul_on`
+                            // and the tiles configured above; each A panel
+                            // holds `blocks` tiles of 16 x 16 u32, the B
+                            // panel `blocks` blocks of 16 x 32 u32; C's
+                            // block holds rows `r..r + 32` of `n` values,
+                            // of which columns `col0..col0 + 32` are written.
+                            unsafe { micro_tile(a_upper, a_lower, b_panel, blocks, out, n) };
+                            continue;
+                        }
+                        // SAFETY: as above; `tile` holds 32 rows of 32.
+                        unsafe {
+                            micro_tile(a_upper, a_lower, b_panel, blocks, tile.as_mut_ptr(), TILE)
+                        };
+                        for (i, tile_row) in tile.chunks(TILE).take(TILE.min(rows - r)).enumerate()
+                        {
+                            let at = (r + i) * n + col0;
+                            for (out, &value) in c_block[at..at + cols].iter_mut().zip(tile_row) {
+                                out.write(value);
+                            }
+                        }
+                    }
+                }
+            });
+        // SAFETY: the tasks above wrote all `m * n` elements.
+        unsafe { c.set_len(m * n) };
+        c
+    }
+
+    /// A in 16-row panels; per panel `padded_pairs / 16` tiles of 16 rows
+    /// by 16 pairs, each row-major (a tile register's layout). Built from
+    /// [`pack`]'s pair-major panels by transposing each 16 x 16 block.
+    fn pack_a(a: Operand, m: usize, k: usize, padded_pairs: usize) -> Vec<u32> {
+        let mut panels = pack(a, m, k, 16, padded_pairs);
+        panels.par_chunks_mut(16 * 16).for_each(|block| {
+            // SAFETY: AVX-512 F comes with the AMX CPUs `usable()` admits;
+            // the block holds 256 u32.
+            unsafe { transpose_block(block) }
+        });
+        panels
+    }
+
+    /// Transposes 16 x 16 u32 in place.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F; `block` holds 256 values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_block(block: &mut [u32]) {
+        use std::arch::x86_64::*;
+        debug_assert_eq!(block.len(), 256);
+        let mut rows = [_mm512_setzero_si512(); 16];
+        for (i, row) in rows.iter_mut().enumerate() {
+            // SAFETY: within the block.
+            *row = unsafe { _mm512_loadu_si512(block.as_ptr().add(16 * i).cast()) };
+        }
+        super::transpose16(&mut rows);
+        for (i, row) in rows.iter().enumerate() {
+            // SAFETY: within the block.
+            unsafe { _mm512_storeu_si512(block.as_mut_ptr().add(16 * i).cast(), *row) };
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn transpose_block(_: &mut [u32]) {
+        unreachable!("matmul_on checks usable() first")
+    }
+
+    /// The tile registers configured as eight 16 x 64-byte tiles for as
+    /// long as it lives; released on drop so that the thread does not
+    /// carry 8 KiB of tile state through every context switch.
+    struct Tiles;
+
+    impl Tiles {
+        fn configure() -> Tiles {
+            // The 64-byte `ldtilecfg` operand: palette 1, then each tile's
+            // bytes per row (u16 from byte 16) and rows (u8 from byte 48).
+            #[repr(C, align(64))]
+            struct Config([u8; 64]);
+            let mut config = Config([0; 64]);
+            config.0[0] = 1;
+            for tile in 0..8 {
+                config.0[16 + 2 * tile] = 64;
+                config.0[48 + tile] = 16;
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `usable()` holds (checked by `matmul_on`): the CPU
+            // has AMX and the process may use its state; the operand is
+            // a valid palette-1 configuration.
+            unsafe {
+                std::arch::asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack));
+            }
+            Tiles
+        }
+    }
+
+    impl Drop for Tiles {
+        fn drop(&mut self) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the tiles were configured by `configure`.
+            unsafe {
+                std::arch::asm!("tilerelease", options(nostack, nomem));
+            }
+        }
+    }
+
+    /// `out = [A_upper; A_lower] B_panel`: 32 x 32 f32 written to 32 rows
+    /// `out_stride` values apart, over `blocks` blocks of 16 pairs.
+    ///
+    /// # Safety
+    /// The tiles must be configured ([`Tiles`]); each A panel holds
+    /// `blocks * 256` and the B panel `blocks * 512` u32, `blocks >= 1`;
+    /// `out` is valid for writes of 32 values at each of 32 rows
+    /// `out_stride` apart.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn micro_tile(
+        a_upper: &[u32],
+        a_lower: &[u32],
+        b: &[u32],
+        blocks: usize,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        debug_assert!(blocks >= 1);
+        debug_assert!(a_upper.len() >= blocks * 256 && a_lower.len() >= blocks * 256);
+        debug_assert!(b.len() >= blocks * 512);
+        // tmm0..3: the output's four 16 x 16 quarters; tmm4/5 the upper and
+        // lower A tiles of a block, tmm6/7 B's left and right columns
+        // (rows 128 bytes apart in the 32-column panel).
+        // SAFETY: by the caller's contract every load stays within the
+        // panels and the stores within `out`'s rows.
+        unsafe {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                "2:",
+                "tileloadd tmm4, [{a0} + {s64}*1]",
+                "tileloadd tmm6, [{b} + {s128}*1]",
+                "tileloadd tmm7, [{b} + {s128}*1 + 64]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm5, [{a1} + {s64}*1]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "add {a0}, 1024",
+                "add {a1}, 1024",
+                "add {b}, 2048",
+                "dec {blocks}",
+                "jnz 2b",
+                "tilestored [{out} + {stride}*1], tmm0",
+                "tilestored [{out} + {stride}*1 + 64], tmm1",
+                "tilestored [{lower} + {stride}*1], tmm2",
+                "tilestored [{lower} + {stride}*1 + 64], tmm3",
+                a0 = inout(reg) a_upper.as_ptr() => _,
+                a1 = inout(reg) a_lower.as_ptr() => _,
+                b = inout(reg) b.as_ptr() => _,
+                blocks = inout(reg) blocks => _,
+                out = in(reg) out,
+                lower = in(reg) out.wrapping_add(16 * out_stride),
+                stride = in(reg) out_stride * 4,
+                s64 = in(reg) 64usize,
+                s128 = in(reg) 128usize,
+                options(nostack),
+            );
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn micro_tile(_: &[u32], _: &[u32], _: &[u32], _: usize, _: *mut f32, _: usize) {
+        unreachable!("matmul_on checks usable() first")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +707,8 @@ mod tests {
             (9, 300, 70),
             (401, 20, 37),
             (200, 99, 500),
+            (47, 65, 33),
+            (250, 130, 64),
         ] {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
@@ -404,14 +725,35 @@ mod tests {
                     Operand::new(&b_t, Layout::OuterByK),
                 ),
             ] {
-                let got = matmul(a_op, b_op, m, k, n);
-                for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-                    assert!(
-                        (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                        "{m}x{k}x{n} at {i}: {g} vs {e}"
-                    );
+                for kernel in kernels() {
+                    let got = matmul_on(kernel, a_op, b_op, m, k, n);
+                    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+                        assert!(
+                            (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                            "{kernel:?} {m}x{k}x{n} at {i}: {g} vs {e}"
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_cpu_with_amx_gets_the_amx_kernel() {
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let has = |flag: &str| {
+            flags
+                .lines()
+                .find(|line| line.starts_with("flags"))
+                .is_some_and(|line| line.split_whitespace().any(|f| f == flag))
+        };
+        if !(has("amx_bf16") && has("amx_tile") && has("avx512_bf16")) {
+            eprintln!("skipped: this CPU has no AMX");
+            return;
+        }
+        assert!(kernels().contains(&Kernel::Amx), "{:?}", kernels());
+        if std::env::var_os("TEXT2SQL_BF16_KERNEL").is_none() {
+            assert_eq!(kernel(), Some(Kernel::Amx));
         }
     }
 
@@ -424,21 +766,24 @@ mod tests {
         let (m, k, n) = (300, 96, 100);
         let a = values(m * k, 3);
         let b = values(k * n, 4);
-        let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    matmul(
-                        Operand::new(&a, Layout::OuterByK),
-                        Operand::new(&b, Layout::KByOuter),
-                        m,
-                        k,
-                        n,
-                    )
-                })
-        };
-        assert_eq!(run(1), run(3));
+        for kernel in kernels() {
+            let run = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        matmul_on(
+                            kernel,
+                            Operand::new(&a, Layout::OuterByK),
+                            Operand::new(&b, Layout::KByOuter),
+                            m,
+                            k,
+                            n,
+                        )
+                    })
+            };
+            assert_eq!(run(1), run(3), "{kernel:?}");
+        }
     }
 }
