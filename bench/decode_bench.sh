@@ -7,8 +7,13 @@
 # settings, plus against torch's faster setting, so that the ratio never
 # flatters this project.
 #
+# With BASELINE=DIR (a checkout of an earlier commit) that commit's decoding
+# runs too, alternated with the others, and its figures print beside them
+# (built in DIR/target unless BASELINE_TARGET_DIR says otherwise).
+#
 #   bench/decode_bench.sh [--runs N] [--batch B] [--new-tokens N]
 #   PYTHON=/path/to/python bench/decode_bench.sh
+#   BASELINE=/path/to/old/checkout bench/decode_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cpu.sh
@@ -17,11 +22,20 @@ PYTHON="${PYTHON:-python3}"
 
 cargo bench -q -p text2sql-model --bench decode --no-run
 result() { sed -n "s/^RESULT $1=//p" <<<"$2"; }
+BASELINE="${BASELINE:-}"
+baseline_decode() {
+  (cd "$BASELINE" && CARGO_TARGET_DIR="${BASELINE_TARGET_DIR:-$BASELINE/target}" \
+    cargo bench -q -p text2sql-model --bench decode "$@")
+}
+[[ -n $BASELINE ]] && baseline_decode --no-run
+before_single="" before_default=""
 
 # Interleaved (ours, theirs, ours, theirs) so that a change in the machine's
 # load hits both sides of a comparison alike.
+[[ -n $BASELINE ]] && before_single=$(baseline_decode -- --threads 1 "$@" | tee /dev/stderr)
 rust_single=$(cargo bench -q -p text2sql-model --bench decode -- --threads 1 "$@" | tee /dev/stderr)
 py_single=$("$PYTHON" bench/t5_decode.py --threads 1 "$@" | tee /dev/stderr)
+[[ -n $BASELINE ]] && before_default=$(baseline_decode -- "$@" | tee /dev/stderr)
 rust_default=$(cargo bench -q -p text2sql-model --bench decode -- "$@" | tee /dev/stderr)
 # PyTorch's OpenMP pool spin-waits: on a busy machine its default thread
 # count can be several times slower than one thread.
@@ -48,4 +62,8 @@ if [[ $best_torch == single ]]; then
   report "default vs torch's best:" "$rust_default" "$py_single"
 else
   report "default vs torch's best:" "$rust_default" "$py_default"
+fi
+if [[ -n $BASELINE ]]; then
+  report "baseline, one thread each:" "$before_single" "$py_single"
+  report "baseline, default threads:" "$before_default" "$py_default"
 fi

@@ -9,8 +9,14 @@
 # On a CPU with AVX-512 BF16 a third side, candle with bf16 mixed precision
 # (`--bf16`: bf16 products, f32 weights and sums), against PyTorch f32.
 #
+# With BASELINE=DIR (a checkout of an earlier commit, e.g. a `git worktree`)
+# that commit's f32 step runs too, as side `before`, alternated with the
+# others, so a change's before and after come from one run. It builds in
+# DIR/target unless BASELINE_TARGET_DIR says otherwise.
+#
 #   bench/train_bench.sh [--steps N] [--warmup N]
 #   THREADS="1 2 4" PYTHON=/path/to/python bench/train_bench.sh
+#   BASELINE=/path/to/old/checkout bench/train_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/cpu.sh
@@ -19,8 +25,19 @@ PYTHON="${PYTHON:-python3}"
 THREADS="${THREADS:-1 2}"
 
 cargo bench -q -p text2sql-train --bench train_step --no-run 2>/dev/null
+BASELINE="${BASELINE:-}"
+baseline_step() {
+  (cd "$BASELINE" && CARGO_TARGET_DIR="${BASELINE_TARGET_DIR:-$BASELINE/target}" \
+    cargo bench -q -p text2sql-train --bench train_step "$@")
+}
+[[ -n $BASELINE ]] && baseline_step --no-run 2>/dev/null
 rows=()
 for threads in $THREADS; do
+  if [[ -n $BASELINE ]]; then
+    before=$(baseline_step -- --threads "$threads" "$@")
+    echo "$before" >&2
+    rows+=("$threads $(grep '^RESULT' <<<"$before" | sed 's/side=candle /side=before /')")
+  fi
   # Alternate the sides so that a burst of load elsewhere hits both.
   rust=$(cargo bench -q -p text2sql-train --bench train_step -- --threads "$threads" "$@")
   echo "$rust" >&2
@@ -51,14 +68,16 @@ printf '%s\n' "${rows[@]}" | awk '
     printf "\n%-8s %-11s %12s %10s %12s %14s %14s\n", "threads", "side", "median s/step", "tokens/s", "CPU s/step", "main-thread CPU", "peak RSS MiB"
     for (i = 1; i <= n; i++) {
       t = order[i]
-      split("candle torch candle-bf16", sides, " ")
-      for (j = 1; j <= 3; j++) {
+      split("before candle torch candle-bf16", sides, " ")
+      for (j = 1; j <= 4; j++) {
         s = sides[j]
         if (med[t, s] == "") continue
         serial = main_cpu[t, s] == "" ? "-" : sprintf("%.2f", main_cpu[t, s])
         printf "%-8s %-11s %12.3f %10.0f %12.2f %14s %14.0f\n", t, s, med[t, s], tps[t, s], cpu[t, s], serial, rss[t, s]
       }
       printf "%-8s candle is %.2fx the speed of torch (torch s/step / candle s/step), peak RSS %.2fx\n", t, med[t, "torch"] / med[t, "candle"], rss[t, "candle"] / rss[t, "torch"]
+      if (med[t, "before"] != "")
+        printf "%-8s candle is %.2fx the speed of the baseline commit (before s/step / candle s/step); before was %.2fx torch\n", t, med[t, "before"] / med[t, "candle"], med[t, "torch"] / med[t, "before"]
       if (med[t, "candle-bf16"] != "")
         printf "%-8s candle bf16 mixed is %.2fx the speed of torch f32, %.2fx candle f32, peak RSS %.2fx torch\n", t, med[t, "torch"] / med[t, "candle-bf16"], med[t, "candle"] / med[t, "candle-bf16"], rss[t, "candle-bf16"] / rss[t, "torch"]
     }
