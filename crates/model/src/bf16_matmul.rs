@@ -145,37 +145,60 @@ fn matmul_avx512(a: Operand, b: Operand, m: usize, k: usize, n: usize) -> Vec<f3
     let pairs = k.div_ceil(2);
     let a_packed = pack(a, m, k, MR, pairs);
     let b_packed = pack(b, n, k, NR, pairs);
-    // Every element is written below, so C is not zeroed first (on the
-    // LM head's products that zeroing alone costs a pass over 131 MB).
+    output_by_row_blocks(m, n, |row0, rows, c_block| {
+        let mut tile = [0f32; MR * NR];
+        for (col_panel, b_panel) in b_packed.chunks(pairs * NR).enumerate() {
+            let col0 = col_panel * NR;
+            for r in (0..rows).step_by(MR) {
+                let a_panel = &a_packed[((row0 + r) / MR) * pairs * MR..][..pairs * MR];
+                // SAFETY: `matmul_on` checked `available()`; the panels
+                // hold `pairs` pairs of MR (NR) values each.
+                unsafe { micro_tile(a_panel, b_panel, pairs, &mut tile) };
+                write_tile(c_block, n, r, col0, &tile, NR, rows - r);
+            }
+        }
+    })
+}
+
+/// C, `(m, n)` row-major, filled in parallel by `fill(first_row, rows,
+/// block)` for blocks of [`MC`] rows; `fill` must write every value of its
+/// block. C is not zeroed first (on the LM head's products that zeroing
+/// alone costs a pass over 131 MB).
+fn output_by_row_blocks(
+    m: usize,
+    n: usize,
+    fill: impl Fn(usize, usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     let mut c = Vec::with_capacity(m * n);
     c.spare_capacity_mut()[..m * n]
         .par_chunks_mut(MC * n)
         .enumerate()
-        .for_each(|(block, c_block)| {
-            let row0 = block * MC;
-            let rows = c_block.len() / n;
-            let mut tile = [0f32; MR * NR];
-            for (col_panel, b_panel) in b_packed.chunks(pairs * NR).enumerate() {
-                let col0 = col_panel * NR;
-                let cols = NR.min(n - col0);
-                for r in (0..rows).step_by(MR) {
-                    let a_panel = &a_packed[((row0 + r) / MR) * pairs * MR..][..pairs * MR];
-                    // SAFETY: `available()` was checked above; the panels
-                    // hold `pairs` pairs of MR (NR) values each.
-                    unsafe { micro_tile(a_panel, b_panel, pairs, &mut tile) };
-                    for (i, tile_row) in tile.chunks(NR).take(MR.min(rows - r)).enumerate() {
-                        let at = (r + i) * n + col0;
-                        for (out, &value) in c_block[at..at + cols].iter_mut().zip(tile_row) {
-                            out.write(value);
-                        }
-                    }
-                }
-            }
-        });
-    // SAFETY: the tasks above wrote all `m * n` elements: each block's
-    // rows, each column panel's columns.
+        .for_each(|(block, c_block)| fill(block * MC, c_block.len() / n, c_block));
+    // SAFETY: each block was written whole by `fill`, by its contract.
     unsafe { c.set_len(m * n) };
     c
+}
+
+/// Copies a row-major micro-tile `width` columns wide into the block of C
+/// (rows `n` wide) at row `row`, column `col0`: the rows up to `rows_left`
+/// and the columns up to C's edge.
+fn write_tile(
+    c_block: &mut [std::mem::MaybeUninit<f32>],
+    n: usize,
+    row: usize,
+    col0: usize,
+    tile: &[f32],
+    width: usize,
+    rows_left: usize,
+) {
+    let cols = width.min(n - col0);
+    let rows = (tile.len() / width).min(rows_left);
+    for (i, tile_row) in tile.chunks(width).take(rows).enumerate() {
+        let at = (row + i) * n + col0;
+        for (out, &value) in c_block[at..at + cols].iter_mut().zip(tile_row) {
+            out.write(value);
+        }
+    }
 }
 
 /// Packs an operand with `outer` rows (columns) into panels of `width`:
@@ -405,13 +428,15 @@ unsafe fn micro_tile(_: &[u32], _: &[u32], _: usize, _: &mut [f32; MR * NR]) {
 /// both padded to whole 16-pair blocks, and a 32x32 output tile in four
 /// tile registers.
 mod amx {
-    use super::{pack, Operand, MC};
+    use super::{output_by_row_blocks, pack, write_tile, Operand};
     use rayon::prelude::*;
 
     /// Output rows and columns of one micro-tile: 2 x 2 tiles of 16 x 16.
     const TILE: usize = 32;
     /// `k` pairs per tile product (a tile row holds 64 bytes).
     const BLOCK_PAIRS: usize = 16;
+    // A task's block of rows must hold whole micro-tiles.
+    const _: () = assert!(super::MC.is_multiple_of(TILE));
 
     /// Whether the CPU has AMX tiles with bf16 and Linux granted this
     /// process their state (asked once; the grant covers every thread).
@@ -452,55 +477,39 @@ mod amx {
         let a_panels = pack_a(a, m, k, padded_pairs);
         let b_panels = pack(b, n, k, TILE, padded_pairs);
         let a_panel_len = padded_pairs * 16;
-        let mut c = Vec::with_capacity(m * n);
-        c.spare_capacity_mut()[..m * n]
-            .par_chunks_mut(MC * n)
-            .enumerate()
-            .for_each(|(block, c_block)| {
-                let row0 = block * MC;
-                let rows = c_block.len() / n;
-                let _tiles = Tiles::configure();
-                let mut tile = [0f32; TILE * TILE];
-                for (col_panel, b_panel) in b_panels.chunks(padded_pairs * TILE).enumerate() {
-                    let col0 = col_panel * TILE;
-                    let cols = TILE.min(n - col0);
-                    for r in (0..rows).step_by(TILE) {
-                        let upper = (row0 + r) / 16;
-                        let a_upper = &a_panels[upper * a_panel_len..][..a_panel_len];
-                        // Past the last panel, the upper one again: its
-                        // products land in rows that are not copied out.
-                        let a_lower = a_panels
-                            .get((upper + 1) * a_panel_len..(upper + 2) * a_panel_len)
-                            .unwrap_or(a_upper);
-                        if rows - r >= TILE && cols == TILE {
-                            // A whole tile: stored straight into C.
-                            let out = c_block[r * n + col0..].as_mut_ptr().cast::<f32>();
-                            // SAFETY: `usable()` was checked by `matmul_on`
-                            // and the tiles configured above; each A panel
-                            // holds `blocks` tiles of 16 x 16 u32, the B
-                            // panel `blocks` blocks of 16 x 32 u32; C's
-                            // block holds rows `r..r + 32` of `n` values,
-                            // of which columns `col0..col0 + 32` are written.
-                            unsafe { micro_tile(a_upper, a_lower, b_panel, blocks, out, n) };
-                            continue;
-                        }
-                        // SAFETY: as above; `tile` holds 32 rows of 32.
-                        unsafe {
-                            micro_tile(a_upper, a_lower, b_panel, blocks, tile.as_mut_ptr(), TILE)
-                        };
-                        for (i, tile_row) in tile.chunks(TILE).take(TILE.min(rows - r)).enumerate()
-                        {
-                            let at = (r + i) * n + col0;
-                            for (out, &value) in c_block[at..at + cols].iter_mut().zip(tile_row) {
-                                out.write(value);
-                            }
-                        }
+        output_by_row_blocks(m, n, |row0, rows, c_block| {
+            let _tiles = Tiles::configure();
+            let mut tile = [0f32; TILE * TILE];
+            for (col_panel, b_panel) in b_panels.chunks(padded_pairs * TILE).enumerate() {
+                let col0 = col_panel * TILE;
+                for r in (0..rows).step_by(TILE) {
+                    let upper = (row0 + r) / 16;
+                    let a_upper = &a_panels[upper * a_panel_len..][..a_panel_len];
+                    // Past the last panel, the upper one again: its
+                    // products land in rows that are not copied out.
+                    let a_lower = a_panels
+                        .get((upper + 1) * a_panel_len..(upper + 2) * a_panel_len)
+                        .unwrap_or(a_upper);
+                    if rows - r >= TILE && n - col0 >= TILE {
+                        // A whole tile: stored straight into C.
+                        let out = c_block[r * n + col0..].as_mut_ptr().cast::<f32>();
+                        // SAFETY: `usable()` was checked by `matmul_on` and
+                        // the tiles configured above; each A panel holds
+                        // `blocks` tiles of 16 x 16 u32, the B panel
+                        // `blocks` blocks of 16 x 32 u32; C's block holds
+                        // rows `r..r + 32` of `n` values, of which columns
+                        // `col0..col0 + 32` are written.
+                        unsafe { micro_tile(a_upper, a_lower, b_panel, blocks, out, n) };
+                        continue;
                     }
+                    // SAFETY: as above; `tile` holds 32 rows of 32.
+                    unsafe {
+                        micro_tile(a_upper, a_lower, b_panel, blocks, tile.as_mut_ptr(), TILE)
+                    };
+                    write_tile(c_block, n, r, col0, &tile, TILE, rows - r);
                 }
-            });
-        // SAFETY: the tasks above wrote all `m * n` elements.
-        unsafe { c.set_len(m * n) };
-        c
+            }
+        })
     }
 
     /// A in 16-row panels; per panel `padded_pairs / 16` tiles of 16 rows

@@ -81,7 +81,9 @@ impl Linear {
             // greedy step (`perf`). Blocks of output columns (weight rows)
             // go to the threads instead; each column's sum is the same
             // computation as in one call, so results do not change (tested).
-            let block = out_dim.div_ceil(threads).next_multiple_of(MIN_COLUMNS_PER_THREAD / 4);
+            let block = out_dim
+                .div_ceil(threads)
+                .next_multiple_of(MIN_COLUMNS_PER_THREAD / 4);
             let parts = (0..out_dim)
                 .step_by(block)
                 .collect::<Vec<_>>()
