@@ -36,14 +36,14 @@ if [[ -n $BASELINE ]]; then
 fi
 
 # The quickstart's first three stages, by one side's binary, into WORK/SIDE.
-prepare_side() { # side, checkout, binary
+prepare_side() { # side, binary
   local dir="$WORK/$1"
   rm -rf "$dir" && mkdir -p "$dir"
-  (cd "$2" && "$3" sample --out "$dir/sample" --records 50000 --seed 42 --force --quiet)
-  "$3" prepare --data "$dir/sample/data.json" --tables "$dir/sample/tables.json" \
+  "$2" sample --out "$dir/sample" --records 50000 --seed 42 --force --quiet
+  "$2" prepare --data "$dir/sample/data.json" --tables "$dir/sample/tables.json" \
     --databases "$dir/sample/databases" --out "$dir/processed" \
     --split-by database --val-ratio 0.05 --overwrite --quiet
-  "$3" tokenizer train --data "$dir/processed" --vocab-size 3072 --schema-symbols 64 \
+  "$2" tokenizer train --data "$dir/processed" --vocab-size 3072 --schema-symbols 64 \
     --out "$dir/tokenizer" --force --quiet
 }
 
@@ -71,8 +71,8 @@ train_side() { # side, checkout, binary, extra KEY=VALUE overrides...
 }
 
 echo "preparing the quickstart data for each side" >&2
-[[ -n $BASELINE ]] && prepare_side before "$BASELINE" "$baseline_bin"
-prepare_side now . "$now_bin"
+[[ -n $BASELINE ]] && prepare_side before "$baseline_bin"
+prepare_side now "$now_bin"
 # The variant shares this checkout's data.
 [[ -n $VARIANT ]] && { rm -rf "$WORK/variant"; mkdir -p "$WORK/variant"; for d in sample processed tokenizer; do ln -s "$WORK/now/$d" "$WORK/variant/$d"; done; }
 

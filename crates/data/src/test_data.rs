@@ -25,3 +25,11 @@ pub fn shared_data(rel: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// The ten real SynSQL-2.5M records of `synsql/real_samples_10.json`, as
+/// JSON values, or `None` when the file is absent (as [`shared_data`]).
+pub fn real_synsql_samples() -> Option<Vec<serde_json::Value>> {
+    let path = shared_data("synsql/real_samples_10.json")?;
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}

@@ -56,14 +56,18 @@ pub enum Kernel {
 
 /// The kernels this CPU (and OS) can run, slowest first.
 pub fn kernels() -> Vec<Kernel> {
-    let mut kernels = Vec::new();
-    if available() {
-        kernels.push(Kernel::Avx512);
-        if amx::usable() {
-            kernels.push(Kernel::Amx);
-        }
+    [Kernel::Avx512, Kernel::Amx]
+        .into_iter()
+        .filter(|&kernel| runs(kernel))
+        .collect()
+}
+
+/// Whether this CPU (and OS) can run `kernel`.
+fn runs(kernel: Kernel) -> bool {
+    match kernel {
+        Kernel::Avx512 => available(),
+        Kernel::Amx => available() && amx::usable(),
     }
-    kernels
 }
 
 /// The kernel [`matmul`] picks: the fastest this CPU has, unless
@@ -129,7 +133,7 @@ pub fn matmul_on(kernel: Kernel, a: Operand, b: Operand, m: usize, k: usize, n: 
     assert_eq!(a.data.len(), m * k, "A is not (m, k)");
     assert_eq!(b.data.len(), k * n, "B is not (k, n)");
     assert!(
-        kernels().contains(&kernel),
+        runs(kernel),
         "this CPU cannot run the {kernel:?} bf16 kernel"
     );
     if m == 0 || n == 0 {

@@ -179,11 +179,9 @@ fn parse_omnisql(text: &str) -> DatabaseSchema {
 
 #[test]
 fn real_synsql_schemas_serialize_back_byte_for_byte() {
-    let Some(path) = crate::test_data::shared_data("synsql/real_samples_10.json") else {
+    let Some(samples) = crate::test_data::real_synsql_samples() else {
         return;
     };
-    let samples: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(samples.len(), 10);
     let (mut quoted_apostrophes, mut reals, mut foreign_keys, mut comments) = (0, 0, 0, 0);
     for (i, sample) in samples.iter().enumerate() {

@@ -81,14 +81,12 @@ impl Linear {
             // greedy step (`perf`). Blocks of output columns (weight rows)
             // go to the threads instead; each column's sum is the same
             // computation as in one call, so results do not change (tested).
-            let block = out_dim
-                .div_ceil(threads)
-                .next_multiple_of(MIN_COLUMNS_PER_THREAD / 4);
-            let parts = (0..out_dim)
-                .step_by(block)
-                .collect::<Vec<_>>()
+            // Blocks of whole 64-column groups, so no thread gets a sliver.
+            let block = out_dim.div_ceil(threads).next_multiple_of(64);
+            let parts = (0..out_dim.div_ceil(block))
                 .into_par_iter()
-                .map(|start| {
+                .map(|i| {
+                    let start = i * block;
                     let len = block.min(out_dim - start);
                     xs_2d.matmul(&self.weight.narrow(0, start, len)?.t()?)
                 })

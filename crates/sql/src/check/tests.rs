@@ -639,11 +639,9 @@ fn a_whole_name_in_from_is_checked_when_it_ends() {
 /// schema of its own DDL.
 #[test]
 fn real_synsql_gold_is_accepted_at_every_prefix() {
-    let Some(path) = text2sql_data::test_data::shared_data("synsql/real_samples_10.json") else {
+    let Some(samples) = text2sql_data::test_data::real_synsql_samples() else {
         return;
     };
-    let samples: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut rejected = Vec::new();
     for (i, sample) in samples.iter().enumerate() {
