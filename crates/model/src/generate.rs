@@ -166,6 +166,22 @@ impl<'a> Constraint<'a> {
         }
     }
 
+    /// The constraint of the inputs at `indices`, in that order.
+    fn select(&self, indices: impl IntoIterator<Item = usize>) -> Constraint<'a> {
+        let mut part = Constraint {
+            texts: self.texts,
+            input_texts: Vec::new(),
+            checkers: Vec::new(),
+            top_k: self.top_k,
+        };
+        for input in indices {
+            part.input_texts
+                .push(self.input_texts.get(input).cloned().flatten());
+            part.checkers.push(self.checkers[input].clone());
+        }
+        part
+    }
+
     /// The token texts the checker of input `input` reads.
     fn texts_for(&self, input: usize) -> &TokenTexts {
         match self.input_texts.get(input) {
@@ -186,25 +202,66 @@ fn try_token(
     token: u32,
     eos: u32,
 ) -> Option<SqlChecker> {
-    if completes_third_copy(history, token) {
-        return None;
-    }
     if token == eos {
         return checker.finish().ok().map(|()| checker.clone());
     }
-    let text = texts.text(token)?;
+    extend(checker, texts, history, token).ok()
+}
+
+/// Why a token may not come next: decoding's own rules besides the
+/// checker's rejection of its text.
+#[derive(Debug)]
+enum Refusal {
+    Special,
+    ThirdCopy,
+    WordAfterSymbol,
+    BlankRun,
+    Sql(Rejection),
+}
+
+impl Refusal {
+    /// Where (`offset`, the checked text's length) and why, as the checker
+    /// reports its own rejections.
+    fn into_rejection(self, token: u32, offset: usize) -> Rejection {
+        let message = match self {
+            Refusal::Sql(rejection) => return rejection,
+            Refusal::Special => {
+                format!("token {token} is a special token, never generated as SQL")
+            }
+            Refusal::ThirdCopy => "completes a third copy in a row of the tokens before it".into(),
+            Refusal::WordAfterSymbol => "a word glued to the schema symbol before it".into(),
+            Refusal::BlankRun => format!("more than {MAX_BLANK_RUN} bytes of whitespace in a row"),
+        };
+        Rejection { offset, message }
+    }
+}
+
+/// The checker after the text of `token` (not EOS) following `history`:
+/// the one set of rules both decoding ([`try_token`]) and the gold check
+/// ([`check_token_prefixes`]) apply.
+fn extend(
+    checker: &SqlChecker,
+    texts: &TokenTexts,
+    history: &[u32],
+    token: u32,
+) -> std::result::Result<SqlChecker, Refusal> {
+    let text = texts.text(token).ok_or(Refusal::Special)?;
+    if completes_third_copy(history, token) {
+        return Err(Refusal::ThirdCopy);
+    }
     // A word glued to a symbol (`<sym3>` then `Role`) is a second word in
     // the SQL (`assignment Role`, an implicit alias), never a longer name:
     // no target has one.
     if starts_word_after_symbol(text) && history.last().is_some_and(|&last| texts.is_symbol(last)) {
-        return None;
+        return Err(Refusal::WordAfterSymbol);
     }
     if blank_run_too_long(checker, text) {
-        return None;
+        return Err(Refusal::BlankRun);
     }
     let mut next = checker.clone();
-    next.push(first_piece(checker, text)).ok()?;
-    Some(next)
+    next.push(first_piece(checker, text))
+        .map_err(Refusal::Sql)?;
+    Ok(next)
 }
 
 /// The longest block of tokens whose repetition [`completes_third_copy`]
@@ -261,35 +318,8 @@ pub fn check_token_prefixes(
 ) -> std::result::Result<(), (usize, Rejection)> {
     let mut state = checker.clone();
     for (index, &id) in ids.iter().enumerate() {
-        let Some(text) = texts.text(id) else {
-            return Err((
-                index,
-                Rejection {
-                    offset: state.len(),
-                    message: format!("token {id} is a special token, never generated as SQL"),
-                },
-            ));
-        };
-        if completes_third_copy(&ids[..index], id) {
-            return Err((
-                index,
-                Rejection {
-                    offset: state.len(),
-                    message: "completes a third copy in a row of the tokens before it".into(),
-                },
-            ));
-        }
-        if blank_run_too_long(&state, text) {
-            return Err((
-                index,
-                Rejection {
-                    offset: state.len(),
-                    message: format!("more than {MAX_BLANK_RUN} bytes of whitespace in a row"),
-                },
-            ));
-        }
-        let text = first_piece(&state, text);
-        state.push(text).map_err(|e| (index, e))?;
+        state = extend(&state, texts, &ids[..index], id)
+            .map_err(|refusal| (index, refusal.into_rejection(id, state.len())))?;
     }
     state.finish().map_err(|e| (ids.len(), e))
 }
@@ -480,8 +510,36 @@ pub fn generate_constrained(
     inputs: &[Vec<u32>],
     constraint: Option<Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
+    generate_in_batches(
+        model,
+        config,
+        inputs,
+        constraint.as_ref(),
+        inputs.len().max(1),
+        &mut |_| {},
+    )
+}
+
+/// [`generate_constrained`] over many inputs, `batch_size` of them through
+/// the model at a time, in input order. `on_batch` receives the number of
+/// inputs decoded so far after each batch. Constrained greedy rows that
+/// never wrote a complete query are searched again after the last batch,
+/// those of all batches together (see [`SEARCH_AGAIN_POOL`]).
+pub fn generate_in_batches(
+    model: &T5Model,
+    config: &GenerationConfig,
+    inputs: &[Vec<u32>],
+    constraint: Option<&Constraint>,
+    batch_size: usize,
+    on_batch: &mut dyn FnMut(usize),
+) -> Result<Vec<Vec<Hypothesis>>> {
     config.validate()?;
-    if let Some(c) = &constraint {
+    if batch_size == 0 {
+        return Err(ModelError::Invalid(
+            "the batch size must be at least 1".into(),
+        ));
+    }
+    if let Some(c) = constraint {
         if c.checkers.len() != inputs.len() {
             return Err(ModelError::Invalid(format!(
                 "{} checkers for {} inputs",
@@ -495,9 +553,6 @@ pub fn generate_constrained(
             ));
         }
     }
-    if inputs.is_empty() {
-        return Ok(Vec::new());
-    }
     if let Some(index) = inputs.iter().position(|ids| ids.is_empty()) {
         return Err(ModelError::Invalid(format!("input #{index} has no tokens")));
     }
@@ -509,25 +564,44 @@ pub fn generate_constrained(
             )));
         }
     }
-    let (ids, mask) = pad_batch(model, inputs, config.pad_token_id)?;
-    let source = Source {
-        encoded: model.encode(&ids, mask.as_ref(), false)?,
-        ids,
-        mask,
-    };
-    let mut constraint = constraint;
-    let fresh: Option<Vec<SqlChecker>> = constraint.as_ref().map(|c| c.checkers.clone());
+    let mut hypotheses = Vec::with_capacity(inputs.len());
+    for start in (0..inputs.len()).step_by(batch_size) {
+        let end = (start + batch_size).min(inputs.len());
+        let part = constraint.map(|c| c.select(start..end));
+        hypotheses.extend(first_pass(
+            model,
+            config,
+            &inputs[start..end],
+            part.as_ref(),
+        )?);
+        on_batch(end);
+    }
+    if let (Some(c), 1) = (constraint, config.num_beams) {
+        search_again_where_greedy_failed(model, config, inputs, c, &mut hypotheses)?;
+    }
+    Ok(hypotheses)
+}
+
+/// One batch: greedy or beam search, then (constrained) each hypothesis
+/// cut back to its last complete query and complete queries ranked first.
+fn first_pass(
+    model: &T5Model,
+    config: &GenerationConfig,
+    inputs: &[Vec<u32>],
+    constraint: Option<&Constraint>,
+) -> Result<Vec<Vec<Hypothesis>>> {
+    let source = Source::encode(model, inputs, config.pad_token_id)?;
     let mut hypotheses = if config.num_beams == 1 {
-        greedy(model, config, &source, constraint.as_mut())?
+        greedy(model, config, &source, constraint)?
     } else {
-        beam_search(model, config, &source, constraint.as_mut(), false)?
+        beam_search(model, config, &source, constraint, false)?
     };
-    if let (Some(c), Some(fresh)) = (&constraint, fresh) {
+    if let Some(c) = constraint {
         for (input, per_input) in hypotheses.iter_mut().enumerate() {
             for hypothesis in per_input.iter_mut() {
                 end_at_last_complete_query(
                     hypothesis,
-                    &fresh[input],
+                    &c.checkers[input],
                     c.texts_for(input),
                     config.eos_token_id,
                 );
@@ -536,15 +610,20 @@ pub fn generate_constrained(
             // scores (stable: the beams' order otherwise).
             per_input.sort_by_key(|h| h.tokens.last() != Some(&config.eos_token_id));
         }
-        if config.num_beams == 1 {
-            search_again_where_greedy_failed(model, config, &source, c, &fresh, &mut hypotheses)?;
-        }
     }
     Ok(hypotheses)
 }
 
 /// Beams for a constrained greedy row that never wrote a complete query.
 pub const FALLBACK_BEAMS: usize = 4;
+
+/// The most inputs whose failed greedy rows are searched again in one
+/// beam search ([`FALLBACK_BEAMS`] decoder rows each). At the sizes trained
+/// here a decoding step costs nearly the same for a few rows as for a
+/// hundred, so one search for the failed rows of all batches costs little
+/// more than one per batch that had any (the quickstart model, 200
+/// questions in batches of 8: 19 such batches).
+pub const SEARCH_AGAIN_POOL: usize = 32;
 
 /// A constrained greedy row stops (see [`search_again_where_greedy_failed`])
 /// once the checker has overruled the model's choice more often than
@@ -564,9 +643,8 @@ pub const MAX_OVERRULED: usize = 8;
 fn search_again_where_greedy_failed(
     model: &T5Model,
     config: &GenerationConfig,
-    source: &Source,
+    inputs: &[Vec<u32>],
     constraint: &Constraint,
-    fresh: &[SqlChecker],
     hypotheses: &mut [Vec<Hypothesis>],
 ) -> Result<()> {
     let eos = config.eos_token_id;
@@ -576,35 +654,30 @@ fn search_again_where_greedy_failed(
         .filter(|(_, per_input)| per_input.iter().all(|h| h.tokens.last() != Some(&eos)))
         .map(|(input, _)| input)
         .collect();
-    if failed.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<u32> = failed.iter().map(|&input| input as u32).collect();
-    let rows = Tensor::from_vec(rows, failed.len(), model.device())?;
-    let source = source.rows(&rows)?;
-    let mut retry = Constraint {
-        texts: constraint.texts,
-        input_texts: failed
-            .iter()
-            .map(|&input| constraint.input_texts.get(input).cloned().flatten())
-            .collect(),
-        checkers: failed.iter().map(|&input| fresh[input].clone()).collect(),
-        top_k: constraint.top_k,
-    };
     // A rescue: each row stops at its first complete query.
     let beams = GenerationConfig {
         num_beams: FALLBACK_BEAMS,
         early_stopping: true,
         ..config.clone()
     };
-    let found = beam_search(model, &beams, &source, Some(&mut retry), true)?;
-    for (row, (&input, candidates)) in failed.iter().zip(found).enumerate() {
-        let complete = candidates.into_iter().find_map(|mut hypothesis| {
-            end_at_last_complete_query(&mut hypothesis, &fresh[input], retry.texts_for(row), eos);
-            (hypothesis.tokens.last() == Some(&eos)).then_some(hypothesis)
-        });
-        if let Some(hypothesis) = complete {
-            hypotheses[input] = vec![hypothesis];
+    for pool in failed.chunks(SEARCH_AGAIN_POOL) {
+        let pool_inputs: Vec<Vec<u32>> = pool.iter().map(|&input| inputs[input].clone()).collect();
+        let source = Source::encode(model, &pool_inputs, config.pad_token_id)?;
+        let retry = constraint.select(pool.iter().copied());
+        let found = beam_search(model, &beams, &source, Some(&retry), true)?;
+        for (row, (&input, candidates)) in pool.iter().zip(found).enumerate() {
+            let complete = candidates.into_iter().find_map(|mut hypothesis| {
+                end_at_last_complete_query(
+                    &mut hypothesis,
+                    &retry.checkers[row],
+                    retry.texts_for(row),
+                    eos,
+                );
+                (hypothesis.tokens.last() == Some(&eos)).then_some(hypothesis)
+            });
+            if let Some(hypothesis) = complete {
+                hypotheses[input] = vec![hypothesis];
+            }
         }
     }
     Ok(())
@@ -655,6 +728,16 @@ struct Source {
 }
 
 impl Source {
+    /// `inputs` right-padded into one batch and encoded.
+    fn encode(model: &T5Model, inputs: &[Vec<u32>], pad: u32) -> Result<Source> {
+        let (ids, mask) = pad_batch(model, inputs, pad)?;
+        Ok(Source {
+            encoded: model.encode(&ids, mask.as_ref(), false)?,
+            ids,
+            mask,
+        })
+    }
+
     /// Row `i` of the result is row `rows[i]` of this batch.
     fn rows(&self, rows: &Tensor) -> Result<Source> {
         Ok(Source {
@@ -706,14 +789,11 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     max + sum.ln()
 }
 
-/// Each input's checker, moved out of `constraint` (`None` for every input
-/// of an unconstrained batch of `batch`).
-fn take_checkers(constraint: Option<&mut Constraint>, batch: usize) -> Vec<Option<SqlChecker>> {
+/// Each input's fresh checker (`None` for every input of an unconstrained
+/// batch of `batch`).
+fn initial_checkers(constraint: Option<&Constraint>, batch: usize) -> Vec<Option<SqlChecker>> {
     match constraint {
-        Some(c) => std::mem::take(&mut c.checkers)
-            .into_iter()
-            .map(Some)
-            .collect(),
+        Some(c) => c.checkers.iter().cloned().map(Some).collect(),
         None => vec![None; batch],
     }
 }
@@ -722,12 +802,11 @@ fn greedy(
     model: &T5Model,
     config: &GenerationConfig,
     source: &Source,
-    mut constraint: Option<&mut Constraint>,
+    constraint: Option<&Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = source.encoded.dim(0)?;
     // Per input, its checker while the hypothesis is constrained.
-    let mut checkers = take_checkers(constraint.as_deref_mut(), batch);
-    let constraint = constraint.as_deref();
+    let mut checkers = initial_checkers(constraint, batch);
     let mut cache = source.start_decoding(model)?;
     let mut hypotheses = vec![
         Hypothesis {
@@ -844,7 +923,7 @@ fn beam_search(
     model: &T5Model,
     config: &GenerationConfig,
     source: &Source,
-    mut constraint: Option<&mut Constraint>,
+    constraint: Option<&Constraint>,
     first_complete: bool,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let eos = config.eos_token_id;
@@ -854,8 +933,7 @@ fn beam_search(
     };
     let batch = source.encoded.dim(0)?;
     let beams = config.num_beams;
-    let initial = take_checkers(constraint.as_deref_mut(), batch);
-    let constraint = constraint.as_deref();
+    let initial = initial_checkers(constraint, batch);
     let candidates = 2 * beams;
     let device = model.device();
     // Every input repeated once per beam.
@@ -1125,6 +1203,11 @@ mod tests {
         assert!(try_token(&after_symbol, &texts, &history, piece, eos).is_none());
         let from = tokenizer.token_to_id("▁FROM").unwrap();
         assert!(try_token(&after_symbol, &texts, &history, from, eos).is_some());
+        // The gold check, token by token, applies the same rule.
+        let fresh = SqlChecker::new(Arc::new(text2sql_sql::SchemaIndex::new(&schema)));
+        let (at, why) = check_token_prefixes(&fresh, &texts, &ids).unwrap_err();
+        assert_eq!(at, 2, "{why:?}");
+        assert!(why.message.contains("glued"), "{why:?}");
     }
 
     #[test]
@@ -1370,17 +1453,10 @@ mod tests {
             // Only ` 1` then EOS completes `... WHERE age >`.
             let one = 5;
             let texts = all_close_but(&f, one, " 1");
-            let fresh = vec![at_comparison(&f); f.inputs.len()];
-            let constraint = two_checked(&texts, fresh.clone());
+            let constraint = two_checked(&texts, vec![at_comparison(&f); f.inputs.len()]);
             let config = GenerationConfig {
                 max_new_tokens: 12,
                 ..GenerationConfig::for_model(f.model.config())
-            };
-            let (ids, mask) = pad_batch(&f.model, &f.inputs, config.pad_token_id).unwrap();
-            let source = Source {
-                encoded: f.model.encode(&ids, mask.as_ref(), false).unwrap(),
-                ids,
-                mask,
             };
             // The first row's greedy pass wrote nothing that runs; the
             // second ended with a query, which stays as it is.
@@ -1396,15 +1472,57 @@ mod tests {
             search_again_where_greedy_failed(
                 &f.model,
                 &config,
-                &source,
+                &f.inputs,
                 &constraint,
-                &fresh,
                 &mut hypotheses,
             )
             .unwrap();
             assert_eq!(hypotheses[0].len(), 1);
             assert_eq!(hypotheses[0][0].tokens, vec![one, eos]);
             assert_eq!(hypotheses[1], vec![ended]);
+        }
+
+        #[test]
+        fn batches_give_the_answers_of_one_batch() {
+            let f = fixture();
+            let texts = TokenTexts::new(&f.tokenizer);
+            // Each batch of two pads as the batch of four does.
+            let inputs: Vec<Vec<u32>> = f.inputs.iter().chain(&f.inputs).cloned().collect();
+            for beams in [1, 3] {
+                let config = GenerationConfig {
+                    max_new_tokens: 24,
+                    num_beams: beams,
+                    ..GenerationConfig::for_model(f.model.config())
+                };
+                let constraint = two_checked(
+                    &texts,
+                    vec![SqlChecker::new(f.schema.clone()); inputs.len()],
+                );
+                let whole = generate_in_batches(
+                    &f.model,
+                    &config,
+                    &inputs,
+                    Some(&constraint),
+                    4,
+                    &mut |_| {},
+                )
+                .unwrap();
+                let mut done = Vec::new();
+                let halves = generate_in_batches(
+                    &f.model,
+                    &config,
+                    &inputs,
+                    Some(&constraint),
+                    2,
+                    &mut |n| done.push(n),
+                )
+                .unwrap();
+                assert_eq!(halves, whole, "{beams} beams");
+                assert_eq!(done, vec![2, 4]);
+                assert_eq!(whole[0], whole[2]);
+            }
+            let config = GenerationConfig::for_model(f.model.config());
+            assert!(generate_in_batches(&f.model, &config, &inputs, None, 0, &mut |_| {}).is_err());
         }
 
         #[test]

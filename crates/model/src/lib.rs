@@ -33,8 +33,8 @@ pub use candle_core::{DType, Device};
 pub use checkpoint::{convert, expected_tensors, ConvertReport};
 pub use error::{ModelError, Result};
 pub use generate::{
-    check_token_prefixes, generate, generate_constrained, Constraint, GenerationConfig, Hypothesis,
-    TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
+    check_token_prefixes, generate, generate_constrained, generate_in_batches, Constraint,
+    GenerationConfig, Hypothesis, TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
 };
 pub use gold_check::GoldChecker;
 pub use input::{decode_sql, InputFormat};

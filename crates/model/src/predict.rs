@@ -82,16 +82,18 @@ pub fn predict_split(
     }
 
     let started = Instant::now();
-    let mut candidates = Vec::with_capacity(records.len());
-    for (chunk, chunk_schemas) in sources
-        .chunks(options.batch_size)
-        .zip(record_schemas.chunks(options.batch_size))
-    {
-        for beams in model.generate_batch_for(chunk, chunk_schemas, options.beams)? {
-            candidates.push(beams.into_iter().map(|g| g.sql).collect::<Vec<_>>());
-        }
-        on_generated(candidates.len(), sources.len());
-    }
+    let questions = sources.len();
+    let candidates: Vec<Vec<String>> = model
+        .generate_in_batches_for(
+            &sources,
+            &record_schemas,
+            options.beams,
+            options.batch_size,
+            &mut |done| on_generated(done, questions),
+        )?
+        .into_iter()
+        .map(|beams| beams.into_iter().map(|g| g.sql).collect())
+        .collect();
     let stats = GenerationStats::new(
         records.len(),
         options.beams,

@@ -16,7 +16,7 @@ use text2sql_sql::{SchemaIndex, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
-use crate::generate::{generate_constrained, Constraint, GenerationConfig, TokenTexts};
+use crate::generate::{generate_in_batches, Constraint, GenerationConfig, TokenTexts};
 use crate::input::{decode_sql, InputFormat};
 use crate::t5::{T5Architecture, T5Config, T5Model};
 use crate::tokenizer::{Tokenizer, TokenizerError};
@@ -174,6 +174,26 @@ impl SqlModel {
         schemas: &[&DatabaseSchema],
         beams: usize,
     ) -> Result<Vec<Vec<GeneratedSql>>> {
+        self.generate_in_batches_for(
+            source_texts,
+            schemas,
+            beams,
+            source_texts.len().max(1),
+            &mut |_| {},
+        )
+    }
+
+    /// [`SqlModel::generate_batch_for`] for many inputs, `batch_size` at a
+    /// time through the model (see [`crate::generate_in_batches`]);
+    /// `on_batch` receives the inputs decoded so far after each batch.
+    pub fn generate_in_batches_for<S: AsRef<str>>(
+        &self,
+        source_texts: &[S],
+        schemas: &[&DatabaseSchema],
+        beams: usize,
+        batch_size: usize,
+        on_batch: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Vec<GeneratedSql>>> {
         if schemas.len() != source_texts.len() {
             return Err(ModelError::Invalid(format!(
                 "{} schemas for {} inputs",
@@ -183,14 +203,20 @@ impl SqlModel {
         }
         let symbols: Vec<Option<SchemaSymbols>> =
             schemas.iter().map(|schema| self.symbols(schema)).collect();
-        if !self.constrain {
-            return self.run(source_texts, beams, None, &symbols);
-        }
-        let checkers = schemas
-            .iter()
-            .map(|schema| SqlChecker::new(Arc::new(SchemaIndex::new(schema))))
-            .collect();
-        self.run(source_texts, beams, Some(checkers), &symbols)
+        let checkers = self.constrain.then(|| {
+            schemas
+                .iter()
+                .map(|schema| SqlChecker::new(Arc::new(SchemaIndex::new(schema))))
+                .collect()
+        });
+        self.run(
+            source_texts,
+            beams,
+            checkers,
+            &symbols,
+            batch_size,
+            on_batch,
+        )
     }
 
     /// Generation from a ready-made encoder input (no schema serialization).
@@ -207,7 +233,14 @@ impl SqlModel {
         source_texts: &[S],
         beams: usize,
     ) -> Result<Vec<Vec<GeneratedSql>>> {
-        self.run(source_texts, beams, None, &[])
+        self.run(
+            source_texts,
+            beams,
+            None,
+            &[],
+            source_texts.len().max(1),
+            &mut |_| {},
+        )
     }
 
     /// `symbols` (per input, or empty) map the model's schema symbols back
@@ -218,6 +251,8 @@ impl SqlModel {
         beams: usize,
         checkers: Option<Vec<SqlChecker>>,
         symbols: &[Option<SchemaSymbols>],
+        batch_size: usize,
+        on_batch: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<GeneratedSql>>> {
         if beams == 0 {
             return Err(ModelError::Invalid("beams must be at least 1".into()));
@@ -238,7 +273,14 @@ impl SqlModel {
             }
             _ => None,
         };
-        let outputs = generate_constrained(&self.model, &config, &inputs, constraint)?;
+        let outputs = generate_in_batches(
+            &self.model,
+            &config,
+            &inputs,
+            constraint.as_ref(),
+            batch_size,
+            on_batch,
+        )?;
         outputs
             .into_iter()
             .enumerate()

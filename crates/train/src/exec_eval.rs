@@ -24,8 +24,7 @@ use text2sql_data::serialize::SchemaSymbols;
 use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
-    decode_sql, generate_constrained, Constraint, GenerationConfig, InputFormat, T5Model,
-    TokenTexts,
+    decode_sql, generate_in_batches, Constraint, GenerationConfig, InputFormat, T5Model, TokenTexts,
 };
 use text2sql_sql::{evaluate, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker};
 
@@ -244,35 +243,46 @@ impl ExecSample {
         options: &EvalOptions,
     ) -> Result<EvalReport> {
         let model = inference_copy(model)?;
-        let mut examples = Vec::with_capacity(self.items.len());
-        for chunk in self.items.chunks(batch_size.max(1)) {
-            let inputs = chunk
+        let inputs = self
+            .items
+            .iter()
+            .map(|item| tokenizer.encode(&item.source, true))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let constraint = self.token_texts.as_ref().map(|texts| {
+            let checkers = self
+                .items
                 .iter()
-                .map(|item| tokenizer.encode(&item.source, true))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let constraint = self.token_texts.as_ref().map(|texts| {
-                let checkers = chunk
-                    .iter()
-                    .map(|item| SqlChecker::new(item.schema.clone()))
-                    .collect();
-                let symbols: Vec<_> = chunk.iter().map(|item| item.symbols.as_ref()).collect();
-                Constraint::new(texts, tokenizer, checkers, &symbols)
-            });
-            let outputs = generate_constrained(&model, generation, &inputs, constraint)?;
-            for (item, hypotheses) in chunk.iter().zip(outputs) {
-                let mut candidates = Vec::with_capacity(hypotheses.len());
-                for hypothesis in hypotheses {
-                    candidates.push(decode_sql(
-                        tokenizer,
-                        &hypothesis.tokens,
-                        item.symbols.as_ref(),
-                    )?);
-                }
-                examples.push(EvalExample {
-                    candidates,
-                    ..item.example.clone()
-                });
+                .map(|item| SqlChecker::new(item.schema.clone()))
+                .collect();
+            let symbols: Vec<_> = self
+                .items
+                .iter()
+                .map(|item| item.symbols.as_ref())
+                .collect();
+            Constraint::new(texts, tokenizer, checkers, &symbols)
+        });
+        let outputs = generate_in_batches(
+            &model,
+            generation,
+            &inputs,
+            constraint.as_ref(),
+            batch_size.max(1),
+            &mut |_| {},
+        )?;
+        let mut examples = Vec::with_capacity(self.items.len());
+        for (item, hypotheses) in self.items.iter().zip(outputs) {
+            let mut candidates = Vec::with_capacity(hypotheses.len());
+            for hypothesis in hypotheses {
+                candidates.push(decode_sql(
+                    tokenizer,
+                    &hypothesis.tokens,
+                    item.symbols.as_ref(),
+                )?);
             }
+            examples.push(EvalExample {
+                candidates,
+                ..item.example.clone()
+            });
         }
         evaluate(&examples, options, &|| {}).map_err(|e| TrainError::Dataset(e.to_string()))
     }
