@@ -654,7 +654,9 @@ fn search_again_where_greedy_failed(
         .filter(|(_, per_input)| per_input.iter().all(|h| h.tokens.last() != Some(&eos)))
         .map(|(input, _)| input)
         .collect();
-    // A rescue: each row stops at its first complete query.
+    // A rescue: each row stops at its first complete query. (A greedy
+    // pass first, and beams only for the rows it left unfinished, gave the
+    // same answers on Spider train's tuning databases and took longer.)
     let beams = GenerationConfig {
         num_beams: FALLBACK_BEAMS,
         early_stopping: true,
@@ -663,7 +665,17 @@ fn search_again_where_greedy_failed(
     for pool in failed.chunks(SEARCH_AGAIN_POOL) {
         let pool_inputs: Vec<Vec<u32>> = pool.iter().map(|&input| inputs[input].clone()).collect();
         let source = Source::encode(model, &pool_inputs, config.pad_token_id)?;
-        let retry = constraint.select(pool.iter().copied());
+        let mut retry = constraint.select(pool.iter().copied());
+        // The usual failure: `SELECT T1.x … FROM a AS T2` with no `x` in
+        // `a` (or no table with `x` at all), after which no `T1` can be
+        // defined where `x` is. The second attempt keeps gold SQL's
+        // conventions, which rule such a start out: on Spider train's
+        // tuning databases (1,067 questions, never trained on), a 5,000-step
+        // Spider model's greedy SQL errors 37 -> 22, right answers 33 -> 34.
+        retry.checkers = std::mem::take(&mut retry.checkers)
+            .into_iter()
+            .map(SqlChecker::conventional)
+            .collect();
         let found = beam_search(model, &beams, &source, Some(&retry), true)?;
         for (row, (&input, candidates)) in pool.iter().zip(found).enumerate() {
             let complete = candidates.into_iter().find_map(|mut hypothesis| {

@@ -122,6 +122,18 @@ impl SqlChecker {
         }
     }
 
+    /// This checker also requiring, from here on, two conventions that
+    /// gold SQL keeps and SQL does not require: numbered FROM aliases in
+    /// order in each SELECT (`T1` before `T2`; 2 of Spider's 8,034 train and
+    /// dev queries break it), and a column read through an alias that FROM
+    /// has not defined yet (`SELECT T1.x FROM …`) is a column some table or
+    /// CTE has (not a derived table's own). For a decoder's second attempt
+    /// at a question its first could not finish, never for the first.
+    pub fn conventional(mut self) -> Self {
+        self.parser.conventional = true;
+        self
+    }
+
     /// How many whitespace bytes end the text so far (a decoder uses it to
     /// stop a hypothesis from writing nothing but spaces).
     pub fn trailing_whitespace(&self) -> usize {
