@@ -1925,6 +1925,53 @@ impl Parser {
         }
     }
 
+    /// With `conventional`: in a core whose SELECT list reads through `T1`
+    /// (a numbered alias with number 1), the first table of FROM is `T1`,
+    /// so it has every column read that way. Gold SQL keeps it (Spider:
+    /// all but the 2 queries that alias their first table `T2`); a model
+    /// that promised `T1.x` and began FROM with a table without `x` could
+    /// only call it `T2` and never define `T1` where `x` is.
+    fn check_conventional_first_table(
+        &self,
+        schema: &SchemaIndex,
+        name: &str,
+    ) -> Result<(), String> {
+        let Some(core) = self.scopes.iter().rfind(|s| s.kind == ScopeKind::Core) else {
+            return Ok(());
+        };
+        if !core.sources.is_empty() {
+            return Ok(());
+        }
+        let Some(first) = core
+            .awaited
+            .iter()
+            .find(|q| numbered_alias(q).is_some_and(|(_, number)| number == 1))
+        else {
+            return Ok(());
+        };
+        let Ok(source) = self.table_source(schema, name) else {
+            return Ok(());
+        };
+        let missing = core
+            .pending
+            .iter()
+            .find_map(|r| match (&r.qualifier, &r.column) {
+                (Some(q), Some(column))
+                    if q.eq_ignore_ascii_case(first) && !source.columns.has(schema, column) =>
+                {
+                    Some(column)
+                }
+                _ => None,
+            });
+        match missing {
+            Some(column) => Err(format!(
+                "`{name}` has no column `{column}`, and the SELECT list reads `{first}.{column}`: \
+                 the first table of FROM is `{first}`"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// A table or CTE name in FROM: its source, or why there is none.
     fn table_source(&self, schema: &SchemaIndex, name: &str) -> Result<Source, String> {
         if let Some(cte) = self.cte(name) {
@@ -2091,6 +2138,9 @@ impl Parser {
                     && !TABLE_FUNCTIONS.contains(&lower.as_str())
                 {
                     return Err(format!("no such table: {name}"));
+                }
+                if self.conventional {
+                    self.check_conventional_first_table(schema, &lower)?;
                 }
                 next(
                     self,

@@ -649,6 +649,11 @@ fn conventional_rules_refuse_what_gold_sql_never_does() {
             49,
         ),
         ("SELECT * FROM singer AS TX1", 26),
+        // The first table of FROM is `T1`, which has `Name`: `concert` has not.
+        (
+            "SELECT T1.Name FROM concert JOIN singer AS T1 ON T1.Age = concert.Year",
+            27,
+        ),
         // `Sing` could begin `Singer_ID`; `Singer` is no table's column
         // (here a derived table's, which plain SQL may read so).
         (
