@@ -616,7 +616,11 @@ fn first_pass(
 }
 
 /// Beams (at least) for a constrained input whose decoding never wrote a
-/// complete query.
+/// complete query. On Spider train's 1,067 tuning questions (a 5,000-step
+/// Spider model, greedy, conventional rescue): 4 beams 11 SQL errors, 3
+/// beams 13 with the same right answers in 7% less time, 2 beams 32, a
+/// greedy rescue 87; 3 beams doubled the quickstart model's greedy errors
+/// on its validation databases (8 of 200 against 4).
 pub const FALLBACK_BEAMS: usize = 4;
 
 /// The most inputs searched again in one beam search ([`FALLBACK_BEAMS`]
