@@ -1725,6 +1725,11 @@ impl Parser {
         }
     }
 
+    /// The innermost SELECT core's scope, read-only.
+    fn innermost_core(&self) -> Option<&Scope> {
+        self.scopes.iter().rfind(|s| s.kind == ScopeKind::Core)
+    }
+
     fn core_scope(&mut self) -> Option<&mut Scope> {
         self.scopes
             .iter_mut()
@@ -1936,7 +1941,7 @@ impl Parser {
         schema: &SchemaIndex,
         name: &str,
     ) -> Result<(), String> {
-        let Some(core) = self.scopes.iter().rfind(|s| s.kind == ScopeKind::Core) else {
+        let Some(core) = self.innermost_core() else {
             return Ok(());
         };
         if !core.sources.is_empty() {
@@ -2080,9 +2085,7 @@ impl Parser {
             ));
         }
         let awaited = self
-            .scopes
-            .iter()
-            .rfind(|s| s.kind == ScopeKind::Core)
+            .innermost_core()
             .is_some_and(|core| core.awaited.iter().any(|q| q.eq_ignore_ascii_case(alias)));
         if !awaited && number != 1 && number != self.last_alias_number + 1 {
             return Err(format!(
