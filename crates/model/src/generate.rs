@@ -25,7 +25,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
 use text2sql_sql::{Rejection, SqlChecker};
@@ -523,9 +523,9 @@ pub fn generate_constrained(
 
 /// [`generate_constrained`] over many inputs, `batch_size` of them through
 /// the model at a time, in input order. `on_batch` receives the number of
-/// inputs decoded so far after each batch. Constrained greedy rows that
-/// never wrote a complete query are searched again after the last batch,
-/// those of all batches together (see [`SEARCH_AGAIN_POOL`]).
+/// inputs decoded so far after each batch. Constrained inputs that never
+/// wrote a complete query are searched again, those of several batches
+/// together (see [`SEARCH_AGAIN_POOL`]).
 pub fn generate_in_batches(
     model: &T5Model,
     config: &GenerationConfig,
@@ -566,19 +566,22 @@ pub fn generate_in_batches(
         }
     }
     let mut hypotheses = Vec::with_capacity(inputs.len());
+    let mut unfinished = Unfinished::default();
     for start in (0..inputs.len()).step_by(batch_size) {
         let end = (start + batch_size).min(inputs.len());
         let part = constraint.map(|c| c.select(start..end));
-        hypotheses.extend(first_pass(
-            model,
-            config,
-            &inputs[start..end],
-            part.as_ref(),
-        )?);
+        let (found, source) = first_pass(model, config, &inputs[start..end], part.as_ref())?;
+        if constraint.is_some() {
+            unfinished.gather(&found, &source, start, config.eos_token_id)?;
+        }
+        hypotheses.extend(found);
+        if let Some(c) = constraint.filter(|_| unfinished.inputs.len() >= SEARCH_AGAIN_POOL) {
+            std::mem::take(&mut unfinished).search_again(model, config, c, &mut hypotheses)?;
+        }
         on_batch(end);
     }
     if let Some(c) = constraint {
-        search_again_where_none_finished(model, config, inputs, c, &mut hypotheses)?;
+        unfinished.search_again(model, config, c, &mut hypotheses)?;
     }
     Ok(hypotheses)
 }
@@ -590,7 +593,7 @@ fn first_pass(
     config: &GenerationConfig,
     inputs: &[Vec<u32>],
     constraint: Option<&Constraint>,
-) -> Result<Vec<Vec<Hypothesis>>> {
+) -> Result<(Vec<Vec<Hypothesis>>, Source)> {
     let source = Source::encode(model, inputs, config.pad_token_id)?;
     let mut hypotheses = if config.num_beams == 1 {
         greedy(model, config, &source, constraint)?
@@ -612,7 +615,7 @@ fn first_pass(
             per_input.sort_by_key(|h| h.tokens.last() != Some(&config.eos_token_id));
         }
     }
-    Ok(hypotheses)
+    Ok((hypotheses, source))
 }
 
 /// Beams (at least) for a constrained input whose decoding never wrote a
@@ -623,15 +626,17 @@ fn first_pass(
 /// on its validation databases (8 of 200 against 4).
 pub const FALLBACK_BEAMS: usize = 4;
 
-/// The most inputs searched again in one beam search ([`FALLBACK_BEAMS`]
-/// decoder rows each), gathered from all batches. A step's cost grows
-/// with its rows (the quickstart model: about 3 ms at 24 rows, 13-15 ms at
-/// 124), so pooling saves little time (within the noise, against one
+/// Unfinished inputs are searched again ([`FALLBACK_BEAMS`] decoder rows
+/// each) once a batch brings their number to this many, and after the
+/// last batch: a search takes fewer than this plus a batch. A step's cost
+/// grows with its rows (the quickstart model: about 3 ms at 24 rows, 13-15
+/// ms at 124), so pooling saves little time (within the noise, against one
 /// search per batch, on the quickstart model and on Spider dev); the
-/// bound keeps the search's memory near that of a batch.
+/// bound keeps the memory of the encoder output kept for them, and of the
+/// search, near that of a batch.
 pub const SEARCH_AGAIN_POOL: usize = 32;
 
-/// A constrained greedy row stops (see [`search_again_where_none_finished`])
+/// A constrained greedy row stops (see [`Unfinished`])
 /// once the checker has overruled the model's choice more often than
 /// this, and a beam ends as at a dead end. Chosen on the tuning databases
 /// of Spider train (1,067 questions), greedy: 4 and 6 lost right answers,
@@ -639,6 +644,9 @@ pub const SEARCH_AGAIN_POOL: usize = 32;
 /// limit changed no prediction there and took 6% less time.
 pub const MAX_OVERRULED: usize = 8;
 
+/// Constrained inputs whose decoding never wrote a complete query, kept
+/// with their encoder output until they are searched again.
+///
 /// A constrained greedy row (or every beam of an input) can commit early
 /// to a choice no query can finish (a SELECT list naming a table its FROM
 /// never manages to join) and then wander until the token limit: an SQL
@@ -649,32 +657,67 @@ pub const MAX_OVERRULED: usize = 8;
 /// cost nothing more. With 4 beams on Spider train's 1,067 tuning
 /// questions (a 5,000-step Spider model): SQL errors 39 -> 23, right
 /// answers 29 -> 30, the same time.
-fn search_again_where_none_finished(
-    model: &T5Model,
-    config: &GenerationConfig,
-    inputs: &[Vec<u32>],
-    constraint: &Constraint,
-    hypotheses: &mut [Vec<Hypothesis>],
-) -> Result<()> {
-    let eos = config.eos_token_id;
-    let failed: Vec<usize> = hypotheses
-        .iter()
-        .enumerate()
-        .filter(|(_, per_input)| per_input.iter().all(|h| h.tokens.last() != Some(&eos)))
-        .map(|(input, _)| input)
-        .collect();
-    // A rescue: each row stops at its first complete query. (A greedy
-    // pass first, and beams only for the rows it left unfinished, gave the
-    // same answers on Spider train's tuning databases and took longer.)
-    let beams = GenerationConfig {
-        num_beams: FALLBACK_BEAMS.max(config.num_beams),
-        early_stopping: true,
-        ..config.clone()
-    };
-    for pool in failed.chunks(SEARCH_AGAIN_POOL) {
-        let pool_inputs: Vec<Vec<u32>> = pool.iter().map(|&input| inputs[input].clone()).collect();
-        let source = Source::encode(model, &pool_inputs, config.pad_token_id)?;
-        let mut retry = constraint.select(pool.iter().copied());
+#[derive(Default)]
+struct Unfinished {
+    /// Their indices among all inputs.
+    inputs: Vec<usize>,
+    /// Their encoder output, batch by batch (the first pass's: encoding
+    /// them again took a fifth of the search's time on the quickstart
+    /// model).
+    sources: Vec<Source>,
+}
+
+impl Unfinished {
+    /// Adds the inputs of one batch (the first `first` among all inputs,
+    /// encoded as `source`) none of whose hypotheses ends with EOS.
+    fn gather(
+        &mut self,
+        found: &[Vec<Hypothesis>],
+        source: &Source,
+        first: usize,
+        eos: u32,
+    ) -> Result<()> {
+        let rows: Vec<u32> = found
+            .iter()
+            .enumerate()
+            .filter(|(_, per_input)| per_input.iter().all(|h| h.tokens.last() != Some(&eos)))
+            .map(|(row, _)| row as u32)
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.inputs
+            .extend(rows.iter().map(|&row| first + row as usize));
+        let rows_tensor = Tensor::from_slice(&rows, rows.len(), source.encoded.device())?;
+        self.sources.push(source.rows(&rows_tensor)?);
+        Ok(())
+    }
+
+    /// Searches them again and replaces the hypotheses of each one the
+    /// search finishes.
+    fn search_again(
+        self,
+        model: &T5Model,
+        config: &GenerationConfig,
+        constraint: &Constraint,
+        hypotheses: &mut [Vec<Hypothesis>],
+    ) -> Result<()> {
+        if self.inputs.is_empty() {
+            return Ok(());
+        }
+        let eos = config.eos_token_id;
+        // A rescue: each row stops at its first complete query. (A greedy
+        // pass first, and beams only for the rows it left unfinished, gave
+        // the same answers on Spider train's tuning databases and took
+        // longer.)
+        let beams = GenerationConfig {
+            num_beams: FALLBACK_BEAMS.max(config.num_beams),
+            early_stopping: true,
+            ..config.clone()
+        };
+        let started = std::time::Instant::now();
+        let source = Source::concat(&self.sources, config.pad_token_id)?;
+        let mut retry = constraint.select(self.inputs.iter().copied());
         // The usual failure: `SELECT T1.x … FROM a AS T2` with no `x` in
         // `a` (or no table with `x` at all), after which no `T1` can be
         // defined where `x` is. The second attempt keeps gold SQL's
@@ -686,7 +729,8 @@ fn search_again_where_none_finished(
             .map(SqlChecker::conventional)
             .collect();
         let found = beam_search(model, &beams, &source, Some(&retry), true)?;
-        for (row, (&input, candidates)) in pool.iter().zip(found).enumerate() {
+        let mut rescued = 0;
+        for (row, (&input, candidates)) in self.inputs.iter().zip(found).enumerate() {
             let complete = candidates.into_iter().find_map(|mut hypothesis| {
                 end_at_last_complete_query(
                     &mut hypothesis,
@@ -698,10 +742,17 @@ fn search_again_where_none_finished(
             });
             if let Some(hypothesis) = complete {
                 hypotheses[input] = vec![hypothesis];
+                rescued += 1;
             }
         }
+        tracing::debug!(
+            searched = self.inputs.len(),
+            rescued,
+            seconds = started.elapsed().as_secs_f64(),
+            "inputs without a complete query searched again"
+        );
+        Ok(())
     }
-    Ok(())
 }
 
 /// A constrained hypothesis cut off by `max_new_tokens` (no EOS: a model
@@ -742,6 +793,7 @@ fn end_at_last_complete_query(
 /// when all have the same length.
 /// A batch of inputs as the decoder reads them: their padded ids, the
 /// encoder's output and the padding mask (none when nothing is padded).
+#[derive(Clone)]
 struct Source {
     ids: Tensor,
     encoded: Tensor,
@@ -759,6 +811,58 @@ impl Source {
         })
     }
 
+    /// The rows of `parts`, in order, in one batch: each part's ids,
+    /// encoder output and mask padded to the longest part (masked there).
+    fn concat(parts: &[Source], pad: u32) -> Result<Source> {
+        if let [only] = parts {
+            return Ok(only.clone());
+        }
+        let mut lengths = Vec::with_capacity(parts.len());
+        for part in parts {
+            lengths.push(part.ids.dim(1)?);
+        }
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let needs_mask =
+            parts.iter().any(|p| p.mask.is_some()) || lengths.iter().any(|&l| l != longest);
+        let (mut ids, mut encoded, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        for (part, &length) in parts.iter().zip(&lengths) {
+            let (rows, _, width) = part.encoded.dims3()?;
+            let missing = longest - length;
+            let device = part.ids.device();
+            let (part_ids, part_encoded) = if missing == 0 {
+                (part.ids.clone(), part.encoded.clone())
+            } else {
+                let pad_ids = Tensor::full(pad, (rows, missing), device)?;
+                let zeros = Tensor::zeros((rows, missing, width), part.encoded.dtype(), device)?;
+                (
+                    Tensor::cat(&[&part.ids, &pad_ids], 1)?,
+                    Tensor::cat(&[&part.encoded, &zeros], 1)?,
+                )
+            };
+            ids.push(part_ids);
+            encoded.push(part_encoded);
+            if needs_mask {
+                let shown = match &part.mask {
+                    Some(mask) => mask.clone(),
+                    None => Tensor::ones((rows, length), DType::U32, device)?,
+                };
+                masks.push(if missing == 0 {
+                    shown
+                } else {
+                    Tensor::cat(
+                        &[&shown, &Tensor::zeros((rows, missing), DType::U32, device)?],
+                        1,
+                    )?
+                });
+            }
+        }
+        Ok(Source {
+            ids: Tensor::cat(&ids, 0)?,
+            encoded: Tensor::cat(&encoded, 0)?,
+            mask: needs_mask.then(|| Tensor::cat(&masks, 0)).transpose()?,
+        })
+    }
+
     /// Row `i` of the result is row `rows[i]` of this batch.
     fn rows(&self, rows: &Tensor) -> Result<Source> {
         Ok(Source {
@@ -772,8 +876,8 @@ impl Source {
         })
     }
 
-    fn start_decoding(&self, model: &T5Model) -> Result<DecoderCache> {
-        model.start_decoding(&self.ids, &self.encoded, self.mask.as_ref())
+    fn start_decoding(&self, model: &T5Model, beams: usize) -> Result<DecoderCache> {
+        model.start_beam_decoding(&self.ids, &self.encoded, self.mask.as_ref(), beams)
     }
 }
 
@@ -828,7 +932,7 @@ fn greedy(
     let batch = source.encoded.dim(0)?;
     // Per input, its checker while the hypothesis is constrained.
     let mut checkers = initial_checkers(constraint, batch);
-    let mut cache = source.start_decoding(model)?;
+    let mut cache = source.start_decoding(model, 1)?;
     let mut hypotheses = vec![
         Hypothesis {
             tokens: Vec::new(),
@@ -957,12 +1061,8 @@ fn beam_search(
     let initial = initial_checkers(constraint, batch);
     let candidates = 2 * beams;
     let device = model.device();
-    // Every input repeated once per beam.
-    let repeat: Vec<u32> = (0..batch as u32)
-        .flat_map(|b| std::iter::repeat_n(b, beams))
-        .collect();
-    let repeat = Tensor::from_vec(repeat, batch * beams, device)?;
-    let mut cache = source.rows(&repeat)?.start_decoding(model)?;
+    // Every input's rows, `beams` in a row, share its encoder output.
+    let mut cache = source.start_decoding(model, beams)?;
     let mut states: Vec<BeamState> = (0..batch)
         .map(|b| BeamState {
             running: (0..beams)
@@ -1493,17 +1593,49 @@ mod tests {
                     score: -1.5,
                 };
                 let mut hypotheses = vec![vec![stopped; beams], vec![ended.clone()]];
-                search_again_where_none_finished(
-                    &f.model,
-                    &config,
-                    &f.inputs,
-                    &constraint,
-                    &mut hypotheses,
-                )
-                .unwrap();
+                let source = Source::encode(&f.model, &f.inputs[..2], config.pad_token_id).unwrap();
+                let mut unfinished = Unfinished::default();
+                unfinished.gather(&hypotheses, &source, 0, eos).unwrap();
+                assert_eq!(unfinished.inputs, vec![0]);
+                unfinished
+                    .search_again(&f.model, &config, &constraint, &mut hypotheses)
+                    .unwrap();
                 assert_eq!(hypotheses[0].len(), 1, "{beams} beams");
                 assert_eq!(hypotheses[0][0].tokens, vec![one, eos]);
                 assert_eq!(hypotheses[1], vec![ended]);
+            }
+        }
+
+        #[test]
+        fn inputs_gathered_from_batches_read_as_one_batch_of_them() {
+            let f = fixture();
+            let pad = f.tokenizer.pad_id();
+            let mut lengths: Vec<usize> = f.inputs.iter().map(Vec::len).collect();
+            lengths.sort_unstable();
+            assert_ne!(lengths[0], lengths[lengths.len() - 1], "the fixture pads");
+            let together = Source::encode(&f.model, &f.inputs, pad).unwrap();
+            let parts: Vec<Source> = f
+                .inputs
+                .iter()
+                .map(|input| Source::encode(&f.model, std::slice::from_ref(input), pad).unwrap())
+                .collect();
+            let gathered = Source::concat(&parts, pad).unwrap();
+            assert_eq!(
+                gathered.ids.to_vec2::<u32>().unwrap(),
+                together.ids.to_vec2::<u32>().unwrap()
+            );
+            let mask = |s: &Source| s.mask.as_ref().unwrap().to_vec2::<u32>().unwrap();
+            assert_eq!(mask(&gathered), mask(&together));
+            let (a, b) = (
+                gathered.encoded.to_vec3::<f32>().unwrap(),
+                together.encoded.to_vec3::<f32>().unwrap(),
+            );
+            for (row, input) in f.inputs.iter().enumerate() {
+                for position in 0..input.len() {
+                    for (x, y) in a[row][position].iter().zip(&b[row][position]) {
+                        assert!((x - y).abs() < 1e-4, "row {row} position {position}");
+                    }
+                }
             }
         }
 
