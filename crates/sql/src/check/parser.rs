@@ -457,6 +457,9 @@ enum ExprAt {
         qualifier: String,
         column: String,
         offset: usize,
+        /// The column was checked as its name ended (a qualifier that is
+        /// no database: no `.` may follow).
+        checked: bool,
     },
     /// After `main.table.`: a column of `table`.
     Qualified3 {
@@ -1245,6 +1248,18 @@ impl Parser {
     /// says more than `expected X, found Y`.
     pub fn word_rejection(&self, schema: &SchemaIndex, prefix: &str) -> String {
         let generic = format!("no name or keyword that fits here starts with `{prefix}`");
+        // A column after `qualifier.` is checked whole as soon as it ends,
+        // so the prefix taken as a whole word would only say that no column
+        // is named like the prefix.
+        if let Some(Frame::Expr {
+            at: ExprAt::Qualified { qualifier, .. },
+            ..
+        }) = self.stack.last()
+        {
+            if !DATABASES.contains(&qualifier.as_str()) {
+                return format!("no column of `{qualifier}` starts with `{prefix}`");
+            }
+        }
         std::iter::once(prefix)
             .chain(self.words_beginning(schema, prefix))
             .filter_map(|word| self.take_word(schema, word).err())
@@ -2492,12 +2507,28 @@ impl Parser {
                     Tok::Word(w) | Tok::Quoted(w) | Tok::DQuoted(w) => w.clone(),
                     _ => return Err(format!("expected a column name after `{qualifier}.`")),
                 };
+                // After a qualifier that is no database no `.` can follow
+                // (`database.table.column` only): the column is checked
+                // now, as its name ends, rather than at the next token,
+                // which blanks would put off.
+                let checked = !DATABASES.contains(&qualifier.as_str());
+                if checked {
+                    self.reference(
+                        schema,
+                        Ref {
+                            qualifier: Some(qualifier.clone()),
+                            column: Some(column.clone()),
+                            offset,
+                        },
+                    )?;
+                }
                 next(
                     self,
                     ExprAt::Qualified2 {
                         qualifier,
                         column,
                         offset,
+                        checked,
                     },
                 );
                 Ok(Flow::Consumed)
@@ -2506,6 +2537,7 @@ impl Parser {
                 qualifier,
                 column,
                 offset,
+                checked,
             } => {
                 if is_punct(t, ".") {
                     // database.table.column: the database is `main`, and
@@ -2525,14 +2557,16 @@ impl Parser {
                     );
                     return Ok(Flow::Consumed);
                 }
-                self.reference(
-                    schema,
-                    Ref {
-                        qualifier: Some(qualifier),
-                        column: Some(column),
-                        offset,
-                    },
-                )?;
+                if !checked {
+                    self.reference(
+                        schema,
+                        Ref {
+                            qualifier: Some(qualifier),
+                            column: Some(column),
+                            offset,
+                        },
+                    )?;
+                }
                 next(self, ExprAt::AfterOperand);
                 Ok(Flow::Retry)
             }

@@ -658,7 +658,7 @@ fn conventional_rules_refuse_what_gold_sql_never_does() {
         // (here a derived table's, which plain SQL may read so).
         (
             "SELECT T1.Singer FROM (SELECT Name AS Singer FROM singer) AS T1",
-            17,
+            16,
         ),
     ] {
         let (offset, message) =
@@ -728,6 +728,29 @@ fn a_whole_name_in_from_is_checked_when_it_ends() {
         checker.push("SELECT 1 FROM").unwrap();
         assert_eq!(checker.push(ok), Ok(()), "{ok}");
     }
+}
+
+/// A column after its qualifier is checked as its name ends too: blanks
+/// after it would otherwise put the check off, and a decoder would write
+/// blanks there until the token limit, every other token being rejected.
+#[test]
+fn a_qualified_column_is_checked_when_its_name_ends() {
+    let schema = schema();
+    let mut checker = SqlChecker::new(schema.clone());
+    checker
+        .push("SELECT T1.Name FROM singer AS T1 JOIN concert AS T2 ON T2.")
+        .unwrap();
+    let rejection = checker.push(" Age ").unwrap_err();
+    assert!(rejection.message.contains("no such column"), "{rejection}");
+    let mut checker = SqlChecker::new(schema.clone());
+    checker
+        .push("SELECT T1.Name FROM singer AS T1 JOIN concert AS T2 ON T1.")
+        .unwrap();
+    assert_eq!(checker.push(" Age "), Ok(()));
+    // `main.` may still be followed by a table's column.
+    let mut checker = SqlChecker::new(schema);
+    checker.push("SELECT main.singer ").unwrap();
+    assert_eq!(checker.push(".Age FROM singer"), Ok(()));
 }
 
 /// The ten real SynSQL-2.5M records (CTEs, LEFT JOINs, aliases that begin
