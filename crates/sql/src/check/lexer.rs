@@ -212,6 +212,14 @@ impl Lexer {
         }
     }
 
+    /// The length so far of a single-quoted string still open.
+    pub fn pending_string_len(&self) -> Option<usize> {
+        match self.state {
+            State::Quote { open: '\'', .. } => Some(self.buf.len()),
+            _ => None,
+        }
+    }
+
     /// Where the pending token starts.
     pub fn pending_start(&self) -> usize {
         self.start

@@ -122,13 +122,16 @@ impl SqlChecker {
         }
     }
 
-    /// This checker also requiring, from here on, two conventions that
-    /// gold SQL keeps and SQL does not require: numbered FROM aliases in
-    /// order in each SELECT (`T1` before `T2`; 2 of Spider's 8,034 train and
-    /// dev queries break it), and a column read through an alias that FROM
-    /// has not defined yet (`SELECT T1.x FROM …`) is a column some table or
-    /// CTE has (not a derived table's own). For a decoder's second attempt
-    /// at a question its first could not finish, never for the first.
+    /// This checker also requiring, from here on, conventions that gold
+    /// SQL keeps and SQL does not require: numbered FROM aliases in order
+    /// in each SELECT (`T1` before `T2`; 2 of Spider's 8,034 train and dev
+    /// queries break it); a column read through an alias that FROM has not
+    /// defined yet (`SELECT T1.x FROM …`) is a column some table or CTE has
+    /// (not a derived table's own); the first table of FROM is `T1` where
+    /// the SELECT list reads through `T1`; short aliases, at most 8 result
+    /// columns, strings of at most 48 characters. A decoder's first
+    /// attempts use it; its last attempt at a question those could not
+    /// finish uses the plain rules, which accept every valid query.
     pub fn conventional(mut self) -> Self {
         self.parser.conventional = true;
         self
@@ -203,6 +206,20 @@ impl SqlChecker {
             return Err(Rejection {
                 offset: self.lexer.pending_start(),
                 message,
+            });
+        }
+        if self.parser.conventional
+            && self
+                .lexer
+                .pending_string_len()
+                .is_some_and(|len| len > parser::MAX_CONVENTIONAL_STRING)
+        {
+            return Err(Rejection {
+                offset: self.lexer.pending_start(),
+                message: format!(
+                    "a string longer than {} characters (conventional rules)",
+                    parser::MAX_CONVENTIONAL_STRING
+                ),
             });
         }
         if let Some(text) = self.lexer.pending_quote_text() {

@@ -852,6 +852,18 @@ fn numbered_alias_ends_at_its_number(alias: &str) -> bool {
 /// the `T1` it had promised on a later one.
 const MAX_CONVENTIONAL_ALIAS: usize = 24;
 
+/// The most result columns of a SELECT under `conventional` rules: gold
+/// SQL has at most 6 (Spider train and dev, the sample corpus, the real
+/// SynSQL records), and a small model that cannot copy a name loops over
+/// its SELECT list (`MIN(x) AS n, MAX(x) AS n, …`) until the token limit.
+const MAX_CONVENTIONAL_RESULT_COLUMNS: usize = 8;
+
+/// The longest string literal under `conventional` rules: gold SQL's
+/// longest has 37 characters (Spider train and dev, the sample corpus, the
+/// real SynSQL records), and a looping model writes `'20202-02-1-1-02-…'`
+/// until the token limit.
+pub(crate) const MAX_CONVENTIONAL_STRING: usize = 48;
+
 /// A numbered alias's letters and number (`T2` -> `("t2"[..1], 2)`), or
 /// None for any other alias. Gold SQL numbers a core's aliases T1, T2, …
 /// in FROM order: 2 of Spider's 8,034 train and dev queries do not
@@ -1784,7 +1796,14 @@ impl Parser {
             }
             CoreAt::Result => {
                 let star = is_punct(t, "*");
+                let conventional = self.conventional;
                 if let Some(scope) = self.core_scope() {
+                    if conventional && scope.result_columns == MAX_CONVENTIONAL_RESULT_COLUMNS {
+                        return Err(format!(
+                            "more than {MAX_CONVENTIONAL_RESULT_COLUMNS} result columns \
+                             (conventional rules)"
+                        ));
+                    }
                     scope.result_columns += 1;
                     scope.result_star |= star;
                     if star {

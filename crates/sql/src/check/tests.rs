@@ -660,6 +660,15 @@ fn conventional_rules_refuse_what_gold_sql_never_does() {
             "SELECT T1.Singer FROM (SELECT Name AS Singer FROM singer) AS T1",
             16,
         ),
+        // A ninth result column; a string of 49 characters.
+        (
+            "SELECT Age, Age, Age, Age, Age, Age, Age, Age, Age FROM singer",
+            50,
+        ),
+        (
+            "SELECT Name FROM singer WHERE Name = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'",
+            86,
+        ),
     ] {
         let (offset, message) =
             first_rejection_by(conventional(), sql).unwrap_or_else(|| panic!("accepted: {sql}"));
@@ -674,6 +683,8 @@ fn conventional_rules_refuse_what_gold_sql_never_does() {
         "SELECT T1.concert_Name FROM concert AS T1",
         "SELECT * FROM (SELECT Name AS n FROM singer) AS sub WHERE sub.n > 1",
         "SELECT T1.rowid FROM singer AS T1",
+        "SELECT Age, Age, Age, Age, Age, Age, Age, Age FROM singer",
+        "SELECT Name FROM singer WHERE Name = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'",
     ] {
         assert_eq!(first_rejection_by(conventional(), sql), None, "{sql}");
     }
@@ -704,6 +715,38 @@ fn conventional_rules_keep_spider_gold_but_a_few() {
             rejected.join("\n")
         );
     }
+}
+
+/// The sample corpus's gold SQL, which the quickstart model learns from,
+/// keeps every convention: decoding's first attempt holds it to them.
+#[test]
+fn conventional_rules_keep_the_sample_corpus_gold() {
+    use text2sql_data::sample::{write_sample, SampleOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SampleOptions {
+        records: 3000,
+        seed: 7,
+        ..SampleOptions::default()
+    };
+    write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+    let schemas: HashMap<String, Arc<SchemaIndex>> =
+        read_tables_file(&dir.path().join("tables.json"))
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(&s))))
+            .collect();
+    let records: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data.json")).unwrap()).unwrap();
+    let rejected: Vec<String> = records
+        .iter()
+        .filter_map(|record| {
+            let (sql, db_id) = (record["sql"].as_str()?, record["db_id"].as_str()?);
+            let checker = SqlChecker::new(schemas[db_id].clone()).conventional();
+            first_rejection_by(checker, sql).map(|(at, why)| format!("{sql}\n  at {at}: {why}"))
+        })
+        .collect();
+    assert_eq!(records.len(), 3000);
+    assert!(rejected.is_empty(), "{}", rejected.join("\n"));
 }
 
 /// A name pushed whole (a schema symbol's text, ` rgnId `) is checked as
