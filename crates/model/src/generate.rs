@@ -1208,6 +1208,15 @@ fn beam_search(
                         top_indices(&row, c.top_k)
                     };
                     for (rank, token) in ranked.into_iter().enumerate() {
+                        // Past a candidate that cannot enter the kept ones
+                        // none can (a beam's candidates come best first):
+                        // once the beam has a passing token (it is at no
+                        // dead end) the rest need no check.
+                        let total = row[token as usize] + beam.score;
+                        let kept_out = top.len() == candidates && total <= top[candidates - 1].0;
+                        if kept_out && checked.len() > before {
+                            break;
+                        }
                         if let Some(next) = try_token(
                             checker,
                             c.texts_for(b),
