@@ -17,6 +17,8 @@ use crate::tokenizer::Tokenizer;
 pub struct GoldChecker<'a> {
     schemas: HashMap<String, Arc<SchemaIndex>>,
     tokenizer: Option<(&'a Tokenizer, TokenTexts)>,
+    /// Gold SQL's conventions too ([`SqlChecker::conventional`]).
+    conventional: bool,
 }
 
 impl<'a> GoldChecker<'a> {
@@ -27,7 +29,15 @@ impl<'a> GoldChecker<'a> {
                 .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(s))))
                 .collect(),
             tokenizer: tokenizer.map(|t| (t, TokenTexts::new(t))),
+            conventional: false,
         }
+    }
+
+    /// This checker also requiring gold SQL's conventions when
+    /// `conventional`, as constrained decoding's first search does.
+    pub fn conventional(mut self, conventional: bool) -> Self {
+        self.conventional = conventional;
+        self
     }
 
     /// What a rejection's piece index counts: "token" or "character".
@@ -49,6 +59,11 @@ impl<'a> GoldChecker<'a> {
             .get(db_id)
             .ok_or_else(|| ModelError::Invalid(format!("db_id `{db_id}` has no schema")))?;
         let checker = SqlChecker::new(schema.clone());
+        let checker = if self.conventional {
+            checker.conventional()
+        } else {
+            checker
+        };
         let outcome = match &self.tokenizer {
             Some((tokenizer, texts)) => {
                 let ids = tokenizer

@@ -74,6 +74,11 @@ pub struct CheckArgs {
     /// every character.
     #[arg(long, value_name = "DIR")]
     pub tokenizer: Option<PathBuf>,
+    /// Also require gold SQL's conventions (`T1` before `T2`, at most 8
+    /// result columns, ...), as decoding's first search does: queries
+    /// rejected only here are still reachable by its last attempt.
+    #[arg(long)]
+    pub conventional: bool,
     /// Rejected queries listed at most (all are counted).
     #[arg(long, default_value_t = 50)]
     pub show: usize,
@@ -159,7 +164,7 @@ fn check(args: CheckArgs, global: &GlobalOpts) -> Result<()> {
             Tokenizer::from_dir(dir).with_context(|| format!("--tokenizer {}", dir.display()))
         })
         .transpose()?;
-    let checker = GoldChecker::new(&schemas, tokenizer.as_ref());
+    let checker = GoldChecker::new(&schemas, tokenizer.as_ref()).conventional(args.conventional);
 
     let bar = progress_bar(global, gold.len() as u64, "check", false);
     let mut rejected = Vec::new();

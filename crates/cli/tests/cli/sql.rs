@@ -76,6 +76,36 @@ fn check_counts_accepted_queries_and_says_where_and_why_others_fail() {
     );
 }
 
+/// With `--conventional`, a query that breaks gold SQL's conventions
+/// (its first table aliased `T2`) is rejected where it does.
+#[test]
+fn check_can_hold_gold_to_the_conventions_decoding_tries_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = dir.path().join("tables.json");
+    std::fs::write(&tables, TABLES).unwrap();
+    let gold = dir.path().join("gold.sql");
+    std::fs::write(
+        &gold,
+        "SELECT T1.name FROM singer AS T1 ORDER BY T1.age\tconcert\n\
+         SELECT T2.name FROM singer AS T2 JOIN singer AS T3 ON T2.age = T3.age\tconcert\n\
+         SELECT name FROM singer AS T3\tconcert\n",
+    )
+    .unwrap();
+    let plain = check_json(&["--tables", s(&tables), s(&gold)]);
+    assert_eq!(plain["accepted"], 3, "{plain}");
+    let json = check_json(&["--conventional", "--tables", s(&tables), s(&gold)]);
+    assert_eq!(json["accepted"], 2, "{json}");
+    let rejected = &json["rejected"][0];
+    assert_eq!(rejected["record"], 3, "{json}");
+    assert!(
+        rejected["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of order"),
+        "{json}"
+    );
+}
+
 /// Spider's gold SQL is accepted at every character and every token
 /// prefix, except the three train queries that do not run.
 #[test]
