@@ -18,20 +18,28 @@ fn check_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&ok(text2sql(&all)).stdout).unwrap()
 }
 
-#[test]
-fn check_counts_accepted_queries_and_says_where_and_why_others_fail() {
-    let dir = tempfile::tempdir().unwrap();
+/// [`TABLES`] and a gold file of `lines` in `dir`: their paths.
+fn tables_and_gold(
+    dir: &tempfile::TempDir,
+    lines: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let tables = dir.path().join("tables.json");
     std::fs::write(&tables, TABLES).unwrap();
     let gold = dir.path().join("gold.sql");
-    std::fs::write(
-        &gold,
+    std::fs::write(&gold, lines).unwrap();
+    (tables, gold)
+}
+
+#[test]
+fn check_counts_accepted_queries_and_says_where_and_why_others_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tables, gold) = tables_and_gold(
+        &dir,
         "SELECT name FROM singer WHERE age > 30\tconcert\n\
          SELECT T1.name FROM singer AS T1 ORDER BY T1.age DESC LIMIT 1\tconcert\n\
          SELECT name FROM singer WHERE capacity > 3\tconcert\n\
          SELECT count(*) FROM singer; DROP TABLE singer\tconcert\n",
-    )
-    .unwrap();
+    );
     let json = check_json(&["--tables", s(&tables), s(&gold)]);
     assert_eq!(json["total"], 4);
     assert_eq!(json["accepted"], 2);
@@ -76,21 +84,18 @@ fn check_counts_accepted_queries_and_says_where_and_why_others_fail() {
     );
 }
 
-/// With `--conventional`, a query that breaks gold SQL's conventions
-/// (its first table aliased `T2`) is rejected where it does.
+/// With `--conventional`, a query that breaks gold SQL's conventions (its
+/// first table aliased `T3`, which nothing awaits) is rejected where it
+/// does.
 #[test]
 fn check_can_hold_gold_to_the_conventions_decoding_tries_first() {
     let dir = tempfile::tempdir().unwrap();
-    let tables = dir.path().join("tables.json");
-    std::fs::write(&tables, TABLES).unwrap();
-    let gold = dir.path().join("gold.sql");
-    std::fs::write(
-        &gold,
+    let (tables, gold) = tables_and_gold(
+        &dir,
         "SELECT T1.name FROM singer AS T1 ORDER BY T1.age\tconcert\n\
          SELECT T2.name FROM singer AS T2 JOIN singer AS T3 ON T2.age = T3.age\tconcert\n\
          SELECT name FROM singer AS T3\tconcert\n",
-    )
-    .unwrap();
+    );
     let plain = check_json(&["--tables", s(&tables), s(&gold)]);
     assert_eq!(plain["accepted"], 3, "{plain}");
     let json = check_json(&["--conventional", "--tables", s(&tables), s(&gold)]);

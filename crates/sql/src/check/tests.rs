@@ -717,26 +717,33 @@ fn conventional_rules_keep_spider_gold_but_a_few() {
     }
 }
 
-/// The sample corpus's gold SQL, which the quickstart model learns from,
-/// keeps every convention: decoding's first attempt holds it to them.
-#[test]
-fn conventional_rules_keep_the_sample_corpus_gold() {
+/// A sample corpus of 3,000 records written with `seed` into a temporary
+/// folder, and its records.
+fn sample_corpus(seed: u64) -> (tempfile::TempDir, Vec<serde_json::Value>) {
     use text2sql_data::sample::{write_sample, SampleOptions};
     let dir = tempfile::tempdir().unwrap();
     let opts = SampleOptions {
         records: 3000,
-        seed: 7,
+        seed,
         ..SampleOptions::default()
     };
     write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
+    let records =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data.json")).unwrap()).unwrap();
+    (dir, records)
+}
+
+/// The sample corpus's gold SQL, which the quickstart model learns from,
+/// keeps every convention: decoding's first attempt holds it to them.
+#[test]
+fn conventional_rules_keep_the_sample_corpus_gold() {
+    let (dir, records) = sample_corpus(7);
     let schemas: HashMap<String, Arc<SchemaIndex>> =
         read_tables_file(&dir.path().join("tables.json"))
             .unwrap()
             .into_iter()
             .map(|s| (s.db_id.clone(), Arc::new(SchemaIndex::new(&s))))
             .collect();
-    let records: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("data.json")).unwrap()).unwrap();
     let rejected: Vec<String> = records
         .iter()
         .filter_map(|record| {
@@ -919,16 +926,7 @@ fn unaliased_spider_gold_gives_the_same_rows() {
 /// `T1`/`T2` joins) keeps its meaning written without aliases too.
 #[test]
 fn unaliased_sample_gold_gives_the_same_rows() {
-    use text2sql_data::sample::{write_sample, SampleOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let opts = SampleOptions {
-        records: 3000,
-        seed: 11,
-        ..SampleOptions::default()
-    };
-    write_sample(dir.path(), &opts, &mut |_| {}).unwrap();
-    let records: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("data.json")).unwrap()).unwrap();
+    let (dir, records) = sample_corpus(11);
     let mut rewritten = 0;
     let mut differ = Vec::new();
     for record in &records {
