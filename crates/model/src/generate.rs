@@ -611,7 +611,7 @@ pub fn generate_in_batches(
 /// conventions in the first search rather than only in a second one: 8
 /// inputs searched again instead of 193, no SQL errors either way, 45
 /// right answers against 47 (the 2 lost were `SELECT count(*) FROM …`
-/// right by chance), 31% less time.
+/// right by chance).
 fn first_pass(
     model: &T5Model,
     config: &GenerationConfig,

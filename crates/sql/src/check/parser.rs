@@ -102,6 +102,12 @@ const COLLATIONS: &[&str] = &["binary", "nocase", "rtrim"];
 /// wrote `JOIN Temp. Compet`).
 const DATABASES: &[&str] = &["main"];
 
+/// Whether `qualifier` (lower-case) may be a database's name, so that
+/// `qualifier.table.column` may follow.
+fn names_database(qualifier: &str) -> bool {
+    DATABASES.contains(&qualifier)
+}
+
 /// Characters that open or close a quoted name or string: none may stand
 /// inside an alias (see `Parser::quoted_alias_rejection`).
 const QUOTE_CHARS: [char; 4] = ['"', '\'', '`', ']'];
@@ -457,9 +463,6 @@ enum ExprAt {
         qualifier: String,
         column: String,
         offset: usize,
-        /// The column was checked as its name ended (a qualifier that is
-        /// no database: no `.` may follow).
-        checked: bool,
     },
     /// After `main.table.`: a column of `table`.
     Qualified3 {
@@ -1268,7 +1271,7 @@ impl Parser {
             ..
         }) = self.stack.last()
         {
-            if !DATABASES.contains(&qualifier.as_str()) {
+            if !names_database(qualifier) {
                 return format!("no column of `{qualifier}` starts with `{prefix}`");
             }
         }
@@ -2171,7 +2174,7 @@ impl Parser {
                 // wrote `FROM rgnId` and then `-- ...` lines to the limit).
                 let lower = name.to_ascii_lowercase();
                 if self.table_source(schema, &lower).is_err()
-                    && !DATABASES.contains(&lower.as_str())
+                    && !names_database(&lower)
                     && !TABLE_FUNCTIONS.contains(&lower.as_str())
                 {
                     return Err(format!("no such table: {name}"));
@@ -2196,7 +2199,7 @@ impl Parser {
             } => {
                 if is_punct(t, ".") {
                     // database.table: the database is `main`.
-                    if qualified || !DATABASES.contains(&name.to_ascii_lowercase().as_str()) {
+                    if qualified || !names_database(&name.to_ascii_lowercase()) {
                         return Err(format!("`{name}.`: `{name}` is not the database `main`"));
                     }
                     next(self, FromAt::AfterSchemaDot);
@@ -2530,8 +2533,7 @@ impl Parser {
                 // (`database.table.column` only): the column is checked
                 // now, as its name ends, rather than at the next token,
                 // which blanks would put off.
-                let checked = !DATABASES.contains(&qualifier.as_str());
-                if checked {
+                if !names_database(&qualifier) {
                     self.reference(
                         schema,
                         Ref {
@@ -2547,7 +2549,6 @@ impl Parser {
                         qualifier,
                         column,
                         offset,
-                        checked,
                     },
                 );
                 Ok(Flow::Consumed)
@@ -2556,12 +2557,12 @@ impl Parser {
                 qualifier,
                 column,
                 offset,
-                checked,
             } => {
+                let database = names_database(&qualifier);
                 if is_punct(t, ".") {
                     // database.table.column: the database is `main`, and
                     // the column is looked up in that table.
-                    if !DATABASES.contains(&qualifier.as_str()) {
+                    if !database {
                         return Err(format!(
                             "`{qualifier}.{column}.`: `{qualifier}` is not the database \
                              `main`"
@@ -2576,7 +2577,9 @@ impl Parser {
                     );
                     return Ok(Flow::Consumed);
                 }
-                if !checked {
+                // Checked as its name ended unless the qualifier could
+                // have been a database.
+                if database {
                     self.reference(
                         schema,
                         Ref {
