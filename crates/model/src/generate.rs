@@ -33,6 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
 use text2sql_sql::{Rejection, SqlChecker};
@@ -994,6 +995,63 @@ fn initial_checkers(constraint: Option<&Constraint>, batch: usize) -> Vec<Option
     }
 }
 
+/// One input's greedy decoding so far.
+struct GreedyState {
+    hypothesis: Hypothesis,
+    /// The checker while the hypothesis is constrained.
+    checker: Option<SqlChecker>,
+    /// How often the checker overruled the model's choice.
+    overruled: usize,
+}
+
+impl GreedyState {
+    /// One step on `row` (this input's logits): the token chosen, or None
+    /// when the input stops (EOS chosen, or a constrained dead end).
+    fn advance(
+        &mut self,
+        input: usize,
+        mut row: Vec<f32>,
+        step: usize,
+        config: &GenerationConfig,
+        constraint: Option<&Constraint>,
+    ) -> Option<u32> {
+        let log_norm = log_sum_exp(&row);
+        if step < config.min_new_tokens {
+            if let Some(eos) = row.get_mut(config.eos_token_id as usize) {
+                *eos = f32::NEG_INFINITY;
+            }
+        }
+        let mut token = argmax(&row);
+        if let (Some(c), Some(checker)) = (constraint, self.checker.take()) {
+            // A dead end: no token of the vocabulary continues the text
+            // into SQL that can run. The row stops here and ends at its
+            // last complete query, if it had one (going on unconstrained
+            // can only add an SQL error).
+            let (chosen, next) = constrained_choice(
+                &checker,
+                &row,
+                (token, &self.hypothesis.tokens),
+                c,
+                input,
+                config.eos_token_id,
+            )?;
+            // A row the checker keeps overruling has lost its way (it
+            // wanders until the token limit): it stops like a dead end.
+            if chosen != token {
+                self.overruled += 1;
+                if self.overruled > MAX_OVERRULED {
+                    return None;
+                }
+            }
+            token = chosen;
+            self.checker = Some(next);
+        }
+        self.hypothesis.tokens.push(token);
+        self.hypothesis.score += row[token as usize] - log_norm;
+        (token != config.eos_token_id).then_some(token)
+    }
+}
+
 fn greedy(
     model: &T5Model,
     config: &GenerationConfig,
@@ -1001,72 +1059,43 @@ fn greedy(
     constraint: Option<&Constraint>,
 ) -> Result<Vec<Vec<Hypothesis>>> {
     let batch = source.encoded.dim(0)?;
-    // Per input, its checker while the hypothesis is constrained.
-    let mut checkers = initial_checkers(constraint, batch);
     let mut cache = source.start_decoding(model, 1)?;
-    let mut hypotheses = vec![
-        Hypothesis {
-            tokens: Vec::new(),
-            score: 0.0,
-        };
-        batch
-    ];
-    // Rows still decoding; finished rows are dropped from the cache so they
-    // cost nothing.
+    let mut states: Vec<GreedyState> = initial_checkers(constraint, batch)
+        .into_iter()
+        .map(|checker| GreedyState {
+            hypothesis: Hypothesis {
+                tokens: Vec::new(),
+                score: 0.0,
+            },
+            checker,
+            overruled: 0,
+        })
+        .collect();
+    // Inputs still decoding, ascending, one cache row each; finished ones
+    // are dropped from the cache so they cost nothing.
     let mut active: Vec<usize> = (0..batch).collect();
     let mut next = vec![config.decoder_start_token_id; batch];
-    // Per input, how often the checker overruled the model's choice.
-    let mut overruled = vec![0usize; batch];
     for step in 0..config.max_new_tokens {
         let tokens = Tensor::from_slice(&next, active.len(), model.device())?;
         let logits = model.decode_step(&mut cache, &tokens)?.to_vec2::<f32>()?;
-        let mut still_active = Vec::with_capacity(active.len());
-        let mut next_tokens = Vec::with_capacity(active.len());
-        for (row, mut row_logits) in logits.into_iter().enumerate() {
-            let log_norm = log_sum_exp(&row_logits);
-            if step < config.min_new_tokens {
-                if let Some(eos) = row_logits.get_mut(config.eos_token_id as usize) {
-                    *eos = f32::NEG_INFINITY;
-                }
-            }
-            let mut token = argmax(&row_logits);
-            if let (Some(c), Some(checker)) = (constraint, checkers[active[row]].take()) {
-                match constrained_choice(
-                    &checker,
-                    &row_logits,
-                    (token, &hypotheses[active[row]].tokens),
-                    c,
-                    active[row],
-                    config.eos_token_id,
-                ) {
-                    Some((chosen, next)) => {
-                        // A row the checker keeps overruling has lost its
-                        // way (it wanders until the token limit): it stops
-                        // like a dead end.
-                        if chosen != token {
-                            overruled[active[row]] += 1;
-                            if overruled[active[row]] > MAX_OVERRULED {
-                                continue;
-                            }
-                        }
-                        token = chosen;
-                        checkers[active[row]] = Some(next);
-                    }
-                    // A dead end: no token of the vocabulary continues the
-                    // text into SQL that can run. The row stops here and
-                    // ends at its last complete query, if it had one (going
-                    // on unconstrained can only add an SQL error).
-                    None => continue,
-                }
-            }
-            let hypothesis = &mut hypotheses[active[row]];
-            hypothesis.tokens.push(token);
-            hypothesis.score += row_logits[token as usize] - log_norm;
-            if token != config.eos_token_id {
-                still_active.push(row);
-                next_tokens.push(token);
-            }
+        // The rows advance in parallel, as beam search's inputs do.
+        let mut is_active = vec![false; batch];
+        for &input in &active {
+            is_active[input] = true;
         }
+        let mut active_states: Vec<(usize, &mut GreedyState)> = states
+            .iter_mut()
+            .enumerate()
+            .filter(|(input, _)| is_active[*input])
+            .collect();
+        let chosen: Vec<Option<u32>> = active_states
+            .par_iter_mut()
+            .zip(logits.into_par_iter())
+            .map(|((input, state), row)| state.advance(*input, row, step, config, constraint))
+            .collect();
+        let still_active: Vec<usize> = (0..active.len())
+            .filter(|&row| chosen[row].is_some())
+            .collect();
         if still_active.is_empty() {
             break;
         }
@@ -1075,9 +1104,9 @@ fn greedy(
             cache.reorder(&Tensor::from_vec(keep, still_active.len(), model.device())?)?;
             active = still_active.iter().map(|&row| active[row]).collect();
         }
-        next = next_tokens;
+        next = chosen.into_iter().flatten().collect();
     }
-    Ok(hypotheses.into_iter().map(|h| vec![h]).collect())
+    Ok(states.into_iter().map(|s| vec![s.hypothesis]).collect())
 }
 
 /// The first index of the largest value (torch's `argmax` on ties).
@@ -1112,6 +1141,197 @@ struct BeamState {
     improvable: bool,
 }
 
+/// What one step of beam search needs besides each input's own state.
+struct BeamStep<'a> {
+    config: &'a GenerationConfig,
+    constraint: Option<&'a Constraint<'a>>,
+    /// With it (and `early_stopping`), an input is done at its first
+    /// finished hypothesis that ends with EOS (under a constraint, a
+    /// complete query) rather than at `num_beams` finished ones.
+    first_complete: bool,
+    step: usize,
+}
+
+impl BeamStep<'_> {
+    fn done(&self, state: &BeamState) -> bool {
+        let eos = self.config.eos_token_id;
+        state.finished.len() == self.config.num_beams
+            || (self.first_complete && state.finished.iter().any(|h| h.tokens.last() == Some(&eos)))
+    }
+
+    /// An input whose finished hypotheses can no longer change.
+    fn frozen(&self, state: &BeamState) -> bool {
+        !state.improvable || (self.config.early_stopping && self.done(state))
+    }
+
+    fn last_step(&self) -> bool {
+        self.step + 1 == self.config.max_new_tokens
+    }
+
+    /// One step of input `input`'s beams, whose logits are `logits` (one
+    /// row per beam): its new running beams, and for each the beam it
+    /// continues.
+    fn advance(&self, state: &mut BeamState, input: usize, logits: &[Vec<f32>]) -> Vec<usize> {
+        let config = self.config;
+        let beams = config.num_beams;
+        let candidates = 2 * beams;
+        let last_step = self.last_step();
+        // Length of a hypothesis ending at this step, start token excluded.
+        let generated_len = (self.step + 1) as f64;
+        let normaliser = generated_len.powf(config.length_penalty as f64) as f32;
+        // Top `2 * beams` continuations over all beams, best first.
+        let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(candidates + 1);
+        // Checker states of the constrained candidates, by (beam, token).
+        let mut checked: Vec<((usize, u32), SqlChecker)> = Vec::new();
+        // Beams at a dead end (no token passes): their one candidate is
+        // EOS, and they finish without it, cut back to their last
+        // complete query (see `end_at_last_complete_query`).
+        let mut dead_ends: Vec<usize> = Vec::new();
+        // Per beam, its overruled steps after this one.
+        let mut overruled: Vec<usize> = state.running.iter().map(|b| b.overruled).collect();
+        for (k, beam) in state.running.iter().enumerate() {
+            let mut row = logits[k].clone();
+            let log_norm = log_sum_exp(&row);
+            for value in row.iter_mut() {
+                *value -= log_norm;
+            }
+            if self.step < config.min_new_tokens {
+                if let Some(eos) = row.get_mut(config.eos_token_id as usize) {
+                    *eos = f32::NEG_INFINITY;
+                }
+            }
+            let insert = |top: &mut Vec<(f32, usize, u32)>, token: u32, log_prob: f32| {
+                let total = log_prob + beam.score;
+                if top.len() == candidates && total <= top[candidates - 1].0 {
+                    return;
+                }
+                let at = top.partition_point(|&(score, _, _)| score >= total);
+                top.insert(at, (total, k, token));
+                top.truncate(candidates);
+            };
+            if let (Some(c), Some(checker)) = (self.constraint, &beam.checker) {
+                // The best passing candidates, at most as many as can
+                // be kept.
+                let before = checked.len();
+                // A beam overruled too often is lost, as a greedy row
+                // is: it takes no candidate, so it ends at a dead end
+                // below instead of wandering.
+                let lost = beam.overruled > MAX_OVERRULED;
+                let ranked = if lost {
+                    Vec::new()
+                } else {
+                    top_indices(&row, c.top_k)
+                };
+                for (rank, token) in ranked.into_iter().enumerate() {
+                    // Past a candidate that cannot enter the kept ones
+                    // none can (a beam's candidates come best first):
+                    // once the beam has a passing token (it is at no
+                    // dead end) the rest need no check.
+                    let total = row[token as usize] + beam.score;
+                    let kept_out = top.len() == candidates && total <= top[candidates - 1].0;
+                    if kept_out && checked.len() > before {
+                        break;
+                    }
+                    if let Some(next) = try_token(
+                        checker,
+                        c.texts_for(input),
+                        &beam.tokens,
+                        token,
+                        config.eos_token_id,
+                    ) {
+                        insert(&mut top, token, row[token as usize]);
+                        checked.push(((k, token), next));
+                        if checked.len() - before == candidates {
+                            break;
+                        }
+                    } else if rank == 0 {
+                        overruled[k] += 1;
+                    }
+                }
+                if checked.len() == before && !lost {
+                    if let Some((token, next)) = first_passing_after(
+                        checker,
+                        &row,
+                        c.top_k,
+                        (c.texts_for(input), &beam.tokens),
+                        config.eos_token_id,
+                    ) {
+                        insert(&mut top, token, row[token as usize]);
+                        checked.push(((k, token), next));
+                    }
+                }
+                if checked.len() == before {
+                    let eos = config.eos_token_id;
+                    let log_prob = row.get(eos as usize).copied().filter(|v| v.is_finite());
+                    insert(&mut top, eos, log_prob.unwrap_or(NEG));
+                    checked.push(((k, eos), checker.clone()));
+                    dead_ends.push(k);
+                }
+                continue;
+            }
+            for (token, &log_prob) in row.iter().enumerate() {
+                insert(&mut top, token as u32, log_prob);
+            }
+        }
+        let hits: Vec<bool> = top
+            .iter()
+            .map(|&(_, _, token)| token == config.eos_token_id || last_step)
+            .collect();
+        // Finished hypotheses: candidates among the first `beams` that stop.
+        if !self.frozen(state) {
+            for (i, &(total, k, token)) in top.iter().enumerate().take(beams) {
+                if !hits[i] {
+                    continue;
+                }
+                let mut tokens = state.running[k].tokens.clone();
+                if !(token == config.eos_token_id && dead_ends.contains(&k)) {
+                    tokens.push(token);
+                }
+                let score = total / normaliser;
+                let at = state.finished.partition_point(|h| h.score >= score);
+                state.finished.insert(at, Hypothesis { tokens, score });
+                state.finished.truncate(beams);
+            }
+        }
+        // Next running beams: the best continuations that did not stop.
+        let mut order: Vec<usize> = (0..top.len()).collect();
+        order.sort_by(|&i, &j| {
+            let key = |i: usize| top[i].0 + if hits[i] { NEG } else { 0.0 };
+            key(j).total_cmp(&key(i))
+        });
+        let mut running = Vec::with_capacity(beams);
+        let mut continued = Vec::with_capacity(beams);
+        for &i in order.iter().take(beams) {
+            let (total, k, token) = top[i];
+            let mut tokens = state.running[k].tokens.clone();
+            tokens.push(token);
+            let checker = checked
+                .iter()
+                .position(|(key, _)| *key == (k, token))
+                .map(|at| checked.swap_remove(at).1);
+            running.push(Beam {
+                tokens,
+                score: total + if hits[i] { NEG } else { 0.0 },
+                checker,
+                overruled: overruled[k],
+            });
+            continued.push(k);
+        }
+        state.running = running;
+        // transformers' early-stop heuristic, with the length so far.
+        if state.improvable {
+            let best_possible = state.running[0].score / normaliser;
+            let worst_finished = if state.finished.len() == beams {
+                state.finished[beams - 1].score
+            } else {
+                NEG
+            };
+            state.improvable = best_possible > worst_finished;
+        }
+        continued
+    }
+}
+
 /// With `first_complete` (and `early_stopping`), a row is done at its first
 /// finished hypothesis that ends with EOS (under a constraint, a complete
 /// query) rather than at `num_beams` finished ones.
@@ -1122,15 +1342,9 @@ fn beam_search(
     constraint: Option<&Constraint>,
     first_complete: bool,
 ) -> Result<Vec<Vec<Hypothesis>>> {
-    let eos = config.eos_token_id;
-    let done = |s: &BeamState| {
-        s.finished.len() == config.num_beams
-            || (first_complete && s.finished.iter().any(|h| h.tokens.last() == Some(&eos)))
-    };
     let batch = source.encoded.dim(0)?;
     let beams = config.num_beams;
     let initial = initial_checkers(constraint, batch);
-    let candidates = 2 * beams;
     let device = model.device();
     // Every input's rows, `beams` in a row, share its encoder output.
     let mut cache = source.start_decoding(model, beams)?;
@@ -1148,175 +1362,47 @@ fn beam_search(
             improvable: true,
         })
         .collect();
-    // A row whose finished hypotheses can no longer change is frozen.
-    let frozen = |s: &BeamState| !s.improvable || (config.early_stopping && done(s));
-    // The inputs still decoding, in the cache's order (`beams` rows each):
-    // frozen ones leave the cache so that they cost nothing.
+    // The inputs still decoding, in the cache's order (`beams` rows each),
+    // ascending: frozen ones leave the cache so that they cost nothing.
     let mut live: Vec<usize> = (0..batch).collect();
     let mut next = vec![config.decoder_start_token_id; batch * beams];
     for step in 0..config.max_new_tokens {
         let tokens = Tensor::from_slice(&next, next.len(), device)?;
         let logits = model.decode_step(&mut cache, &tokens)?.to_vec2::<f32>()?;
-        let last_step = step + 1 == config.max_new_tokens;
-        // Length of a hypothesis ending at this step, start token excluded.
-        let generated_len = (step + 1) as f64;
-        let normaliser = generated_len.powf(config.length_penalty as f64) as f32;
-        let mut source_rows = Vec::with_capacity(next.len());
-        for (slot, &b) in live.iter().enumerate() {
-            let state = &mut states[b];
-            // Top `2 * beams` continuations over all beams, best first.
-            let mut top: Vec<(f32, usize, u32)> = Vec::with_capacity(candidates + 1);
-            // Checker states of the constrained candidates, by (beam, token).
-            let mut checked: Vec<((usize, u32), SqlChecker)> = Vec::new();
-            // Beams at a dead end (no token passes): their one candidate is
-            // EOS, and they finish without it, cut back to their last
-            // complete query (see `end_at_last_complete_query`).
-            let mut dead_ends: Vec<usize> = Vec::new();
-            // Per beam, its overruled steps after this one.
-            let mut overruled: Vec<usize> = state.running.iter().map(|b| b.overruled).collect();
-            for (k, beam) in state.running.iter().enumerate() {
-                let mut row = logits[slot * beams + k].clone();
-                let log_norm = log_sum_exp(&row);
-                for value in row.iter_mut() {
-                    *value -= log_norm;
-                }
-                if step < config.min_new_tokens {
-                    if let Some(eos) = row.get_mut(config.eos_token_id as usize) {
-                        *eos = f32::NEG_INFINITY;
-                    }
-                }
-                let insert = |top: &mut Vec<(f32, usize, u32)>, token: u32, log_prob: f32| {
-                    let total = log_prob + beam.score;
-                    if top.len() == candidates && total <= top[candidates - 1].0 {
-                        return;
-                    }
-                    let at = top.partition_point(|&(score, _, _)| score >= total);
-                    top.insert(at, (total, k, token));
-                    top.truncate(candidates);
-                };
-                if let (Some(c), Some(checker)) = (constraint, &beam.checker) {
-                    // The best passing candidates, at most as many as can
-                    // be kept.
-                    let before = checked.len();
-                    // A beam overruled too often is lost, as a greedy row
-                    // is: it takes no candidate, so it ends at a dead end
-                    // below instead of wandering.
-                    let lost = beam.overruled > MAX_OVERRULED;
-                    let ranked = if lost {
-                        Vec::new()
-                    } else {
-                        top_indices(&row, c.top_k)
-                    };
-                    for (rank, token) in ranked.into_iter().enumerate() {
-                        // Past a candidate that cannot enter the kept ones
-                        // none can (a beam's candidates come best first):
-                        // once the beam has a passing token (it is at no
-                        // dead end) the rest need no check.
-                        let total = row[token as usize] + beam.score;
-                        let kept_out = top.len() == candidates && total <= top[candidates - 1].0;
-                        if kept_out && checked.len() > before {
-                            break;
-                        }
-                        if let Some(next) = try_token(
-                            checker,
-                            c.texts_for(b),
-                            &beam.tokens,
-                            token,
-                            config.eos_token_id,
-                        ) {
-                            insert(&mut top, token, row[token as usize]);
-                            checked.push(((k, token), next));
-                            if checked.len() - before == candidates {
-                                break;
-                            }
-                        } else if rank == 0 {
-                            overruled[k] += 1;
-                        }
-                    }
-                    if checked.len() == before && !lost {
-                        if let Some((token, next)) = first_passing_after(
-                            checker,
-                            &row,
-                            c.top_k,
-                            (c.texts_for(b), &beam.tokens),
-                            config.eos_token_id,
-                        ) {
-                            insert(&mut top, token, row[token as usize]);
-                            checked.push(((k, token), next));
-                        }
-                    }
-                    if checked.len() == before {
-                        let eos = config.eos_token_id;
-                        let log_prob = row.get(eos as usize).copied().filter(|v| v.is_finite());
-                        insert(&mut top, eos, log_prob.unwrap_or(NEG));
-                        checked.push(((k, eos), checker.clone()));
-                        dead_ends.push(k);
-                    }
-                    continue;
-                }
-                for (token, &log_prob) in row.iter().enumerate() {
-                    insert(&mut top, token as u32, log_prob);
-                }
-            }
-            let hits: Vec<bool> = top
-                .iter()
-                .map(|&(_, _, token)| token == config.eos_token_id || last_step)
-                .collect();
-            // Finished hypotheses: candidates among the first `beams` that stop.
-            if !frozen(state) {
-                for (i, &(total, k, token)) in top.iter().enumerate().take(beams) {
-                    if !hits[i] {
-                        continue;
-                    }
-                    let mut tokens = state.running[k].tokens.clone();
-                    if !(token == config.eos_token_id && dead_ends.contains(&k)) {
-                        tokens.push(token);
-                    }
-                    let score = total / normaliser;
-                    let at = state.finished.partition_point(|h| h.score >= score);
-                    state.finished.insert(at, Hypothesis { tokens, score });
-                    state.finished.truncate(beams);
-                }
-            }
-            // Next running beams: the best continuations that did not stop.
-            let mut order: Vec<usize> = (0..top.len()).collect();
-            order.sort_by(|&i, &j| {
-                let key = |i: usize| top[i].0 + if hits[i] { NEG } else { 0.0 };
-                key(j).total_cmp(&key(i))
-            });
-            let mut running = Vec::with_capacity(beams);
-            for &i in order.iter().take(beams) {
-                let (total, k, token) = top[i];
-                let mut tokens = state.running[k].tokens.clone();
-                tokens.push(token);
-                let checker = checked
-                    .iter()
-                    .position(|(key, _)| *key == (k, token))
-                    .map(|at| checked.swap_remove(at).1);
-                running.push(Beam {
-                    tokens,
-                    score: total + if hits[i] { NEG } else { 0.0 },
-                    checker,
-                    overruled: overruled[k],
-                });
-                source_rows.push((slot * beams + k) as u32);
-            }
-            state.running = running;
-            // transformers' early-stop heuristic, with the length so far.
-            if state.improvable {
-                let best_possible = state.running[0].score / normaliser;
-                let worst_finished = if state.finished.len() == beams {
-                    state.finished[beams - 1].score
-                } else {
-                    NEG
-                };
-                state.improvable = best_possible > worst_finished;
-            }
+        let context = BeamStep {
+            config,
+            constraint,
+            first_complete,
+            step,
+        };
+        // The inputs advance in parallel: between two decoding steps the
+        // cores would otherwise idle while one thread ranks and checks
+        // every input's candidates.
+        let mut is_live = vec![false; batch];
+        for &b in &live {
+            is_live[b] = true;
         }
-        let kept: Vec<usize> = (0..live.len())
-            .filter(|&slot| !frozen(&states[live[slot]]))
+        let mut live_states: Vec<(usize, &mut BeamState)> = states
+            .iter_mut()
+            .enumerate()
+            .filter(|(b, _)| is_live[*b])
             .collect();
-        if last_step || kept.is_empty() {
+        let continued: Vec<Vec<usize>> = live_states
+            .par_iter_mut()
+            .enumerate()
+            .map(|(slot, (b, state))| {
+                context.advance(state, *b, &logits[slot * beams..(slot + 1) * beams])
+            })
+            .collect();
+        let source_rows: Vec<u32> = continued
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, ks)| ks.iter().map(move |&k| (slot * beams + k) as u32))
+            .collect();
+        let kept: Vec<usize> = (0..live.len())
+            .filter(|&slot| !context.frozen(&states[live[slot]]))
+            .collect();
+        if context.last_step() || kept.is_empty() {
             break;
         }
         if kept.len() == live.len() {
