@@ -151,8 +151,10 @@ impl Stack {
 const MIN_CACHE_STEPS: usize = 64;
 
 /// The per-generation decoder state: self-attention keys/values so far, and
-/// the encoder's keys/values for cross-attention, computed once.
-#[derive(Debug, Clone)]
+/// the encoder's keys/values for cross-attention, computed once. Not
+/// `Clone`: decoding writes the self-attention buffers in place, which a
+/// shallow copy would share; [`DecoderCache::duplicate`] copies them.
+#[derive(Debug)]
 pub struct DecoderCache {
     /// Per layer, `(batch, heads, capacity, d_kv)` buffers whose first
     /// `steps` positions are filled: each step writes its keys/values in
@@ -175,6 +177,29 @@ impl DecoderCache {
     /// How many tokens the decoder has consumed.
     pub fn steps(&self) -> usize {
         self.steps
+    }
+
+    /// An independent copy: its own self-attention buffers (the rest is
+    /// never written in place, and stays shared).
+    pub fn duplicate(&self) -> Result<DecoderCache> {
+        let self_key_values = self
+            .self_key_values
+            .iter()
+            .map(|entry| {
+                entry
+                    .as_ref()
+                    .map(|(keys, values)| Ok((keys.copy()?, values.copy()?)))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(DecoderCache {
+            self_key_values,
+            cross_key_values: self.cross_key_values.clone(),
+            cross_bias: self.cross_bias.clone(),
+            group: self.group,
+            symbol_keys: self.symbol_keys.clone(),
+            steps: self.steps,
+        })
     }
 
     /// Writes this step's `keys`/`values` `(batch, heads, 1, d_kv)` of
@@ -282,8 +307,9 @@ impl DecoderCache {
     /// of `group` beams of one input and only ever follow a beam of their
     /// own group: the group's rows hold the same encoder output, so only
     /// the self-attention history moves (the cross-attention keys/values,
-    /// most of the cache, stay), and nothing does when no beam changed
-    /// places, the common step.
+    /// most of the cache, stay), and of it only the rows of beams that
+    /// now continue another beam are rewritten, in place (so a clone of
+    /// this cache would see the change, as it sees each step's keys).
     pub fn follow_beams(&mut self, rows: &[u32], group: usize) -> Result<()> {
         if group == 0 || !rows.len().is_multiple_of(group) {
             return Err(ModelError::Invalid(format!(
@@ -297,19 +323,35 @@ impl DecoderCache {
                 rows[row]
             )));
         }
-        if rows.iter().enumerate().all(|(i, &row)| row as usize == i) {
+        // Only the rows that follow another beam are rewritten, in place:
+        // most beams keep their own history from one step to the next.
+        let moved: Vec<usize> = (0..rows.len()).filter(|&i| rows[i] as usize != i).collect();
+        if moved.is_empty() {
             return Ok(());
         }
         let history = self.self_key_values.iter().flatten().next();
         let Some(device) = history.map(|(keys, _)| keys.device().clone()) else {
             return Ok(());
         };
-        let rows = Tensor::from_slice(rows, rows.len(), &device)?;
-        for entry in self.self_key_values.iter_mut().flatten() {
-            *entry = (
-                entry.0.index_select(&rows, 0)?,
-                entry.1.index_select(&rows, 0)?,
-            );
+        let followed: Vec<u32> = moved.iter().map(|&i| rows[i]).collect();
+        let followed = Tensor::from_vec(followed, moved.len(), &device)?;
+        // Runs of consecutive rewritten rows: one copy each.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (at, &row) in moved.iter().enumerate() {
+            match runs.last_mut() {
+                Some((start, len)) if moved[*start] + *len == row => *len += 1,
+                _ => runs.push((at, 1)),
+            }
+        }
+        for (keys, values) in self.self_key_values.iter().flatten() {
+            for buffer in [keys, values] {
+                // Gathered before any row is written: a beam may follow a
+                // row that is itself rewritten.
+                let picked = buffer.index_select(&followed, 0)?;
+                for &(start, len) in &runs {
+                    buffer.slice_set(&picked.narrow(0, start, len)?, 0, moved[start])?;
+                }
+            }
         }
         Ok(())
     }
@@ -1137,16 +1179,21 @@ mod tests {
             let tokens = Tensor::new(&tokens, &device).unwrap();
             model.decode_step(&mut followed, &tokens).unwrap();
         }
-        let mut reordered = followed.clone();
-        let rows = [1u32, 1, 2, 3];
-        followed.follow_beams(&rows, 2).unwrap();
-        reordered
-            .reorder(&Tensor::new(&rows, &device).unwrap())
-            .unwrap();
-        let tokens = Tensor::new(&[5u32, 6, 7, 8], &device).unwrap();
-        let a = model.decode_step(&mut followed, &tokens).unwrap();
-        let b = model.decode_step(&mut reordered, &tokens).unwrap();
-        assert_eq!(max_abs_diff(&a, &b), 0.0);
+        // One beam taking another's place, beams swapping (each follows a
+        // row that is itself rewritten), both beams of an input following
+        // one, and no change; then a second step on the result.
+        for rows in [[1u32, 1, 2, 3], [1, 0, 3, 2], [0, 0, 3, 3], [0, 1, 2, 3]] {
+            let mut reordered = followed.duplicate().unwrap();
+            followed.follow_beams(&rows, 2).unwrap();
+            reordered
+                .reorder(&Tensor::new(&rows, &device).unwrap())
+                .unwrap();
+            let tokens = Tensor::new(&[5u32, 6, 7, 8], &device).unwrap();
+            let a = model.decode_step(&mut followed, &tokens).unwrap();
+            let b = model.decode_step(&mut reordered, &tokens).unwrap();
+            assert_eq!(max_abs_diff(&a, &b), 0.0, "rows {rows:?}");
+            followed = reordered;
+        }
         // Beam 0 of input 1 cannot continue a beam of input 0.
         let error = followed.follow_beams(&[0, 1, 0, 3], 2).unwrap_err();
         assert!(error.to_string().contains("row 2 follows row 0"), "{error}");
