@@ -995,6 +995,20 @@ fn initial_checkers(constraint: Option<&Constraint>, batch: usize) -> Vec<Option
     }
 }
 
+/// The states at `listed` (ascending indices), each with its index: the
+/// inputs a decoding step advances, to be handed out to threads.
+fn listed_mut<'s, T>(states: &'s mut [T], listed: &[usize]) -> Vec<(usize, &'s mut T)> {
+    let mut is_listed = vec![false; states.len()];
+    for &index in listed {
+        is_listed[index] = true;
+    }
+    states
+        .iter_mut()
+        .enumerate()
+        .filter(|(index, _)| is_listed[*index])
+        .collect()
+}
+
 /// One input's greedy decoding so far.
 struct GreedyState {
     hypothesis: Hypothesis,
@@ -1079,16 +1093,7 @@ fn greedy(
         let tokens = Tensor::from_slice(&next, active.len(), model.device())?;
         let logits = model.decode_step(&mut cache, &tokens)?.to_vec2::<f32>()?;
         // The rows advance in parallel, as beam search's inputs do.
-        let mut is_active = vec![false; batch];
-        for &input in &active {
-            is_active[input] = true;
-        }
-        let mut active_states: Vec<(usize, &mut GreedyState)> = states
-            .iter_mut()
-            .enumerate()
-            .filter(|(input, _)| is_active[*input])
-            .collect();
-        let chosen: Vec<Option<u32>> = active_states
+        let chosen: Vec<Option<u32>> = listed_mut(&mut states, &active)
             .par_iter_mut()
             .zip(logits.into_par_iter())
             .map(|((input, state), row)| state.advance(*input, row, step, config, constraint))
@@ -1378,16 +1383,7 @@ fn beam_search(
         // The inputs advance in parallel: between two decoding steps the
         // cores would otherwise idle while one thread ranks and checks
         // every input's candidates.
-        let mut is_live = vec![false; batch];
-        for &b in &live {
-            is_live[b] = true;
-        }
-        let mut live_states: Vec<(usize, &mut BeamState)> = states
-            .iter_mut()
-            .enumerate()
-            .filter(|(b, _)| is_live[*b])
-            .collect();
-        let continued: Vec<Vec<usize>> = live_states
+        let continued: Vec<Vec<usize>> = listed_mut(&mut states, &live)
             .par_iter_mut()
             .enumerate()
             .map(|(slot, (b, state))| {
