@@ -9,7 +9,8 @@
 //! characters at a time, so that a check costs the new text rather than a
 //! re-parse. The state is an incremental tokenizer ([`lexer`]) and a
 //! pushdown automaton over SQLite's SELECT grammar ([`parser`]) whose stack
-//! is a plain value.
+//! is a plain value; the words it knows (keywords, built-in functions,
+//! collations) are in [`vocabulary`].
 //!
 //! It never rejects a valid query where deciding is hard: a CTE's or
 //! derived table's columns are named as SQLite names them (alias, bare
@@ -17,18 +18,20 @@
 //! lets such names through; table-valued functions, VALUES and a recursive
 //! CTE without a column list inside its own body are not tracked (any name
 //! resolves); double-quoted names fall back to strings as in SQLite;
-//! function names and types are not checked. What it rejects, as soon as it
+//! types are not checked (a function must be one of SQLite's built-ins).
+//! What it rejects, as soon as it
 //! can tell: syntax errors (a keyword out of place, unbalanced parentheses, a
 //! second statement), unknown tables, unknown and ambiguous columns, columns
 //! of tables not in scope and undefined aliases; and, stricter than SQLite,
 //! one alias given to two sources of a FROM, a `COLLATE` other than SQLite's
-//! built-in three, and a `x.y.z` column whose `x` is not `main` or `temp`. Names compare as SQLite
+//! built-in three, and a `x.y.z` column whose `x` is not `main`. Names compare as SQLite
 //! compares them, ASCII case-insensitively, quoted or not.
 
 mod lexer;
 mod parser;
 mod rename;
 mod unalias;
+mod vocabulary;
 
 use std::sync::Arc;
 

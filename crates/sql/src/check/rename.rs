@@ -3,7 +3,7 @@
 //! text replace would also hit strings, keywords and function names.
 
 use super::lexer::{Lexer, Tok, Token};
-use super::parser::reserved;
+use super::vocabulary::reserved;
 use super::Rejection;
 
 /// `sql` with each name that `rename` maps (it receives the name's inner

@@ -9,8 +9,8 @@
 //! SemQL drop aliases from their targets for the same reason.
 
 use super::lexer::{Tok, Token};
-use super::parser::reserved;
 use super::rename::{lex, token_end};
+use super::vocabulary::reserved;
 use super::Rejection;
 
 /// `sql` with its table aliases written out where that keeps the query's
