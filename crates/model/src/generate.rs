@@ -605,6 +605,23 @@ pub fn generate_in_batches(
     Ok(hypotheses)
 }
 
+/// Greedy decoding (`num_beams` 1) or beam search of `source`, beam
+/// search stopping each input at its first complete query when
+/// `first_complete` (greedy's one row stops there anyway).
+fn search_batch(
+    model: &T5Model,
+    config: &GenerationConfig,
+    source: &Source,
+    constraint: Option<&Constraint>,
+    first_complete: bool,
+) -> Result<Vec<Vec<Hypothesis>>> {
+    if config.num_beams == 1 {
+        greedy(model, config, source, constraint)
+    } else {
+        beam_search(model, config, source, constraint, first_complete)
+    }
+}
+
 /// One batch: greedy or beam search (constrained: under gold SQL's
 /// conventions), then (constrained) each hypothesis cut back to its last
 /// complete query and complete queries ranked first. On Spider train's
@@ -620,11 +637,7 @@ fn first_pass(
     constraint: Option<&Constraint>,
 ) -> Result<(Vec<Vec<Hypothesis>>, Source)> {
     let source = Source::encode(model, inputs, config.pad_token_id)?;
-    let mut hypotheses = if config.num_beams == 1 {
-        greedy(model, config, &source, constraint)?
-    } else {
-        beam_search(model, config, &source, constraint, false)?
-    };
+    let mut hypotheses = search_batch(model, config, &source, constraint, false)?;
     if let Some(c) = constraint {
         for (input, per_input) in hypotheses.iter_mut().enumerate() {
             for hypothesis in per_input.iter_mut() {
@@ -794,11 +807,7 @@ impl Attempt {
     ) -> Result<Attempt> {
         let eos = search.eos_token_id;
         let retry = constraint.select(self.inputs.iter().copied(), conventional);
-        let found = if search.num_beams == 1 {
-            greedy(model, search, &self.source, Some(&retry))?
-        } else {
-            beam_search(model, search, &self.source, Some(&retry), true)?
-        };
+        let found = search_batch(model, search, &self.source, Some(&retry), true)?;
         let mut left = Vec::new();
         for (row, (&input, candidates)) in self.inputs.iter().zip(found).enumerate() {
             let complete = candidates.into_iter().find_map(|mut hypothesis| {
@@ -861,8 +870,6 @@ fn end_at_last_complete_query(
     }
 }
 
-/// Right-pads `inputs` into `(batch, max_len)` ids and a mask, or no mask
-/// when all have the same length.
 /// A batch of inputs as the decoder reads them: their padded ids, the
 /// encoder's output and the padding mask (none when nothing is padded).
 #[derive(Clone)]
@@ -953,6 +960,8 @@ impl Source {
     }
 }
 
+/// Right-pads `inputs` into `(batch, max_len)` ids and a mask, or no mask
+/// when all have the same length.
 fn pad_batch(model: &T5Model, inputs: &[Vec<u32>], pad: u32) -> Result<(Tensor, Option<Tensor>)> {
     let max_len = inputs.iter().map(Vec::len).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(inputs.len() * max_len);
@@ -1691,11 +1700,7 @@ mod tests {
             let mut at_where = SqlChecker::new(f.schema.clone());
             at_where.push("SELECT name FROM singer WHERE").unwrap();
             for beams in [1, 3] {
-                let config = GenerationConfig {
-                    max_new_tokens: 12,
-                    num_beams: beams,
-                    ..GenerationConfig::for_model(f.model.config())
-                };
+                let config = short_search(&f, beams);
                 let constraint = two_checked(&texts, vec![at_where.clone(); f.inputs.len()]);
                 let held =
                     generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
@@ -1723,6 +1728,15 @@ mod tests {
             TokenTexts::from_texts(texts)
         }
 
+        /// Decoding of at most 12 tokens with `beams` beams (1: greedy).
+        fn short_search(f: &Fixture, beams: usize) -> GenerationConfig {
+            GenerationConfig {
+                max_new_tokens: 12,
+                num_beams: beams,
+                ..GenerationConfig::for_model(f.model.config())
+            }
+        }
+
         fn at_comparison(f: &Fixture) -> SqlChecker {
             let mut checker = SqlChecker::new(f.schema.clone());
             checker.push("SELECT name FROM singer WHERE age >").unwrap();
@@ -1738,11 +1752,7 @@ mod tests {
             let texts = all_close_but(&f, one, " 1");
             let constraint = two_checked(&texts, vec![at_comparison(&f); f.inputs.len()]);
             for beams in [1, 3] {
-                let config = GenerationConfig {
-                    max_new_tokens: 12,
-                    num_beams: beams,
-                    ..GenerationConfig::for_model(f.model.config())
-                };
+                let config = short_search(&f, beams);
                 // The first input's pass wrote nothing that runs (greedy's
                 // row, or each of its beams); the second ended with a
                 // query, which stays as it is.
@@ -1783,11 +1793,7 @@ mod tests {
             assert!(checker.clone().conventional().push(" , Age FROM").is_err());
             let constraint = two_checked(&texts, vec![checker; f.inputs.len()]);
             for beams in [1, 3] {
-                let config = GenerationConfig {
-                    max_new_tokens: 12,
-                    num_beams: beams,
-                    ..GenerationConfig::for_model(f.model.config())
-                };
+                let config = short_search(&f, beams);
                 let found = generate_in_batches(
                     &f.model,
                     &config,
