@@ -19,13 +19,13 @@
 //! CTE without a column list inside its own body are not tracked (any name
 //! resolves); double-quoted names fall back to strings as in SQLite;
 //! types are not checked (a function must be one of SQLite's built-ins).
-//! What it rejects, as soon as it
-//! can tell: syntax errors (a keyword out of place, unbalanced parentheses, a
-//! second statement), unknown tables, unknown and ambiguous columns, columns
-//! of tables not in scope and undefined aliases; and, stricter than SQLite,
-//! one alias given to two sources of a FROM, a `COLLATE` other than SQLite's
-//! built-in three, and a `x.y.z` column whose `x` is not `main`. Names compare as SQLite
-//! compares them, ASCII case-insensitively, quoted or not.
+//! What it rejects, as soon as it can tell: syntax errors (a keyword out of
+//! place, unbalanced parentheses, a second statement), unknown tables,
+//! unknown and ambiguous columns, columns of tables not in scope and
+//! undefined aliases; and, stricter than SQLite, one alias given to two
+//! sources of a FROM, a `COLLATE` other than SQLite's built-in three, and a
+//! `x.y.z` column whose `x` is not `main`. Names compare as SQLite compares
+//! them, ASCII case-insensitively, quoted or not.
 
 mod lexer;
 mod parser;
