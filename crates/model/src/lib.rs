@@ -23,6 +23,7 @@ pub mod ops;
 pub mod predict;
 pub mod sql_model;
 pub mod t5;
+pub mod table_links;
 #[cfg(test)]
 mod test_util;
 mod threads;
@@ -39,6 +40,7 @@ pub use generate::{
 pub use gold_check::GoldChecker;
 pub use input::{decode_sql, InputFormat};
 pub use predict::{predict_split, PredictOptions, SplitPredictions};
-pub use sql_model::{GeneratedSql, SqlModel};
+pub use sql_model::{GeneratedSql, SchemaInput, SqlModel};
 pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model, IGNORED_LABEL};
+pub use table_links::{table_links, TableLink, DEFAULT_TABLE_LINK_BONUS};
 pub use threads::pin_cpu_threads;

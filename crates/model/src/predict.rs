@@ -63,8 +63,7 @@ pub fn predict_split(
             options.split.as_str()
         )));
     }
-    let mut sources = Vec::with_capacity(records.len());
-    let mut record_schemas = Vec::with_capacity(records.len());
+    let mut inputs = Vec::with_capacity(records.len());
     for record in &records {
         let row = schemas.get(&record.db_id).ok_or_else(|| {
             ModelError::Invalid(format!(
@@ -77,20 +76,15 @@ pub fn predict_split(
         model
             .format()
             .check_value_index(&row.schema, &data_dir.display().to_string())?;
-        sources.push(model.source_text(&record.question, &record.external_knowledge, &row.schema));
-        record_schemas.push(&row.schema);
+        inputs.push(model.input(&record.question, &record.external_knowledge, &row.schema));
     }
 
     let started = Instant::now();
-    let questions = sources.len();
+    let questions = inputs.len();
     let candidates: Vec<Vec<String>> = model
-        .generate_in_batches_for(
-            &sources,
-            &record_schemas,
-            options.beams,
-            options.batch_size,
-            &mut |done| on_generated(done, questions),
-        )?
+        .generate_in_batches_for(&inputs, options.beams, options.batch_size, &mut |done| {
+            on_generated(done, questions)
+        })?
         .into_iter()
         .map(|beams| beams.into_iter().map(|g| g.sql).collect())
         .collect();

@@ -19,6 +19,7 @@ use crate::error::{ModelError, Result};
 use crate::generate::{generate_in_batches, Constraint, GenerationConfig, TokenTexts};
 use crate::input::{decode_sql, InputFormat};
 use crate::t5::{T5Architecture, T5Config, T5Model};
+use crate::table_links::{table_links, TableLink};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// One generated query with its score (greedy: the sum of token
@@ -27,6 +28,17 @@ use crate::tokenizer::{Tokenizer, TokenizerError};
 pub struct GeneratedSql {
     pub sql: String,
     pub score: f32,
+}
+
+/// A question about a known schema, ready for the model: its encoder
+/// input, built as training built it ([`SqlModel::input`]).
+#[derive(Debug, Clone)]
+pub struct SchemaInput<'a> {
+    pub source: String,
+    /// The question alone, which decoding links to the schema's tables
+    /// (see [`crate::table_links`]).
+    pub question: String,
+    pub schema: &'a DatabaseSchema,
 }
 
 /// A checkpoint ready to answer questions.
@@ -148,6 +160,20 @@ impl SqlModel {
             .text
     }
 
+    /// [`SqlModel::source_text`] with what decoding needs besides it.
+    pub fn input<'a>(
+        &self,
+        question: &str,
+        external_knowledge: &str,
+        schema: &'a DatabaseSchema,
+    ) -> SchemaInput<'a> {
+        SchemaInput {
+            source: self.source_text(question, external_knowledge, schema),
+            question: question.to_string(),
+            schema,
+        }
+    }
+
     /// The schema symbols of `schema` when the model uses them.
     fn symbols(&self, schema: &DatabaseSchema) -> Option<SchemaSymbols> {
         self.format.symbols(schema, &self.tokenizer, None)
@@ -161,62 +187,58 @@ impl SqlModel {
         schema: &DatabaseSchema,
         beams: usize,
     ) -> Result<Vec<GeneratedSql>> {
-        let source = self.source_text(question, external_knowledge, schema);
-        let mut all = self.generate_batch_for(&[source], &[schema], beams)?;
+        let input = self.input(question, external_knowledge, schema);
+        let mut all = self.generate_batch_for(&[input], beams)?;
         Ok(all.pop().unwrap_or_default())
     }
 
-    /// [`SqlModel::generate_batch`] for inputs about known schemas (one per
-    /// input): constrained to SQL valid on each schema unless turned off.
-    pub fn generate_batch_for<S: AsRef<str>>(
+    /// [`SqlModel::generate_batch`] for inputs about known schemas:
+    /// constrained to SQL valid on each schema unless turned off.
+    pub fn generate_batch_for(
         &self,
-        source_texts: &[S],
-        schemas: &[&DatabaseSchema],
+        inputs: &[SchemaInput<'_>],
         beams: usize,
     ) -> Result<Vec<Vec<GeneratedSql>>> {
-        self.generate_in_batches_for(
-            source_texts,
-            schemas,
-            beams,
-            source_texts.len().max(1),
-            &mut |_| {},
-        )
+        self.generate_in_batches_for(inputs, beams, inputs.len().max(1), &mut |_| {})
     }
 
     /// [`SqlModel::generate_batch_for`] for many inputs, `batch_size` at a
     /// time through the model (see [`crate::generate_in_batches`]);
     /// `on_batch` receives the inputs decoded so far after each batch.
-    pub fn generate_in_batches_for<S: AsRef<str>>(
+    pub fn generate_in_batches_for(
         &self,
-        source_texts: &[S],
-        schemas: &[&DatabaseSchema],
+        inputs: &[SchemaInput<'_>],
         beams: usize,
         batch_size: usize,
         on_batch: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<GeneratedSql>>> {
-        if schemas.len() != source_texts.len() {
-            return Err(ModelError::Invalid(format!(
-                "{} schemas for {} inputs",
-                schemas.len(),
-                source_texts.len()
-            )));
-        }
-        let symbols: Vec<Option<SchemaSymbols>> =
-            schemas.iter().map(|schema| self.symbols(schema)).collect();
-        let checkers = self.constrain.then(|| {
-            schemas
+        let symbols: Vec<Option<SchemaSymbols>> = inputs
+            .iter()
+            .map(|input| self.symbols(input.schema))
+            .collect();
+        let constrained = self.constrain.then(|| {
+            let checkers = inputs
                 .iter()
-                .map(|schema| SqlChecker::new(Arc::new(SchemaIndex::new(schema))))
-                .collect()
+                .map(|input| SqlChecker::new(Arc::new(SchemaIndex::new(input.schema))))
+                .collect();
+            let links = inputs
+                .iter()
+                .zip(&symbols)
+                .map(|(input, symbols)| match symbols {
+                    Some(symbols) => table_links(
+                        &input.question,
+                        input.schema,
+                        symbols,
+                        &self.tokenizer,
+                        self.generation.table_link_bonus,
+                    ),
+                    None => Vec::new(),
+                })
+                .collect();
+            (checkers, links)
         });
-        self.run(
-            source_texts,
-            beams,
-            checkers,
-            &symbols,
-            batch_size,
-            on_batch,
-        )
+        let sources: Vec<&str> = inputs.iter().map(|input| input.source.as_str()).collect();
+        self.run(&sources, beams, constrained, &symbols, batch_size, on_batch)
     }
 
     /// Generation from a ready-made encoder input (no schema serialization).
@@ -244,12 +266,13 @@ impl SqlModel {
     }
 
     /// `symbols` (per input, or empty) map the model's schema symbols back
-    /// to names, for the checker and in the SQL returned.
+    /// to names, for the checker and in the SQL returned; `constrained`
+    /// holds each input's checker and table links.
     fn run<S: AsRef<str>>(
         &self,
         source_texts: &[S],
         beams: usize,
-        checkers: Option<Vec<SqlChecker>>,
+        constrained: Option<(Vec<SqlChecker>, Vec<Vec<TableLink>>)>,
         symbols: &[Option<SchemaSymbols>],
         batch_size: usize,
         on_batch: &mut dyn FnMut(usize),
@@ -265,11 +288,14 @@ impl SqlModel {
             num_beams: beams,
             ..self.generation.clone()
         };
-        let texts = checkers.as_ref().map(|_| self.token_texts());
-        let constraint = match (&texts, checkers) {
-            (Some(texts), Some(checkers)) => {
+        let texts = constrained.as_ref().map(|_| self.token_texts());
+        let constraint = match (&texts, constrained) {
+            (Some(texts), Some((checkers, links))) => {
                 let symbols: Vec<_> = symbols.iter().map(Option::as_ref).collect();
-                Some(Constraint::new(texts, &self.tokenizer, checkers, &symbols))
+                Some(
+                    Constraint::new(texts, &self.tokenizer, checkers, &symbols)
+                        .with_table_links(links),
+                )
             }
             _ => None,
         };
@@ -458,7 +484,7 @@ mod tests {
         // Same input, same output: from the source text, and reloaded.
         assert_eq!(
             model
-                .generate_batch_for(&[expected_source.as_str()], &[&schema], 1)
+                .generate_batch_for(&[model.input("How many singers?", "", &schema)], 1)
                 .unwrap()[0],
             greedy
         );
@@ -481,8 +507,10 @@ mod tests {
         // A batch answers each input as alone.
         let batch = model
             .generate_batch_for(
-                &[expected_source.as_str(), "SELECT name FROM singer"],
-                &[&schema, &schema],
+                &[
+                    model.input("How many singers?", "", &schema),
+                    model.input("SELECT name FROM singer", "", &schema),
+                ],
                 1,
             )
             .unwrap();

@@ -24,7 +24,8 @@ use text2sql_data::serialize::SchemaSymbols;
 use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
-    decode_sql, generate_in_batches, Constraint, GenerationConfig, InputFormat, T5Model, TokenTexts,
+    decode_sql, generate_in_batches, table_links, Constraint, GenerationConfig, InputFormat,
+    T5Model, TableLink, TokenTexts,
 };
 use text2sql_sql::{evaluate, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker};
 
@@ -41,6 +42,9 @@ struct SampleItem {
     schema: Arc<SchemaIndex>,
     /// Its schema symbols, when the format uses them (as `SqlModel` does).
     symbols: Option<SchemaSymbols>,
+    /// The tables its question names, with a bonus of 1 per word (scaled by
+    /// the generation's `table_link_bonus` when decoding).
+    table_words: Vec<TableLink>,
 }
 
 /// The validation examples scored at every evaluation.
@@ -202,9 +206,13 @@ impl ExecSample {
                     tokenizer,
                 )
                 .text;
+            let table_words = symbols.as_ref().map_or_else(Vec::new, |symbols| {
+                table_links(&record.question, schema, symbols, tokenizer, 1.0)
+            });
             items.push(SampleItem {
                 schema: Arc::new(SchemaIndex::new(schema)),
                 symbols,
+                table_words,
                 source,
                 example: EvalExample::for_record(record, databases, Vec::new()),
             });
@@ -259,7 +267,18 @@ impl ExecSample {
                 .iter()
                 .map(|item| item.symbols.as_ref())
                 .collect();
-            Constraint::new(texts, tokenizer, checkers, &symbols)
+            let links = self
+                .items
+                .iter()
+                .map(|item| {
+                    let scale = |link: &TableLink| TableLink {
+                        bonus: link.bonus * generation.table_link_bonus,
+                        ..*link
+                    };
+                    item.table_words.iter().map(scale).collect()
+                })
+                .collect();
+            Constraint::new(texts, tokenizer, checkers, &symbols).with_table_links(links)
         });
         let outputs = generate_in_batches(
             &model,

@@ -66,6 +66,8 @@ pub struct Args {
     /// (above 0 favours longer SQL).
     #[arg(long)]
     pub length_penalty: Option<f32>,
+    #[command(flatten)]
+    pub table_links: super::TableLinkArgs,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -74,6 +76,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
+    args.table_links.apply(&mut model)?;
     if let Some(max) = args.max_new_tokens {
         model.generation_mut().max_new_tokens = max as usize;
     }
@@ -91,12 +94,12 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
             if model.format().schema.retrieved_values {
                 index_values_from_sqlite(&mut schema, db)?;
             }
-            let source = model.source_text(question, &args.external_knowledge, &schema);
+            let input = model.input(question, &args.external_knowledge, &schema);
             let candidates = model
-                .generate_batch_for(&[source.as_str()], &[&schema], beams)?
+                .generate_batch_for(std::slice::from_ref(&input), beams)?
                 .pop()
                 .unwrap_or_default();
-            (source, candidates)
+            (input.source, candidates)
         }
         _ => bail!("give --db and --question, or --raw-input"),
     };

@@ -98,6 +98,8 @@ pub struct Args {
     /// that parses and names the database's real tables and columns).
     #[arg(long, requires = "model")]
     pub no_constrain: bool,
+    #[command(flatten)]
+    pub table_links: super::TableLinkArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +162,7 @@ fn generate_examples(
     text2sql_train::alloc::keep_freed_memory();
     let mut model = SqlModel::load(model_dir, &Device::Cpu)?;
     model.set_constrained(!args.no_constrain);
+    args.table_links.apply(&mut model)?;
     let options = PredictOptions {
         split: match args.split {
             SplitArg::Train => Split::Train,

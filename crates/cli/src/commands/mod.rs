@@ -8,3 +8,29 @@ pub mod serve;
 pub mod sql;
 pub mod tokenizer;
 pub mod train;
+
+/// The decoding flag `ask`, `eval --model` and `serve` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TableLinkArgs {
+    /// Constrained decoding prefers the tables the question names where
+    /// the SQL names a table: their log-probability gains this much per word
+    /// of the table's name the question has (0 turns it off; default
+    /// 6, see the README's "Table links").
+    #[arg(long, value_name = "BONUS")]
+    pub table_link_bonus: Option<f32>,
+}
+
+impl TableLinkArgs {
+    /// Sets the bonus on `model`, when given.
+    pub fn apply(&self, model: &mut text2sql_model::SqlModel) -> anyhow::Result<()> {
+        if let Some(bonus) = self.table_link_bonus {
+            if !bonus.is_finite() || bonus < 0.0 {
+                anyhow::bail!(
+                    "--table-link-bonus must be a finite number of at least 0, got {bonus}"
+                );
+            }
+            model.generation_mut().table_link_bonus = bonus;
+        }
+        Ok(())
+    }
+}

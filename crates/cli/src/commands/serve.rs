@@ -52,6 +52,8 @@ pub struct Args {
     /// names the database's real tables and columns can be generated).
     #[arg(long)]
     pub no_constrain: bool,
+    #[command(flatten)]
+    pub table_links: super::TableLinkArgs,
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
@@ -83,6 +85,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
+    args.table_links.apply(&mut model)?;
     run_with(
         &args,
         global,

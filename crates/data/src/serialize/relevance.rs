@@ -79,6 +79,16 @@ pub struct Relevance {
     pub value_matches: Vec<Vec<bool>>,
 }
 
+impl Relevance {
+    /// How many words of table `t`'s names (original and natural) the
+    /// question has; a table joining two named tables counts one.
+    pub fn table_words(&self, t: usize) -> u32 {
+        self.table_names
+            .get(t)
+            .map_or(0, |score| score / NAME_WEIGHT)
+    }
+}
+
 const NAME_WEIGHT: u32 = 3;
 const VALUE_WEIGHT: u32 = 3;
 const DESCRIPTION_WEIGHT: u32 = 1;
