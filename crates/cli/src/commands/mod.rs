@@ -16,7 +16,7 @@ pub struct TableLinkArgs {
     /// the SQL names a table: their log-probability gains this much per word
     /// of the table's name the question has (0 turns it off; default
     /// 6, see the README's "Table links").
-    #[arg(long, value_name = "BONUS")]
+    #[arg(long, value_name = "BONUS", allow_negative_numbers = true)]
     pub table_link_bonus: Option<f32>,
 }
 

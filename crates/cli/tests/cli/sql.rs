@@ -212,4 +212,22 @@ fn ask_constrains_by_default_and_takes_the_generation_flags() {
         short.len() < free.len() && free.starts_with(&short),
         "{short:?} {free:?}"
     );
+    // Table links off still decode under the checker; a negative bonus is
+    // refused by name.
+    let unlinked = ask(&["--table-link-bonus", "0"]);
+    assert!(valid_up_to(&unlinked, &gold) >= loose, "{unlinked:?}");
+    let refused = text2sql(&[
+        "ask",
+        "--model",
+        s(&model),
+        "--db",
+        s(&db),
+        "--question",
+        "How many stores are there?",
+        "--table-link-bonus",
+        "-1",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--table-link-bonus"), "{stderr}");
 }
