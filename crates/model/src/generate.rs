@@ -564,12 +564,7 @@ impl GenerationConfig {
         if self.num_beams == 0 {
             return Err(ModelError::Invalid("num_beams must be at least 1".into()));
         }
-        if !self.table_link_bonus.is_finite() || self.table_link_bonus < 0.0 {
-            return Err(ModelError::Invalid(format!(
-                "table_link_bonus must be a finite number of at least 0, got {}",
-                self.table_link_bonus
-            )));
-        }
+        check_table_link_bonus(self.table_link_bonus)?;
         if self.max_new_tokens == 0 {
             return Err(ModelError::Invalid(
                 "max_new_tokens must be at least 1".into(),
@@ -577,6 +572,17 @@ impl GenerationConfig {
         }
         Ok(())
     }
+}
+
+/// A [`GenerationConfig::table_link_bonus`] must be a finite number of at
+/// least 0.
+pub fn check_table_link_bonus(bonus: f32) -> Result<()> {
+    if !bonus.is_finite() || bonus < 0.0 {
+        return Err(ModelError::Invalid(format!(
+            "the table link bonus must be a finite number of at least 0, got {bonus}"
+        )));
+    }
+    Ok(())
 }
 
 /// One decoded sequence: the generated tokens (no start token; the EOS

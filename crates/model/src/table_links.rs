@@ -11,7 +11,10 @@
 //! named table's symbol right after FROM or JOIN, until the query has used
 //! it, as IRNet and RAT-SQL feed schema-linking matches to their decoders.
 //! Where the model is confident the bonus changes nothing; where it hesitates
-//! between tables the question's words decide.
+//! between tables the question's words decide. Tables sharing the same
+//! words get the same bonus: that farm question now gets
+//! `farm_competition`, whose name has `farm` too (a whole-name match does
+//! not yet count more).
 
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::{relevance, SchemaSymbols};

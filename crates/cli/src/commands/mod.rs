@@ -9,6 +9,8 @@ pub mod sql;
 pub mod tokenizer;
 pub mod train;
 
+use anyhow::Context;
+
 /// The decoding flag `ask`, `eval --model` and `serve` share.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TableLinkArgs {
@@ -24,11 +26,8 @@ impl TableLinkArgs {
     /// Sets the bonus on `model`, when given.
     pub fn apply(&self, model: &mut text2sql_model::SqlModel) -> anyhow::Result<()> {
         if let Some(bonus) = self.table_link_bonus {
-            if !bonus.is_finite() || bonus < 0.0 {
-                anyhow::bail!(
-                    "--table-link-bonus must be a finite number of at least 0, got {bonus}"
-                );
-            }
+            text2sql_model::generate::check_table_link_bonus(bonus)
+                .context("--table-link-bonus")?;
             model.generation_mut().table_link_bonus = bonus;
         }
         Ok(())
