@@ -2,7 +2,8 @@
 # Spider from scratch: train a small T5 on Spider's training set (plus the
 # synthetic many-database corpus, see configs/spider.yaml), then score
 # Spider dev, whose 20 databases the model has never seen, with the
-# test-suite rule, by hardness, greedy and with four execution-guided beams.
+# test-suite rule, by hardness, greedy and with four execution-guided beams,
+# each query held to the shape of the training questions most like it.
 #
 #   bench/spider_bench.sh                       # the committed recipe
 #   SPIDER_STEPS=200 bench/spider_bench.sh      # a smoke run of every stage
@@ -50,15 +51,19 @@ rm -rf runs/spider
 t2s train --config "$config" ${overrides[@]+"${overrides[@]}"}
 took
 
+# Decoding holds each dev question to the query shape of the Spider train
+# questions phrased most like it (README, "Query shapes").
+shapes=(--skeletons-from spider-bench/train --skeletons 1)
+
 echo "== 5/6 Spider dev, greedy"
-t2s eval --model runs/spider/best --data spider-bench/dev --split val \
+t2s eval --model runs/spider/best --data spider-bench/dev --split val "${shapes[@]}" \
     --db-dir "$spider/database" --report runs/spider/dev-greedy.json \
     --per-example runs/spider/dev-greedy.jsonl
 took
 
 echo "== 6/6 Spider dev, four beams, execution-guided"
 t2s eval --model runs/spider/best --data spider-bench/dev --split val --beams 4 --execution-guided \
-    --db-dir "$spider/database" --report runs/spider/dev-beams4.json
+    "${shapes[@]}" --db-dir "$spider/database" --report runs/spider/dev-beams4.json
 took
 
 percent() { awk -v a="$(grep -m1 '"accuracy":' "$1" | sed 's/[^0-9.]//g')" 'BEGIN { printf "%.1f", 100 * a }'; }

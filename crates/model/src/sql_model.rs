@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::SchemaSymbols;
-use text2sql_sql::{SchemaIndex, SqlChecker};
+use text2sql_sql::{SchemaIndex, SkeletonBank, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
@@ -52,6 +52,9 @@ pub struct SqlModel {
     constrain: bool,
     /// Each token's text, built on the first constrained generation.
     token_texts: OnceLock<Arc<TokenTexts>>,
+    /// Training questions whose query shapes constrained decoding keeps
+    /// to, and how many shapes a question gets (see [`SkeletonBank`]).
+    skeletons: Option<(Arc<SkeletonBank>, usize)>,
 }
 
 fn tokenizer_error(dir: &Path) -> impl Fn(TokenizerError) -> ModelError + '_ {
@@ -103,6 +106,7 @@ impl SqlModel {
             dir: dir.to_path_buf(),
             constrain: true,
             token_texts: OnceLock::new(),
+            skeletons: None,
         })
     }
 
@@ -114,6 +118,13 @@ impl SqlModel {
 
     pub fn constrained(&self) -> bool {
         self.constrain
+    }
+
+    /// Holds constrained decoding to the `count` query shapes `bank`
+    /// suggests for each question (see [`SkeletonBank::suggest`]); a
+    /// question the bank has nothing for is decoded freely.
+    pub fn set_skeletons(&mut self, bank: Arc<SkeletonBank>, count: usize) {
+        self.skeletons = (count > 0).then_some((bank, count));
     }
 
     /// The decoding settings (`max_new_tokens`, `length_penalty`, ...).
@@ -219,7 +230,17 @@ impl SqlModel {
         let constrained = self.constrain.then(|| {
             let checkers = inputs
                 .iter()
-                .map(|input| SqlChecker::new(Arc::new(SchemaIndex::new(input.schema))))
+                .map(|input| {
+                    let checker = SqlChecker::new(Arc::new(SchemaIndex::new(input.schema)));
+                    match &self.skeletons {
+                        Some((bank, count)) => checker.with_skeletons(bank.suggest(
+                            &input.question,
+                            input.schema,
+                            *count,
+                        )),
+                        None => checker,
+                    }
+                })
                 .collect();
             let links = inputs
                 .iter()

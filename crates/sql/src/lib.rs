@@ -10,10 +10,12 @@ pub mod exact;
 pub mod hardness;
 pub mod hostile;
 pub mod sandbox;
+pub mod skeleton_bank;
 pub mod value;
 
 pub use check::{
-    check_pieces, check_sql, rename_identifiers, unalias_tables, Rejection, SchemaIndex, SqlChecker,
+    check_pieces, check_sql, rename_identifiers, unalias_tables, Rejection, SchemaIndex, Skeleton,
+    SkeletonItem, SqlChecker,
 };
 pub use compare::{results_equal, Rule};
 pub use eval::{
@@ -26,6 +28,7 @@ pub use sandbox::{
     run_query, serve_worker_if_requested, timeout_from_secs, CancelHandle, ExecError, QueryResult,
     QueryWorkers, Sandbox, SandboxLimits, WorkerCommand,
 };
+pub use skeleton_bank::SkeletonBank;
 pub use value::Value;
 
 /// Defines the entry point of the SQL worker processes that a test binary

@@ -68,6 +68,8 @@ pub struct Args {
     pub length_penalty: Option<f32>,
     #[command(flatten)]
     pub table_links: super::TableLinkArgs,
+    #[command(flatten)]
+    pub skeletons: super::SkeletonArgs,
 }
 
 pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
@@ -77,6 +79,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
     args.table_links.apply(&mut model)?;
+    args.skeletons.apply(&mut model)?;
     if let Some(max) = args.max_new_tokens {
         model.generation_mut().max_new_tokens = max as usize;
     }

@@ -100,6 +100,8 @@ pub struct Args {
     pub no_constrain: bool,
     #[command(flatten)]
     pub table_links: super::TableLinkArgs,
+    #[command(flatten)]
+    pub skeletons: super::SkeletonArgs,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +165,7 @@ fn generate_examples(
     let mut model = SqlModel::load(model_dir, &Device::Cpu)?;
     model.set_constrained(!args.no_constrain);
     args.table_links.apply(&mut model)?;
+    args.skeletons.apply(&mut model)?;
     let options = PredictOptions {
         split: match args.split {
             SplitArg::Train => Split::Train,

@@ -22,6 +22,46 @@ pub struct TableLinkArgs {
     pub table_link_bonus: Option<f32>,
 }
 
+/// `--skeletons-from`: hold decoding to the query shapes of similar
+/// training questions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SkeletonArgs {
+    /// A folder made by `text2sql prepare`: constrained decoding writes a
+    /// query of one of the shapes (SQL with names and literals blanked) of
+    /// the training questions most like each question (see the README's
+    /// "Query shapes").
+    #[arg(long, value_name = "DIR")]
+    pub skeletons_from: Option<std::path::PathBuf>,
+    /// With --skeletons-from: how many shapes each question may take, the
+    /// best N of the vote (on Spider train's tuning databases 1 gave the
+    /// fewest SQL errors and as many right answers as 2 or 3).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "skeletons_from"
+    )]
+    pub skeletons: usize,
+}
+
+impl SkeletonArgs {
+    /// Gives `model` the bank of --skeletons-from, when given.
+    pub fn apply(&self, model: &mut text2sql_model::SqlModel) -> anyhow::Result<()> {
+        if let Some(dir) = &self.skeletons_from {
+            let (bank, skipped) = text2sql_sql::SkeletonBank::from_processed(dir)
+                .with_context(|| format!("--skeletons-from {}", dir.display()))?;
+            tracing::info!(
+                questions = bank.len(),
+                skipped,
+                "query shapes of {}",
+                dir.display()
+            );
+            model.set_skeletons(std::sync::Arc::new(bank), self.skeletons);
+        }
+        Ok(())
+    }
+}
+
 impl TableLinkArgs {
     /// Sets the bonus on `model`, when given.
     pub fn apply(&self, model: &mut text2sql_model::SqlModel) -> anyhow::Result<()> {

@@ -54,6 +54,8 @@ pub struct Args {
     pub no_constrain: bool,
     #[command(flatten)]
     pub table_links: super::TableLinkArgs,
+    #[command(flatten)]
+    pub skeletons: super::SkeletonArgs,
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
@@ -86,6 +88,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
     args.table_links.apply(&mut model)?;
+    args.skeletons.apply(&mut model)?;
     run_with(
         &args,
         global,

@@ -3,8 +3,16 @@
 //! and report a failing query in one line.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::common::{ask_stores, fails, s, sample_with_model, stdout_json, text2sql, RETAIL_DB};
+use text2sql_data::loader::ProcessedDataset;
+use text2sql_data::prepare::Split;
+use text2sql_data::schema::read_schema_from_sqlite;
+use text2sql_sql::{SchemaIndex, Skeleton, SkeletonBank, SqlChecker};
+
+use crate::common::{
+    ask_stores, fails, prepare_sample, s, sample_with_model, stdout_json, text2sql, RETAIL_DB,
+};
 
 #[test]
 fn ask_prints_sql_deterministically_and_json_has_every_candidate() {
@@ -74,4 +82,69 @@ fn run_reports_the_failing_sql_in_one_line_and_bad_paths_are_named() {
         "x",
     ]));
     assert!(stderr.contains("no-model"), "{stderr}");
+}
+
+#[test]
+fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sample, model) = sample_with_model(dir.path(), 200, 64, 11);
+    let processed = dir.path().join("processed");
+    prepare_sample(&sample, &processed, &["--split-by", "example"]);
+    // A training question with a short query: the bank's nearest question
+    // is itself, so its shape is the one suggested.
+    let data = ProcessedDataset::open(&processed).unwrap();
+    let shape_of = |sql: &str| Skeleton::of_sql(sql).unwrap();
+    let example = data
+        .split(Split::Train)
+        .iter()
+        .map(Result::unwrap)
+        .min_by_key(|e| (shape_of(&e.sql).items().len(), e.id))
+        .unwrap();
+    let db = sample
+        .join("databases")
+        .join(&example.db_id)
+        .join(format!("{}.sqlite", example.db_id));
+    let (schema, _) = read_schema_from_sqlite(&example.db_id, &db).unwrap();
+    let (bank, _) = SkeletonBank::from_processed(&processed).unwrap();
+    let suggested = bank.suggest(&example.question, &schema, 1);
+    assert_eq!(suggested, vec![shape_of(&example.sql)]);
+
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["ask", "--model", s(&model), "--db", s(&db)];
+        args.extend(["--question", &example.question, "--json"]);
+        args.extend(extra);
+        let out = text2sql(&args);
+        assert!(out.status.success(), "{out:?}");
+        stdout_json(&out)["sql"].as_str().unwrap().to_string()
+    };
+    // The random model finishes no query, but what it writes held to the
+    // shapes stays a beginning of the suggested one; free, it does not.
+    let fits = |sql: &str| {
+        SqlChecker::new(Arc::new(SchemaIndex::new(&schema)))
+            .with_skeletons(suggested.clone())
+            .push(sql)
+            .is_ok()
+    };
+    let held = ask(&["--skeletons-from", s(&processed), "--skeletons", "1"]);
+    assert!(fits(&held), "{held}");
+    let free = ask(&[]);
+    assert!(!fits(&free), "{free}");
+
+    let missing = dir.path().join("missing");
+    let out = text2sql(&[
+        "ask",
+        "--model",
+        s(&model),
+        "--db",
+        s(&db),
+        "--question",
+        "x",
+        "--skeletons-from",
+        s(&missing),
+    ]);
+    let message = fails(&out);
+    assert!(
+        message.contains("--skeletons-from") && message.contains("missing"),
+        "{message}"
+    );
 }

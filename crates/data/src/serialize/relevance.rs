@@ -59,11 +59,16 @@ fn push_word(out: &mut HashSet<String>, word: &str) {
     if word.is_empty() || is_stop_word(word) {
         return;
     }
-    let stem = match word.strip_suffix('s') {
+    out.insert(stem(word).to_string());
+}
+
+/// A lower-cased word without its plural `s` (`singers` is `singer`;
+/// `bus` and `class` stay), as matching compares words.
+pub fn stem(word: &str) -> &str {
+    match word.strip_suffix('s') {
         Some(stem) if stem.chars().count() >= 3 && !stem.ends_with('s') => stem,
         _ => word,
-    };
-    out.insert(stem.to_string());
+    }
 }
 
 /// Relevance scores of every table and column for one question.

@@ -220,6 +220,11 @@ impl Lexer {
         }
     }
 
+    /// Whether the text so far ends inside a comment.
+    pub fn in_comment(&self) -> bool {
+        matches!(self.state, State::LineComment | State::BlockComment { .. })
+    }
+
     /// Where the pending token starts.
     pub fn pending_start(&self) -> usize {
         self.start
@@ -229,6 +234,16 @@ impl Lexer {
     /// (none for other states: words are checked by prefix, and `-` and
     /// `/` can always go on as a comment).
     pub fn pending_tokens(&self) -> Vec<Tok> {
+        self.pending_tokens_if(self.comment_allowed)
+    }
+
+    /// [`Lexer::pending_tokens`] where no comment may open: a pending `-`
+    /// or `/` is an operator.
+    pub fn pending_tokens_without_comments(&self) -> Vec<Tok> {
+        self.pending_tokens_if(false)
+    }
+
+    fn pending_tokens_if(&self, comment_allowed: bool) -> Vec<Tok> {
         match self.state {
             State::Op(c) => {
                 let mut all: Vec<Tok> = single(c).map(Tok::Punct).into_iter().collect();
@@ -242,10 +257,10 @@ impl Lexer {
             }
             State::Number { .. } => vec![Tok::Num],
             // A `-` or `/` that cannot open a comment here is an operator.
-            State::Minus if !self.comment_allowed => {
+            State::Minus if !comment_allowed => {
                 vec![Tok::Punct("-"), Tok::Punct("->"), Tok::Punct("->>")]
             }
-            State::Slash if !self.comment_allowed => vec![Tok::Punct("/")],
+            State::Slash if !comment_allowed => vec![Tok::Punct("/")],
             State::Arrow => vec![Tok::Punct("->"), Tok::Punct("->>")],
             State::Dot => vec![Tok::Punct("."), Tok::Num],
             State::Quote { open: '\'', .. } => vec![Tok::Str],

@@ -30,6 +30,7 @@
 mod lexer;
 mod parser;
 mod rename;
+mod skeleton;
 mod unalias;
 mod vocabulary;
 
@@ -40,6 +41,8 @@ use text2sql_data::schema::DatabaseSchema;
 use lexer::{Lexer, Tok, Token};
 use parser::Parser;
 pub use rename::rename_identifiers;
+use skeleton::{Pending, SkeletonReader};
+pub use skeleton::{Skeleton, SkeletonItem};
 pub use unalias::unalias_tables;
 
 /// A schema's names, lower-cased, for checking.
@@ -111,6 +114,19 @@ pub struct SqlChecker {
     tokens: Vec<Token>,
     /// Whitespace bytes at the end of the text.
     trailing_blank: usize,
+    /// The query shapes the text must keep to, when held to some (see
+    /// [`SqlChecker::with_skeletons`]).
+    skeletons: Option<SkeletonGuide>,
+}
+
+/// The longest run of blanks in a query held to shapes.
+const MAX_HELD_BLANK_RUN: usize = 2;
+
+/// The shapes a checker holds its text to, and the text's shape so far.
+#[derive(Debug, Clone)]
+struct SkeletonGuide {
+    shapes: Arc<[Skeleton]>,
+    reader: SkeletonReader,
 }
 
 impl SqlChecker {
@@ -122,7 +138,30 @@ impl SqlChecker {
             rejected: None,
             tokens: Vec::new(),
             trailing_blank: 0,
+            skeletons: None,
         }
+    }
+
+    /// This checker also requiring the query to have one of `shapes` (see
+    /// [`Skeleton`]); none (an empty list) leaves it free. Set on a fresh
+    /// checker: text pushed before is not re-read.
+    pub fn with_skeletons(mut self, shapes: Vec<Skeleton>) -> Self {
+        self.skeletons = (!shapes.is_empty()).then(|| SkeletonGuide {
+            shapes: shapes.into(),
+            reader: SkeletonReader::default(),
+        });
+        self
+    }
+
+    /// This checker without the shapes [`SqlChecker::with_skeletons`] set.
+    pub fn without_skeletons(mut self) -> Self {
+        self.skeletons = None;
+        self
+    }
+
+    /// The shapes this checker holds its text to (empty when free).
+    pub fn skeletons(&self) -> &[Skeleton] {
+        self.skeletons.as_ref().map_or(&[], |guide| &guide.shapes)
     }
 
     /// This checker also requiring, from here on, conventions that gold
@@ -167,7 +206,23 @@ impl SqlChecker {
         } else {
             text.len() - kept
         };
-        let result = self.push_inner(text);
+        // A model overruled by the shapes would otherwise pad with blanks,
+        // which are valid anywhere, and wander (`SELECT` and 16 spaces);
+        // gold SQL has runs of two (Spider's `T1.a  =  T2.b`). Nor may it
+        // start a line (nor a comment, below), where anything could hide
+        // from them.
+        let result = if self.skeletons.is_some()
+            && (self.trailing_blank > MAX_HELD_BLANK_RUN || text.contains('\n'))
+        {
+            Err(Rejection {
+                offset: self.len(),
+                message: format!(
+                    "a line break or more than {MAX_HELD_BLANK_RUN} blanks in a row in a query held to shapes"
+                ),
+            })
+        } else {
+            self.push_inner(text)
+        };
         if let Err(rejection) = &result {
             self.rejected = Some(rejection.clone());
         }
@@ -181,12 +236,51 @@ impl SqlChecker {
         // Tokens completed before a lexing error still count: report the
         // earliest problem.
         let parsed = self.feed_all(&tokens);
+        if let Some(guide) = &mut self.skeletons {
+            for token in &tokens {
+                guide.reader.push(&token.tok);
+            }
+        }
         self.tokens = tokens;
         parsed?;
         lexed.map_err(|e| Rejection {
             offset: e.offset,
             message: e.message,
         })?;
+        if let Some(guide) = &self.skeletons {
+            // A comment would hide anything from the shapes.
+            if self.lexer.in_comment() {
+                return Err(Rejection {
+                    offset: self.lexer.pending_start(),
+                    message: "a comment in a query held to shapes".into(),
+                });
+            }
+            let pending = if let Some(prefix) = self.lexer.pending_name() {
+                let name_possible = skeleton::alias_prefix(&prefix)
+                    || guide.reader.alias_starts_with(&prefix)
+                    || self.schema.names().any(|name| name.starts_with(&prefix));
+                Pending::Word {
+                    prefix,
+                    name_possible,
+                    quoted: self.lexer.pending_quote_text().is_some(),
+                }
+            } else if self.lexer.pending_double_quoted().is_some() {
+                Pending::DoubleQuoted
+            } else {
+                let tokens = self.lexer.pending_tokens_without_comments();
+                if tokens.is_empty() {
+                    Pending::None
+                } else {
+                    Pending::Tokens(tokens)
+                }
+            };
+            if !guide.shapes.iter().any(|s| guide.reader.fits(s, &pending)) {
+                return Err(Rejection {
+                    offset: self.lexer.pending_start().min(self.lexer.len()),
+                    message: "leaves the query shapes it is held to".into(),
+                });
+            }
+        }
         // A pending operator, number or string: some token it can become
         // must fit (`|` at the start of a query cannot).
         let mut first_error = None;
@@ -293,7 +387,19 @@ impl SqlChecker {
             tok: Tok::End,
             offset: end.lexer.len(),
         });
-        end.feed_all(&tokens)
+        end.feed_all(&tokens)?;
+        if let Some(guide) = &mut end.skeletons {
+            for token in &tokens {
+                guide.reader.push(&token.tok);
+            }
+            if !guide.shapes.iter().any(|s| guide.reader.matches(s)) {
+                return Err(Rejection {
+                    offset: end.lexer.len(),
+                    message: "is not a query of the shapes it is held to".into(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

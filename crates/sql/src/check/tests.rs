@@ -954,3 +954,79 @@ fn unaliased_sample_gold_gives_the_same_rows() {
         records.len()
     );
 }
+
+mod skeletons {
+    use super::*;
+
+    fn held_to(shapes: &[&str]) -> SqlChecker {
+        SqlChecker::new(schema()).with_skeletons(
+            shapes
+                .iter()
+                .map(|sql| Skeleton::of_sql(sql).unwrap())
+                .collect(),
+        )
+    }
+
+    /// Pushes `sql` a few characters at a time, as a decoder's tokens come.
+    fn write(checker: &SqlChecker, sql: &str) -> Result<SqlChecker, Rejection> {
+        let mut checker = checker.clone();
+        let chars: Vec<char> = sql.chars().collect();
+        for piece in chars.chunks(3) {
+            checker.push(&piece.iter().collect::<String>())?;
+        }
+        checker.finish()?;
+        Ok(checker)
+    }
+
+    #[test]
+    fn a_query_of_a_held_shape_passes_with_other_names_and_literals() {
+        let checker = held_to(&[
+            "SELECT count(*) FROM farm",
+            "SELECT T1.a FROM x AS T1 JOIN y AS T2 ON T1.b = T2.c WHERE T2.d = 'v'",
+        ]);
+        write(&checker, "SELECT count(*) FROM singer").unwrap();
+        write(
+            &checker,
+            "SELECT T1.Name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.Singer_ID = T2.Singer_ID WHERE T2.concert_ID = 3",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_query_of_another_shape_is_rejected_where_it_leaves_them() {
+        let checker = held_to(&["SELECT count(*) FROM farm"]);
+        let rejection = write(&checker, "SELECT Name FROM singer").unwrap_err();
+        assert_eq!(rejection.offset, 7, "{rejection}");
+        // A prefix of the shape is no whole query of it.
+        let mut prefix = checker.clone();
+        prefix
+            .push("SELECT count(*) FROM singer WHERE")
+            .unwrap_err();
+        let mut short = held_to(&["SELECT count(*) FROM farm WHERE a = 1"]);
+        short.push("SELECT count(*) FROM singer").unwrap();
+        assert!(short.finish().is_err());
+        assert!(checker
+            .clone()
+            .without_skeletons()
+            .push("SELECT Name FROM singer")
+            .is_ok());
+    }
+
+    #[test]
+    fn a_name_is_a_schema_name_or_an_alias_and_a_function_is_no_name() {
+        let checker = held_to(&[
+            "SELECT strftime('%Y', d) AS year, count(*) AS n FROM t GROUP BY year ORDER BY year;",
+        ]);
+        write(
+            &checker,
+            "SELECT strftime('%Y', Year) AS yr, COUNT(*) AS concerts FROM concert GROUP BY yr ORDER BY yr;",
+        )
+        .unwrap();
+        // `avg` where the shape has a name could only go on as the
+        // function: no name of the schema starts so.
+        let mut averaged = held_to(&["SELECT Name FROM singer"]);
+        assert!(averaged.push("SELECT avg").is_err());
+        let mut country = held_to(&["SELECT Name FROM singer"]);
+        country.push("SELECT Countr").unwrap();
+    }
+}
