@@ -78,6 +78,9 @@ pub struct Relevance {
     pub tables: Vec<u32>,
     /// The overlap of the table's own names (original and natural) alone.
     pub table_names: Vec<u32>,
+    /// The question has every word of the table's name (`farm` in "How
+    /// many farms are there?", where `farm_competition` has one of two).
+    pub table_whole_names: Vec<bool>,
     pub columns: Vec<Vec<u32>>,
     /// `value_matches[t][c]`: one of the column's example values appears in
     /// the question.
@@ -92,6 +95,11 @@ impl Relevance {
             .get(t)
             .map_or(0, |score| score / NAME_WEIGHT)
     }
+
+    /// Whether the question has every word of table `t`'s name.
+    pub fn table_whole_name(&self, t: usize) -> bool {
+        self.table_whole_names.get(t).copied().unwrap_or(false)
+    }
 }
 
 const NAME_WEIGHT: u32 = 3;
@@ -105,6 +113,7 @@ pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
     let overlap = |text: &str| words(text).intersection(&question_words).count() as u32;
     let mut tables = Vec::with_capacity(schema.tables.len());
     let mut table_names = Vec::with_capacity(schema.tables.len());
+    let mut table_whole_names = Vec::with_capacity(schema.tables.len());
     let mut columns = Vec::with_capacity(schema.tables.len());
     let mut value_matches = Vec::with_capacity(schema.tables.len());
     for table in &schema.tables {
@@ -135,9 +144,11 @@ pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
             .union(&words(&table.natural_name))
             .cloned()
             .collect();
-        let name_score = NAME_WEIGHT * name_words.intersection(&question_words).count() as u32;
+        let matched = name_words.intersection(&question_words).count();
+        let name_score = NAME_WEIGHT * matched as u32;
         tables.push(name_score + column_scores.iter().copied().max().unwrap_or(0));
         table_names.push(name_score);
+        table_whole_names.push(matched > 0 && matched == name_words.len());
         columns.push(column_scores);
         value_matches.push(matches);
     }
@@ -169,6 +180,7 @@ pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
     Relevance {
         tables,
         table_names,
+        table_whole_names,
         columns,
         value_matches,
     }
