@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::lexer::{Lexer, Tok};
+use super::lexer::Tok;
 use super::vocabulary::{reserved, FUNCTIONS};
 use super::Rejection;
 
@@ -33,17 +33,8 @@ pub struct Skeleton(Vec<SkeletonItem>);
 impl Skeleton {
     /// The skeleton of `sql`; an error where it does not tokenize.
     pub fn of_sql(sql: &str) -> Result<Self, Rejection> {
-        let mut lexer = Lexer::default();
-        let mut tokens = Vec::new();
-        let lexed = lexer
-            .push(sql, &mut tokens)
-            .and_then(|()| lexer.finish(&mut tokens));
-        lexed.map_err(|e| Rejection {
-            offset: e.offset,
-            message: e.message,
-        })?;
         let mut reader = SkeletonReader::default();
-        for token in &tokens {
+        for token in &super::rename::lex(sql)? {
             reader.push(&token.tok);
         }
         Ok(Skeleton(reader.finish()))
