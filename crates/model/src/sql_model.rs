@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::SchemaSymbols;
-use text2sql_sql::{SchemaIndex, SkeletonBank, SqlChecker};
+use text2sql_sql::{SchemaIndex, Skeleton, SkeletonBank, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
@@ -118,6 +118,15 @@ impl SqlModel {
 
     pub fn constrained(&self) -> bool {
         self.constrain
+    }
+
+    /// The query shapes constrained decoding holds `question` to (see
+    /// [`SqlModel::set_skeletons`]); empty when it is free.
+    pub fn query_shapes(&self, question: &str, schema: &DatabaseSchema) -> Vec<Skeleton> {
+        match &self.skeletons {
+            Some((bank, count)) if self.constrain => bank.suggest(question, schema, *count),
+            _ => Vec::new(),
+        }
     }
 
     /// Holds constrained decoding to the `count` query shapes `bank`
@@ -231,15 +240,8 @@ impl SqlModel {
             let checkers = inputs
                 .iter()
                 .map(|input| {
-                    let checker = SqlChecker::new(Arc::new(SchemaIndex::new(input.schema)));
-                    match &self.skeletons {
-                        Some((bank, count)) => checker.with_skeletons(bank.suggest(
-                            &input.question,
-                            input.schema,
-                            *count,
-                        )),
-                        None => checker,
-                    }
+                    SqlChecker::new(Arc::new(SchemaIndex::new(input.schema)))
+                        .with_skeletons(self.query_shapes(&input.question, input.schema))
                 })
                 .collect();
             let links = inputs

@@ -90,6 +90,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         model.generation_mut().length_penalty = penalty;
     }
     let beams = usize::from(args.beams);
+    let mut shapes = Vec::new();
     let (source, candidates) = match (&args.raw_input, &args.db, &args.question) {
         (Some(raw), _, _) => (raw.clone(), model.generate_from_raw(raw, beams)?),
         (None, Some(db), Some(question)) => {
@@ -98,6 +99,11 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
                 index_values_from_sqlite(&mut schema, db)?;
             }
             let input = model.input(question, &args.external_knowledge, &schema);
+            shapes = model
+                .query_shapes(question, &schema)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             let candidates = model
                 .generate_batch_for(std::slice::from_ref(&input), beams)?
                 .pop()
@@ -119,6 +125,8 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
             "input": source,
             "sql": best.sql,
             "candidates": candidates,
+            // The query shapes decoding was held to (--skeletons-from).
+            "shapes": shapes,
             "result": execution.as_ref().map(|r| r.as_ref().ok()),
             "error": execution.as_ref().and_then(|r| r.as_ref().err().map(|e| format!("{e:#}"))),
         }))?;
@@ -129,6 +137,12 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
         return Ok(());
     }
     println!("{}", best.sql);
+    if !shapes.is_empty() && !global.quiet {
+        eprintln!(
+            "held to the query shape of similar training questions: {}",
+            shapes.join(" | ")
+        );
+    }
     if beams > 1 && !global.quiet {
         print_candidates(&candidates);
     }

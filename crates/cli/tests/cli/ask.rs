@@ -127,6 +127,19 @@ fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
     };
     let held = ask(&["--skeletons-from", s(&processed), "--skeletons", "1"]);
     assert!(fits(&held), "{held}");
+    // --json says which shapes decoding was held to.
+    let mut args = vec!["ask", "--model", s(&model), "--db", s(&db), "--json"];
+    args.extend([
+        "--question",
+        &example.question,
+        "--skeletons-from",
+        s(&processed),
+    ]);
+    let json = stdout_json(&text2sql(&args));
+    assert_eq!(
+        json["shapes"],
+        serde_json::json!([suggested[0].to_string()])
+    );
     let free = ask(&[]);
     assert!(!fits(&free), "{free}");
 
