@@ -958,9 +958,11 @@ fn end_at_last_complete_query(
 ) {
     if let Some((&last, before)) = hypothesis.tokens.split_last() {
         if last == eos {
-            // A beam that went on from a dead end carries that end's EOS
-            // inside it, and one held to query shapes reaches dead ends
-            // often: only a query the checker accepts whole ends here.
+            // Beam search can hand back a hypothesis ending in the EOS a
+            // dead end was given (a held search, which reaches dead ends
+            // often, handed back `FROM Customer AS T1 \` \``): only a query
+            // the checker accepts whole ends here. Decoding checked each
+            // token already, so this re-reads one text per hypothesis.
             if check_token_prefixes(fresh, texts, before).is_ok() {
                 return;
             }

@@ -11,7 +11,7 @@
 //! word pairs, and the answer is a vote over the nearest questions'
 //! skeletons, none of which a text search engine offers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use text2sql_data::loader::ProcessedDataset;
 use text2sql_data::prepare::Split;
@@ -51,7 +51,7 @@ impl SkeletonBank {
         let mut bank = SkeletonBank::default();
         let mut skeleton_index: HashMap<Skeleton, u32> = HashMap::new();
         let mut masks: HashMap<&str, HashSet<String>> = HashMap::new();
-        let mut questions: Vec<HashMap<String, u32>> = Vec::new();
+        let mut questions: Vec<BTreeMap<String, u32>> = Vec::new();
         let mut skipped = 0;
         for (question, sql, schema) in examples {
             let Ok(skeleton) = Skeleton::of_sql(sql) else {
@@ -155,7 +155,7 @@ impl SkeletonBank {
     }
 
     /// TF-IDF weights of a question's term counts, as a unit vector.
-    fn weights(&self, terms: &HashMap<String, u32>) -> Vec<(String, f32)> {
+    fn weights(&self, terms: &BTreeMap<String, u32>) -> Vec<(String, f32)> {
         let questions = self.len().max(1) as f32;
         let mut weights: Vec<(String, f32)> = terms
             .iter()
@@ -189,8 +189,10 @@ fn schema_words(schema: &DatabaseSchema) -> HashSet<String> {
 }
 
 /// A question's terms and their counts: its words (plural `s` removed,
-/// schema words masked) and pairs of consecutive words.
-fn terms(question: &str, schema_words: &HashSet<String>) -> HashMap<String, u32> {
+/// schema words masked) and pairs of consecutive words. In term order, so
+/// that similarities are summed in the same order in every run (a hash
+/// map's order changed which of two near-equal shapes won).
+fn terms(question: &str, schema_words: &HashSet<String>) -> BTreeMap<String, u32> {
     let words: Vec<String> = name_words(question)
         .iter()
         .map(|word| {
@@ -202,7 +204,7 @@ fn terms(question: &str, schema_words: &HashSet<String>) -> HashMap<String, u32>
             }
         })
         .collect();
-    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
     for word in &words {
         *counts.entry(word.clone()).or_default() += 1;
     }

@@ -144,17 +144,9 @@ fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
     assert!(!fits(&free), "{free}");
 
     let missing = dir.path().join("missing");
-    let out = text2sql(&[
-        "ask",
-        "--model",
-        s(&model),
-        "--db",
-        s(&db),
-        "--question",
-        "x",
-        "--skeletons-from",
-        s(&missing),
-    ]);
+    let mut args = ask_stores(&model, &db);
+    args.extend(["--skeletons-from", s(&missing)]);
+    let out = text2sql(&args);
     let message = fails(&out);
     assert!(
         message.contains("--skeletons-from") && message.contains("missing"),

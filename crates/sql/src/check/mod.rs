@@ -129,6 +129,82 @@ struct SkeletonGuide {
     reader: SkeletonReader,
 }
 
+impl SkeletonGuide {
+    /// A model overruled by the shapes would otherwise pad with blanks,
+    /// which are valid anywhere, and wander (`SELECT` and 16 spaces); gold
+    /// SQL has runs of two (Spider's `T1.a  =  T2.b`). Nor may `text`
+    /// start a line (nor a comment, see [`SkeletonGuide::check_prefix`]),
+    /// where anything could hide from the shapes. `trailing_blank` counts
+    /// the blanks ending the text with `text`, `offset` is where it starts.
+    fn check_blanks(text: &str, trailing_blank: usize, offset: usize) -> Result<(), Rejection> {
+        if trailing_blank > MAX_HELD_BLANK_RUN || text.contains('\n') {
+            return Err(Rejection {
+                offset,
+                message: format!(
+                    "a line break or more than {MAX_HELD_BLANK_RUN} blanks in a row in a query held to shapes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, tokens: &[Token]) {
+        for token in tokens {
+            self.reader.push(&token.tok);
+        }
+    }
+
+    /// Whether the text read so far, with the token `lexer` has pending,
+    /// can still become a query of one of the shapes.
+    fn check_prefix(&self, lexer: &Lexer, schema: &SchemaIndex) -> Result<(), Rejection> {
+        if lexer.in_comment() {
+            return Err(Rejection {
+                offset: lexer.pending_start(),
+                message: "a comment in a query held to shapes".into(),
+            });
+        }
+        let pending = if let Some(prefix) = lexer.pending_name() {
+            let name_possible = skeleton::alias_prefix(&prefix)
+                || self.reader.alias_starts_with(&prefix)
+                || schema.names().any(|name| name.starts_with(&prefix));
+            Pending::Word {
+                prefix,
+                name_possible,
+                quoted: lexer.pending_quote_text().is_some(),
+            }
+        } else if lexer.pending_double_quoted().is_some() {
+            Pending::DoubleQuoted
+        } else {
+            let tokens = lexer.pending_tokens_without_comments();
+            if tokens.is_empty() {
+                Pending::None
+            } else {
+                Pending::Tokens(tokens)
+            }
+        };
+        if self.shapes.iter().any(|s| self.reader.fits(s, &pending)) {
+            Ok(())
+        } else {
+            Err(Rejection {
+                offset: lexer.pending_start().min(lexer.len()),
+                message: "leaves the query shapes it is held to".into(),
+            })
+        }
+    }
+
+    /// Whether the whole text read is a query of one of the shapes.
+    fn check_whole(&self, offset: usize) -> Result<(), Rejection> {
+        if self.shapes.iter().any(|s| self.reader.matches(s)) {
+            Ok(())
+        } else {
+            Err(Rejection {
+                offset,
+                message: "is not a query of the shapes it is held to".into(),
+            })
+        }
+    }
+}
+
 impl SqlChecker {
     pub fn new(schema: Arc<SchemaIndex>) -> Self {
         Self {
@@ -206,23 +282,11 @@ impl SqlChecker {
         } else {
             text.len() - kept
         };
-        // A model overruled by the shapes would otherwise pad with blanks,
-        // which are valid anywhere, and wander (`SELECT` and 16 spaces);
-        // gold SQL has runs of two (Spider's `T1.a  =  T2.b`). Nor may it
-        // start a line (nor a comment, below), where anything could hide
-        // from them.
-        let result = if self.skeletons.is_some()
-            && (self.trailing_blank > MAX_HELD_BLANK_RUN || text.contains('\n'))
-        {
-            Err(Rejection {
-                offset: self.len(),
-                message: format!(
-                    "a line break or more than {MAX_HELD_BLANK_RUN} blanks in a row in a query held to shapes"
-                ),
-            })
-        } else {
-            self.push_inner(text)
+        let held_blanks = match &self.skeletons {
+            Some(_) => SkeletonGuide::check_blanks(text, self.trailing_blank, self.len()),
+            None => Ok(()),
         };
+        let result = held_blanks.and_then(|()| self.push_inner(text));
         if let Err(rejection) = &result {
             self.rejected = Some(rejection.clone());
         }
@@ -237,9 +301,7 @@ impl SqlChecker {
         // earliest problem.
         let parsed = self.feed_all(&tokens);
         if let Some(guide) = &mut self.skeletons {
-            for token in &tokens {
-                guide.reader.push(&token.tok);
-            }
+            guide.read(&tokens);
         }
         self.tokens = tokens;
         parsed?;
@@ -248,38 +310,7 @@ impl SqlChecker {
             message: e.message,
         })?;
         if let Some(guide) = &self.skeletons {
-            // A comment would hide anything from the shapes.
-            if self.lexer.in_comment() {
-                return Err(Rejection {
-                    offset: self.lexer.pending_start(),
-                    message: "a comment in a query held to shapes".into(),
-                });
-            }
-            let pending = if let Some(prefix) = self.lexer.pending_name() {
-                let name_possible = skeleton::alias_prefix(&prefix)
-                    || guide.reader.alias_starts_with(&prefix)
-                    || self.schema.names().any(|name| name.starts_with(&prefix));
-                Pending::Word {
-                    prefix,
-                    name_possible,
-                    quoted: self.lexer.pending_quote_text().is_some(),
-                }
-            } else if self.lexer.pending_double_quoted().is_some() {
-                Pending::DoubleQuoted
-            } else {
-                let tokens = self.lexer.pending_tokens_without_comments();
-                if tokens.is_empty() {
-                    Pending::None
-                } else {
-                    Pending::Tokens(tokens)
-                }
-            };
-            if !guide.shapes.iter().any(|s| guide.reader.fits(s, &pending)) {
-                return Err(Rejection {
-                    offset: self.lexer.pending_start().min(self.lexer.len()),
-                    message: "leaves the query shapes it is held to".into(),
-                });
-            }
+            guide.check_prefix(&self.lexer, &self.schema)?;
         }
         // A pending operator, number or string: some token it can become
         // must fit (`|` at the start of a query cannot).
@@ -388,18 +419,13 @@ impl SqlChecker {
             offset: end.lexer.len(),
         });
         end.feed_all(&tokens)?;
-        if let Some(guide) = &mut end.skeletons {
-            for token in &tokens {
-                guide.reader.push(&token.tok);
+        match &mut end.skeletons {
+            Some(guide) => {
+                guide.read(&tokens);
+                guide.check_whole(end.lexer.len())
             }
-            if !guide.shapes.iter().any(|s| guide.reader.matches(s)) {
-                return Err(Rejection {
-                    offset: end.lexer.len(),
-                    message: "is not a query of the shapes it is held to".into(),
-                });
-            }
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
