@@ -40,11 +40,12 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
-use text2sql_sql::{Rejection, SqlChecker};
+use text2sql_sql::{Rejection, SkeletonItem, SqlChecker};
 
 use crate::error::{ModelError, Result};
+use crate::fill_links::FillLinks;
 use crate::t5::{DecoderCache, T5Config, T5Model};
-use crate::table_links::{TableLink, DEFAULT_TABLE_LINK_BONUS};
+use crate::table_links::{SymbolLink, DEFAULT_TABLE_LINK_BONUS};
 use crate::tokenizer::Tokenizer;
 
 /// Candidates checked per hypothesis and step unless told otherwise.
@@ -105,7 +106,7 @@ impl TokenTexts {
     }
 
     /// Whether `id` is a schema symbol of this input.
-    fn is_symbol(&self, id: u32) -> bool {
+    pub(crate) fn is_symbol(&self, id: u32) -> bool {
         self.replacement(id).is_some()
     }
 
@@ -158,8 +159,12 @@ pub struct Constraint<'a> {
     /// Candidates checked per hypothesis and step, best first.
     pub top_k: usize,
     /// Per input, the symbols of the tables its question names, preferred
-    /// where a table is named (see [`TableLink`]); empty when none.
-    pub table_links: Vec<Vec<TableLink>>,
+    /// where a table is named (see [`SymbolLink`]); empty when none.
+    pub table_links: Vec<Vec<SymbolLink>>,
+    /// Per input, the columns, keys and literals its question names,
+    /// preferred where a query held to a shape names a column or writes a
+    /// literal (see [`FillLinks`]); empty when none.
+    pub fill_links: Vec<FillLinks>,
 }
 
 impl<'a> Constraint<'a> {
@@ -181,6 +186,7 @@ impl<'a> Constraint<'a> {
             checkers,
             top_k: DEFAULT_CONSTRAIN_TOP_K,
             table_links: Vec::new(),
+            fill_links: Vec::new(),
         }
     }
 
@@ -198,10 +204,13 @@ impl<'a> Constraint<'a> {
             checkers: Vec::new(),
             top_k: self.top_k,
             table_links: Vec::new(),
+            fill_links: Vec::new(),
         };
         for input in indices {
             part.table_links
                 .push(self.table_links.get(input).cloned().unwrap_or_default());
+            part.fill_links
+                .push(self.fill_links.get(input).cloned().unwrap_or_default());
             part.input_texts
                 .push(self.input_texts.get(input).cloned().flatten());
             let checker = self.checkers[input].clone();
@@ -215,19 +224,23 @@ impl<'a> Constraint<'a> {
     }
 
     /// The constraint with these table links, one list per input.
-    pub fn with_table_links(mut self, table_links: Vec<Vec<TableLink>>) -> Self {
+    pub fn with_table_links(mut self, table_links: Vec<Vec<SymbolLink>>) -> Self {
         self.table_links = table_links;
         self
     }
 
-    /// Adds input `input`'s table-link bonuses to `row` (log-probabilities
-    /// of the next token after `history`) where a table is named next:
-    /// right after FROM or JOIN outside parentheses, for the named tables
-    /// `history` has not used yet.
-    pub(crate) fn prefer_named_tables(&self, input: usize, row: &mut [f32], history: &[u32]) {
-        let Some(links) = self.table_links.get(input).filter(|l| !l.is_empty()) else {
-            return;
-        };
+    /// The constraint with these fill links, one per input.
+    pub fn with_fill_links(mut self, fill_links: Vec<FillLinks>) -> Self {
+        self.fill_links = fill_links;
+        self
+    }
+
+    /// Adds input `input`'s link bonuses to `row` (log-probabilities of
+    /// the next token after `history`): where a table is named next (right
+    /// after FROM or JOIN outside parentheses) its table links, for the
+    /// named tables `history` has not used yet; elsewhere, for a query held
+    /// to a shape, its fill links (see [`FillLinks::prefer`]).
+    pub(crate) fn prefer_links(&self, input: usize, row: &mut [f32], history: &[u32]) {
         let texts = self.texts_for(input);
         let names_table = history
             .last()
@@ -237,8 +250,12 @@ impl<'a> Constraint<'a> {
                 word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join")
             });
         if !names_table {
+            self.prefer_fill_links(input, row, history);
             return;
         }
+        let Some(links) = self.table_links.get(input).filter(|l| !l.is_empty()) else {
+            return;
+        };
         // Not inside parentheses: a subquery mostly reads the outer
         // query's table again (`seatCap > (SELECT AVG(seatCap) FROM acft)`),
         // which a bonus for the other named tables would turn into an
@@ -265,6 +282,28 @@ impl<'a> Constraint<'a> {
                 *value += link.bonus;
             }
         }
+    }
+
+    /// [`FillLinks::prefer`] for input `input`, when a shape holds it.
+    fn prefer_fill_links(&self, input: usize, row: &mut [f32], history: &[u32]) {
+        let Some(links) = self.fill_links.get(input).filter(|l| !l.is_empty()) else {
+            return;
+        };
+        let Some(shapes) = self
+            .checkers
+            .get(input)
+            .map(SqlChecker::skeletons)
+            .filter(|shapes| !shapes.is_empty())
+        else {
+            return;
+        };
+        let joins = shapes.iter().any(|shape| {
+            shape
+                .items()
+                .iter()
+                .any(|item| matches!(item, SkeletonItem::Keyword(word) if word == "join"))
+        });
+        links.prefer(self.texts_for(input), history, row, joins);
     }
 
     /// The token texts the checker of input `input` reads.
@@ -495,9 +534,13 @@ pub struct GenerationConfig {
     pub pad_token_id: u32,
     /// Constrained decoding with schema symbols: the log-probability bonus,
     /// per word of its name the question has, of a table the question
-    /// names, where the SQL names a table (see [`TableLink`]); 0 turns it
+    /// names, where the SQL names a table (see [`SymbolLink`]); 0 turns it
     /// off. A text2sql field: transformers has no such setting.
     pub table_link_bonus: f32,
+    /// Constrained decoding held to a query shape prefers the columns,
+    /// join keys and literals the question names (see [`FillLinks`]). A
+    /// text2sql field.
+    pub fill_links: bool,
 }
 
 impl Default for GenerationConfig {
@@ -512,6 +555,7 @@ impl Default for GenerationConfig {
             eos_token_id: 1,
             pad_token_id: 0,
             table_link_bonus: DEFAULT_TABLE_LINK_BONUS,
+            fill_links: true,
         }
     }
 }
@@ -909,6 +953,7 @@ impl Attempt {
         // too, 3 without, as without links at all), the model's own choice
         // is the way out.
         retry.table_links.clear();
+        retry.fill_links.clear();
         // Likewise the query shapes retrieved for it: held to them, the
         // search already failed once (kept for a search again with beams,
         // Spider train's tuning databases, greedy: 68 right answers and 3
@@ -1164,7 +1209,7 @@ impl GreedyState {
             }
         }
         if let Some(c) = constraint {
-            c.prefer_named_tables(input, &mut row, &self.hypothesis.tokens);
+            c.prefer_links(input, &mut row, &self.hypothesis.tokens);
         }
         let mut token = argmax(&row);
         if let (Some(c), Some(checker)) = (constraint, self.checker.take()) {
@@ -1333,7 +1378,7 @@ impl BeamStep<'_> {
                 *value -= log_norm;
             }
             if let Some(c) = self.constraint {
-                c.prefer_named_tables(input, &mut row, &beam.tokens);
+                c.prefer_links(input, &mut row, &beam.tokens);
             }
             if self.step < config.min_new_tokens {
                 if let Some(eos) = row.get_mut(config.eos_token_id as usize) {
@@ -1766,6 +1811,7 @@ mod tests {
                     // when both fail.
                     top_k: 2,
                     table_links: Vec::new(),
+                    fill_links: Vec::new(),
                 };
                 let held =
                     generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap();
@@ -1843,6 +1889,7 @@ mod tests {
                     checkers: vec![SqlChecker::new(f.schema.clone()); f.inputs.len()],
                     top_k,
                     table_links: Vec::new(),
+                    fill_links: Vec::new(),
                 };
                 generate_constrained(&f.model, &config, &f.inputs, Some(constraint)).unwrap()
             };
@@ -1858,6 +1905,7 @@ mod tests {
                 checkers: vec![SqlChecker::new(f.schema.clone())],
                 top_k: 4,
                 table_links: Vec::new(),
+                fill_links: Vec::new(),
             };
             assert!(generate_constrained(&f.model, &config, &f.inputs, Some(wrong)).is_err());
         }
@@ -1891,6 +1939,7 @@ mod tests {
                 checkers,
                 top_k: 2,
                 table_links: Vec::new(),
+                fill_links: Vec::new(),
             }
         }
 

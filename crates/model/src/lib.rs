@@ -16,6 +16,7 @@
 pub mod bf16_matmul;
 pub mod checkpoint;
 pub mod error;
+pub mod fill_links;
 pub mod generate;
 pub mod gold_check;
 pub mod input;
@@ -33,6 +34,7 @@ pub mod tokenizer;
 pub use candle_core::{DType, Device};
 pub use checkpoint::{convert, expected_tensors, ConvertReport};
 pub use error::{ModelError, Result};
+pub use fill_links::FillLinks;
 pub use generate::{
     check_token_prefixes, generate, generate_constrained, generate_in_batches, Constraint,
     GenerationConfig, Hypothesis, TokenTexts, DEFAULT_CONSTRAIN_TOP_K,
@@ -42,5 +44,5 @@ pub use input::{decode_sql, InputFormat};
 pub use predict::{predict_split, PredictOptions, SplitPredictions};
 pub use sql_model::{GeneratedSql, SchemaInput, SqlModel};
 pub use t5::{loss, shift_right, DecoderCache, T5Architecture, T5Config, T5Model, IGNORED_LABEL};
-pub use table_links::{table_links, TableLink, DEFAULT_TABLE_LINK_BONUS};
+pub use table_links::{table_links, SymbolLink, DEFAULT_TABLE_LINK_BONUS};
 pub use threads::pin_cpu_threads;

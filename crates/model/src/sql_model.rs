@@ -16,10 +16,11 @@ use text2sql_sql::{SchemaIndex, Skeleton, SkeletonBank, SqlChecker};
 
 use crate::checkpoint::{expected_tensors, GENERATION_CONFIG_FILE};
 use crate::error::{ModelError, Result};
+use crate::fill_links::FillLinks;
 use crate::generate::{generate_in_batches, Constraint, GenerationConfig, TokenTexts};
 use crate::input::{decode_sql, InputFormat};
 use crate::t5::{T5Architecture, T5Config, T5Model};
-use crate::table_links::{table_links, TableLink};
+use crate::table_links::{table_links, SymbolLink};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// One generated query with its score (greedy: the sum of token
@@ -39,6 +40,15 @@ pub struct SchemaInput<'a> {
     /// (see [`crate::table_links`]).
     pub question: String,
     pub schema: &'a DatabaseSchema,
+}
+
+/// What constrained decoding holds each input to: its checker, the tables
+/// and the fill links of its question (one entry per input).
+#[derive(Default)]
+struct InputChecks {
+    checkers: Vec<SqlChecker>,
+    table_links: Vec<Vec<SymbolLink>>,
+    fill_links: Vec<FillLinks>,
 }
 
 /// A checkpoint ready to answer questions.
@@ -237,28 +247,33 @@ impl SqlModel {
             .map(|input| self.symbols(input.schema))
             .collect();
         let constrained = self.constrain.then(|| {
-            let checkers = inputs
-                .iter()
-                .map(|input| {
+            let mut checks = InputChecks::default();
+            for (input, symbols) in inputs.iter().zip(&symbols) {
+                checks.checkers.push(
                     SqlChecker::new(Arc::new(SchemaIndex::new(input.schema)))
-                        .with_skeletons(self.query_shapes(&input.question, input.schema))
-                })
-                .collect();
-            let links = inputs
-                .iter()
-                .zip(&symbols)
-                .map(|(input, symbols)| match symbols {
-                    Some(symbols) => table_links(
-                        &input.question,
-                        input.schema,
-                        symbols,
-                        &self.tokenizer,
-                        self.generation.table_link_bonus,
+                        .with_skeletons(self.query_shapes(&input.question, input.schema)),
+                );
+                let (tables, fill) = match symbols {
+                    Some(symbols) => (
+                        table_links(
+                            &input.question,
+                            input.schema,
+                            symbols,
+                            &self.tokenizer,
+                            self.generation.table_link_bonus,
+                        ),
+                        if self.generation.fill_links {
+                            FillLinks::new(&input.question, input.schema, symbols, &self.tokenizer)
+                        } else {
+                            FillLinks::default()
+                        },
                     ),
-                    None => Vec::new(),
-                })
-                .collect();
-            (checkers, links)
+                    None => (Vec::new(), FillLinks::default()),
+                };
+                checks.table_links.push(tables);
+                checks.fill_links.push(fill);
+            }
+            checks
         });
         let sources: Vec<&str> = inputs.iter().map(|input| input.source.as_str()).collect();
         self.run(&sources, beams, constrained, &symbols, batch_size, on_batch)
@@ -290,12 +305,12 @@ impl SqlModel {
 
     /// `symbols` (per input, or empty) map the model's schema symbols back
     /// to names, for the checker and in the SQL returned; `constrained`
-    /// holds each input's checker and table links.
+    /// holds each input's checker, table links and fill links.
     fn run<S: AsRef<str>>(
         &self,
         source_texts: &[S],
         beams: usize,
-        constrained: Option<(Vec<SqlChecker>, Vec<Vec<TableLink>>)>,
+        constrained: Option<InputChecks>,
         symbols: &[Option<SchemaSymbols>],
         batch_size: usize,
         on_batch: &mut dyn FnMut(usize),
@@ -313,11 +328,12 @@ impl SqlModel {
         };
         let texts = constrained.as_ref().map(|_| self.token_texts());
         let constraint = match (&texts, constrained) {
-            (Some(texts), Some((checkers, links))) => {
+            (Some(texts), Some(checks)) => {
                 let symbols: Vec<_> = symbols.iter().map(Option::as_ref).collect();
                 Some(
-                    Constraint::new(texts, &self.tokenizer, checkers, &symbols)
-                        .with_table_links(links),
+                    Constraint::new(texts, &self.tokenizer, checks.checkers, &symbols)
+                        .with_table_links(checks.table_links)
+                        .with_fill_links(checks.fill_links),
                 )
             }
             _ => None,

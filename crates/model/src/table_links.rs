@@ -20,10 +20,12 @@ use text2sql_data::serialize::{relevance, SchemaSymbols};
 
 use crate::tokenizer::Tokenizer;
 
-/// A table the question names: its symbol's token and the bonus added to
-/// its log-probability where a table is named, until the query uses it.
+/// A schema name the question names: its symbol's token and the bonus
+/// added to its log-probability where such a name may come (a table until
+/// the query uses it; a column of a query held to a shape, see
+/// [`crate::fill_links`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TableLink {
+pub struct SymbolLink {
     pub token: u32,
     pub bonus: f32,
 }
@@ -55,12 +57,12 @@ pub fn table_links(
     symbols: &SchemaSymbols,
     tokenizer: &Tokenizer,
     bonus_per_word: f32,
-) -> Vec<TableLink> {
+) -> Vec<SymbolLink> {
     if bonus_per_word <= 0.0 {
         return Vec::new();
     }
     let relevance = relevance(schema, question);
-    let mut links: Vec<TableLink> = Vec::new();
+    let mut links: Vec<SymbolLink> = Vec::new();
     for (t, table) in schema.tables.iter().enumerate() {
         let words = relevance.table_words(t);
         let token = symbols
@@ -78,7 +80,7 @@ pub fn table_links(
         // Two tables whose names differ only in case share a symbol.
         match links.iter_mut().find(|link| link.token == token) {
             Some(link) => link.bonus = link.bonus.max(bonus),
-            None => links.push(TableLink { token, bonus }),
+            None => links.push(SymbolLink { token, bonus }),
         }
     }
     links
@@ -87,43 +89,7 @@ pub fn table_links(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenizer::{train_unigram, TrainOptions};
-
-    /// A tokenizer with 8 schema symbols, trained on a few SQL words.
-    pub(crate) fn symbol_tokenizer() -> Tokenizer {
-        train_unigram(
-            ["SELECT count(*) FROM farm JOIN city WHERE (age > 3)".to_string()]
-                .into_iter()
-                .cycle()
-                .take(50),
-            &TrainOptions {
-                vocab_size: 400,
-                schema_symbols: 8,
-                ..TrainOptions::default()
-            },
-        )
-        .unwrap()
-    }
-
-    /// `city`, `farm`, and `competition_record` joining them.
-    pub(crate) fn farm_schema() -> DatabaseSchema {
-        let table = |name: &str, columns: &[&str]| {
-            serde_json::json!({"name": name, "natural_name": name.replace('_', " "),
-                "columns": columns.iter().map(|c| serde_json::json!({"name": c,
-                    "description": c, "data_type": "INTEGER", "sample_values": []}))
-                    .collect::<Vec<_>>(),
-                "primary_key": [0]})
-        };
-        serde_json::from_value(serde_json::json!({"db_id": "farm",
-            "tables": [table("city", &["City_ID", "Population"]),
-                table("farm", &["Farm_ID", "Total_Horses"]),
-                table("competition_record", &["Farm_ID", "City_ID"])],
-            "foreign_keys": [
-                {"table": 2, "column": 0, "ref_table": 1, "ref_column": 0},
-                {"table": 2, "column": 1, "ref_table": 0, "ref_column": 0}],
-            "ddls": []}))
-        .unwrap()
-    }
+    use crate::test_util::{farm_schema, symbol_tokenizer};
 
     fn links(question: &str, bonus: f32) -> Vec<(String, f32)> {
         let tokenizer = symbol_tokenizer();
@@ -201,7 +167,7 @@ mod tests {
         let (farm, city) = (symbol("farm"), symbol("city"));
         let bonus = |history: &[u32]| {
             let mut row = vec![0.0; tokenizer.vocab_size()];
-            constraint.prefer_named_tables(0, &mut row, history);
+            constraint.prefer_links(0, &mut row, history);
             (row[farm as usize], row[city as usize])
         };
         let (select, from, join) = (id("▁SELECT"), id("▁FROM"), id("▁JOIN"));

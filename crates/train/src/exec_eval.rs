@@ -25,7 +25,7 @@ use text2sql_data::splitmix::GOLDEN_GAMMA;
 use text2sql_model::tokenizer::Tokenizer;
 use text2sql_model::{
     decode_sql, generate_in_batches, table_links, Constraint, GenerationConfig, InputFormat,
-    T5Model, TableLink, TokenTexts,
+    SymbolLink, T5Model, TokenTexts,
 };
 use text2sql_sql::{evaluate, EvalExample, EvalOptions, EvalReport, SchemaIndex, SqlChecker};
 
@@ -44,7 +44,7 @@ struct SampleItem {
     symbols: Option<SchemaSymbols>,
     /// The tables its question names, with a bonus of 1 per word (scaled by
     /// the generation's `table_link_bonus` when decoding).
-    table_words: Vec<TableLink>,
+    table_words: Vec<SymbolLink>,
 }
 
 /// The validation examples scored at every evaluation.
@@ -271,7 +271,7 @@ impl ExecSample {
                 .items
                 .iter()
                 .map(|item| {
-                    let scale = |link: &TableLink| TableLink {
+                    let scale = |link: &SymbolLink| SymbolLink {
                         bonus: link.bonus * generation.table_link_bonus,
                         ..*link
                     };

@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long)]
     pub length_penalty: Option<f32>,
     #[command(flatten)]
-    pub table_links: super::TableLinkArgs,
+    pub links: super::LinkArgs,
     #[command(flatten)]
     pub skeletons: super::SkeletonArgs,
 }
@@ -78,7 +78,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
-    args.table_links.apply(&mut model)?;
+    args.links.apply(&mut model)?;
     args.skeletons.apply(&mut model)?;
     if let Some(max) = args.max_new_tokens {
         model.generation_mut().max_new_tokens = max as usize;

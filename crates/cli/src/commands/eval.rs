@@ -99,7 +99,7 @@ pub struct Args {
     #[arg(long, requires = "model")]
     pub no_constrain: bool,
     #[command(flatten)]
-    pub table_links: super::TableLinkArgs,
+    pub links: super::LinkArgs,
     #[command(flatten)]
     pub skeletons: super::SkeletonArgs,
 }
@@ -164,7 +164,7 @@ fn generate_examples(
     text2sql_train::alloc::keep_freed_memory();
     let mut model = SqlModel::load(model_dir, &Device::Cpu)?;
     model.set_constrained(!args.no_constrain);
-    args.table_links.apply(&mut model)?;
+    args.links.apply(&mut model)?;
     args.skeletons.apply(&mut model)?;
     let options = PredictOptions {
         split: match args.split {

@@ -11,15 +11,21 @@ pub mod train;
 
 use anyhow::Context;
 
-/// The decoding flag `ask`, `eval --model` and `serve` share.
+/// The schema-linking flags of decoding that `ask`, `eval --model` and
+/// `serve` share.
 #[derive(clap::Args, Debug, Clone)]
-pub struct TableLinkArgs {
+pub struct LinkArgs {
     /// Constrained decoding prefers the tables the question names where
     /// the SQL names a table: their log-probability gains this much per word
     /// of the table's name the question has (0 turns it off; default
     /// 6, see the README's "Table links").
     #[arg(long, value_name = "BONUS", allow_negative_numbers = true)]
     pub table_link_bonus: Option<f32>,
+    /// With --skeletons-from: do not prefer the columns, join keys and
+    /// literals the question names where the query held to a shape has
+    /// them (see the README's "Filling a shape").
+    #[arg(long)]
+    pub no_fill_links: bool,
 }
 
 /// `--skeletons-from`: hold decoding to the query shapes of similar
@@ -62,13 +68,16 @@ impl SkeletonArgs {
     }
 }
 
-impl TableLinkArgs {
-    /// Sets the bonus on `model`, when given.
+impl LinkArgs {
+    /// Sets the bonus and the fill links on `model`, when given.
     pub fn apply(&self, model: &mut text2sql_model::SqlModel) -> anyhow::Result<()> {
         if let Some(bonus) = self.table_link_bonus {
             text2sql_model::generate::check_table_link_bonus(bonus)
                 .context("--table-link-bonus")?;
             model.generation_mut().table_link_bonus = bonus;
+        }
+        if self.no_fill_links {
+            model.generation_mut().fill_links = false;
         }
         Ok(())
     }

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long)]
     pub no_constrain: bool,
     #[command(flatten)]
-    pub table_links: super::TableLinkArgs,
+    pub links: super::LinkArgs,
     #[command(flatten)]
     pub skeletons: super::SkeletonArgs,
 }
@@ -87,7 +87,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     let mut model = SqlModel::load(&args.model, &Device::Cpu)
         .with_context(|| format!("cannot load the model from {}", args.model.display()))?;
     model.set_constrained(!args.no_constrain);
-    args.table_links.apply(&mut model)?;
+    args.links.apply(&mut model)?;
     args.skeletons.apply(&mut model)?;
     run_with(
         &args,

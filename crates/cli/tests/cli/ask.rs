@@ -127,6 +127,9 @@ fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
     };
     let held = ask(&["--skeletons-from", s(&processed), "--skeletons", "1"]);
     assert!(fits(&held), "{held}");
+    // Without the question's columns and literals preferred, still held.
+    let unfilled = ask(&["--skeletons-from", s(&processed), "--no-fill-links"]);
+    assert!(fits(&unfilled), "{unfilled}");
     // --json says which shapes decoding was held to.
     let mut args = vec!["ask", "--model", s(&model), "--db", s(&db), "--json"];
     args.extend([

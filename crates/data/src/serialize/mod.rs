@@ -26,7 +26,8 @@ pub use omnisql::{
 };
 pub use python_repr::{python_float, python_list, python_str, python_value};
 pub use relevance::{
-    is_stop_word, name_words, relevance, sql_references, stem, words, Relevance, SqlReferences,
+    is_stop_word, name_words, relevance, sql_references, stem, value_in_question, words, Relevance,
+    SqlReferences,
 };
 pub use selection::SchemaSelection;
 pub use symbols::{starts_word_after_symbol, symbol_token, SchemaSymbols};

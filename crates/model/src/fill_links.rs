@@ -1,0 +1,643 @@
+//! Filling a query shape: the columns, join keys and literals a question
+//! names, preferred where a query held to a shape (see
+//! [`text2sql_sql::SkeletonBank`]) names a column or writes a literal.
+//!
+//! Held to the right shape, the 5,000-step Spider model still wrote the
+//! wrong names nine times in ten: `SELECT Region_code , Region_code FROM
+//! region` for "Show all region code and region name", `ORDER BY
+//! Official_Name` for "ordered by population", `WHERE Theme != ' Theme
+//! Theme ...` for `"Aliens"`. The shape fixes where names and literals go,
+//! so a lexical match can choose among names without bending the query's
+//! structure (without a shape the same column bonus cost right answers:
+//! see the README's "Table links"). [`FillLinks::prefer`] adds, for a
+//! query held to a shape:
+//! - to each column the question names, [`COLUMN_LINK_BONUS`] per point
+//!   of its lexical score (name words, description words, matched example
+//!   values: [`relevance`]) wherever a column may come, every time (a
+//!   `GROUP BY` repeats the column the `SELECT` list named); in a query
+//!   whose shape joins, only after an alias's `.` (a bonus on the bare name
+//!   beat the alias and wrote `ON song_name = song_name`);
+//! - in an `ON` condition, [`KEY_LINK_BONUS`] to both columns of each
+//!   foreign key between two tables the query names, instead;
+//! - in the `SELECT` list, [`SELECT_REPEAT_PENALTY`] off each name it
+//!   already has (outside a function's parentheses: `max(Cows) , min(Cows)`
+//!   is fine);
+//! - inside a literal, [`LITERAL_LINK_BONUS`] to each token that goes on
+//!   spelling a literal the question names (its quoted text, the database
+//!   values it mentions, its numbers, `LIKE` patterns wrapped in `%`), and
+//!   the same off a digit that would lengthen a number already complete.
+
+use text2sql_data::schema::{DatabaseSchema, SampleValue};
+use text2sql_data::serialize::{relevance, value_in_question, SchemaSymbols};
+
+use crate::generate::TokenTexts;
+use crate::table_links::SymbolLink;
+use crate::tokenizer::Tokenizer;
+
+/// Per point of a column's lexical score ([`relevance`]: 3 a name word, 2
+/// more for the whole name, 1 a description word, 3 a matched value).
+/// Chosen on Spider train's 17 tuning databases (1,067 questions, never
+/// trained on), 5,000-step Spider model, greedy, held to shapes, a bonus
+/// on every use: right answers 131 / 140 / 140 / 140 at 1 / 2 / 3 / 4 a
+/// point (75 without).
+pub const COLUMN_LINK_BONUS: f32 = 3.0;
+
+/// On each column of a foreign key between two named tables, in `ON`.
+/// Tuning databases, greedy, with the other links: 150 right at 3, 145 at
+/// 6 and at 0.
+pub const KEY_LINK_BONUS: f32 = 3.0;
+
+/// Off a name the `SELECT` list already has. Tuning databases, greedy:
+/// 154 right at 3, 155 at 10, 150 without.
+pub const SELECT_REPEAT_PENALTY: f32 = 10.0;
+
+/// On a token that goes on spelling a literal the question names (and off
+/// a digit past a complete number). Tuning databases, greedy: 140 right
+/// at 4 and at 8 (the same without: the model's literals were wrong in
+/// ways the names around them already lost); kept because it writes
+/// `"Elaine Lee"` where the model wrote `" Book_ID WHERE Issues = "`.
+pub const LITERAL_LINK_BONUS: f32 = 8.0;
+
+/// A foreign key as symbol tokens: `tables[0].columns[0]` references
+/// `tables[1].columns[1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLink {
+    pub tables: [u32; 2],
+    pub columns: [u32; 2],
+}
+
+/// What a question names that fills a query shape: its columns, the
+/// schema's foreign keys, and its literals.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FillLinks {
+    pub columns: Vec<SymbolLink>,
+    pub keys: Vec<KeyLink>,
+    pub literals: Vec<String>,
+}
+
+impl FillLinks {
+    /// The links of `question` about `schema`, whose names the model
+    /// writes as `symbols` (tokens of `tokenizer`).
+    pub fn new(
+        question: &str,
+        schema: &DatabaseSchema,
+        symbols: &SchemaSymbols,
+        tokenizer: &Tokenizer,
+    ) -> Self {
+        FillLinks {
+            columns: column_links(question, schema, symbols, tokenizer),
+            keys: key_links(schema, symbols, tokenizer),
+            literals: literal_links(question, schema),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty() && self.keys.is_empty() && self.literals.is_empty()
+    }
+
+    /// Adds the links' bonuses to `row` (log-probabilities of the token
+    /// after `history`, whose texts `texts` gives) for a query held to a
+    /// shape; `joins` when the shape has a JOIN. Not where a table is
+    /// named (see [`crate::table_links`]).
+    pub fn prefer(&self, texts: &TokenTexts, history: &[u32], row: &mut [f32], joins: bool) {
+        let text: String = history.iter().filter_map(|&t| texts.text(t)).collect();
+        let quote = open_quote(&text);
+        match quote {
+            Some((quote, start)) => self.prefer_string(texts, &text, quote, start, row),
+            None => self.prefer_number(texts, &text, row),
+        }
+        if quote.is_some() {
+            return;
+        }
+        // An alias is the model's own word.
+        let alias_next = text
+            .split_whitespace()
+            .next_back()
+            .is_some_and(|word| word.eq_ignore_ascii_case("as"));
+        if alias_next {
+            return;
+        }
+        if last_clause(&text) == Some("on") {
+            for key in &self.keys {
+                if key.tables.iter().all(|table| history.contains(table)) {
+                    for column in key.columns {
+                        add(row, column, KEY_LINK_BONUS);
+                    }
+                }
+            }
+            return;
+        }
+        if joins && !text.trim_end().ends_with('.') {
+            return;
+        }
+        if !text.trim_end().ends_with('(') {
+            if let Some(start) = select_list_start(texts, history, &text) {
+                for &token in &history[start..] {
+                    if texts.is_symbol(token) {
+                        add(row, token, -SELECT_REPEAT_PENALTY);
+                    }
+                }
+            }
+        }
+        for link in &self.columns {
+            add(row, link.token, link.bonus);
+        }
+    }
+
+    /// Inside a string literal opened by `quote` at byte `start` of
+    /// `text`: the tokens that go on spelling a literal the question names.
+    fn prefer_string(
+        &self,
+        texts: &TokenTexts,
+        text: &str,
+        quote: char,
+        start: usize,
+        row: &mut [f32],
+    ) {
+        let written = &text[start..];
+        let before = text[..start - quote.len_utf8()].trim_end();
+        let like = before.len() >= 4 && before[before.len() - 4..].eq_ignore_ascii_case("like");
+        let (opening, percent, written) = match written.strip_prefix('%') {
+            Some(rest) => ("", "%", rest),
+            None if like && written.is_empty() => ("%", "%", written),
+            None => ("", "", written),
+        };
+        let rests: Vec<String> = self
+            .literals
+            .iter()
+            .filter(|literal| {
+                literal.is_char_boundary(written.len())
+                    && literal.len() >= written.len()
+                    && literal[..written.len()].eq_ignore_ascii_case(written)
+            })
+            .map(|literal| format!("{opening}{}{percent}{quote}", &literal[written.len()..]))
+            .collect();
+        prefer_prefixes(texts, row, &rests, false);
+    }
+
+    /// Where a number may come (after a comparison, `LIMIT` or `BETWEEN`)
+    /// or goes on: the tokens that go on spelling a number of the
+    /// question, and none that lengthens one already complete.
+    fn prefer_number(&self, texts: &TokenTexts, text: &str, row: &mut [f32]) {
+        let trimmed = text.trim_end();
+        let number_start = trimmed
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+            .len();
+        let (before, written) = if number_start < trimmed.len() && trimmed.len() == text.len() {
+            (trimmed[..number_start].trim_end(), &trimmed[number_start..])
+        } else {
+            (trimmed, "")
+        };
+        let upper = before.to_ascii_uppercase();
+        let number_slot = before.ends_with(['=', '<', '>'])
+            || upper.ends_with(" LIMIT")
+            || upper.ends_with(" BETWEEN")
+            || (upper.ends_with(" AND") && upper.contains(" BETWEEN "));
+        if !number_slot {
+            return;
+        }
+        let numbers = self
+            .literals
+            .iter()
+            .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        let rests: Vec<String> = numbers
+            .clone()
+            .filter_map(|n| n.strip_prefix(written))
+            .filter(|rest| !rest.is_empty())
+            .map(str::to_string)
+            .collect();
+        prefer_prefixes(texts, row, &rests, written.is_empty());
+        if rests.is_empty() && !written.is_empty() && numbers.clone().any(|n| n == written) {
+            for id in 0..row.len() as u32 {
+                if texts
+                    .text(id)
+                    .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()))
+                {
+                    add(row, id, -LITERAL_LINK_BONUS);
+                }
+            }
+        }
+    }
+}
+
+fn add(row: &mut [f32], token: u32, bonus: f32) {
+    if let Some(value) = row.get_mut(token as usize) {
+        *value += bonus;
+    }
+}
+
+/// Adds [`LITERAL_LINK_BONUS`] to each token whose text begins one of
+/// `rests` (after its leading blanks when `blanks_first`).
+fn prefer_prefixes(texts: &TokenTexts, row: &mut [f32], rests: &[String], blanks_first: bool) {
+    if rests.is_empty() {
+        return;
+    }
+    for id in 0..row.len() as u32 {
+        let Some(token) = texts.text(id) else {
+            continue;
+        };
+        let token = if blanks_first {
+            token.trim_start()
+        } else {
+            token
+        };
+        if !token.is_empty() && rests.iter().any(|rest| rest.starts_with(token)) {
+            add(row, id, LITERAL_LINK_BONUS);
+        }
+    }
+}
+
+/// The quote of the string literal `text` ends inside, and the byte where
+/// its content starts.
+fn open_quote(text: &str) -> Option<(char, usize)> {
+    let mut open = None;
+    for (at, c) in text.char_indices() {
+        match open {
+            Some((quote, _)) if c == quote => open = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => open = Some((c, at + c.len_utf8())),
+            None => {}
+        }
+    }
+    open
+}
+
+/// The clauses whose keyword [`last_clause`] looks for.
+const CLAUSES: [&str; 9] = [
+    "select", "from", "join", "on", "where", "group", "order", "having", "limit",
+];
+
+/// The last clause keyword of `text`, lower-cased.
+fn last_clause(text: &str) -> Option<&'static str> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '_')
+        .rev()
+        .find_map(|word| {
+            CLAUSES
+                .iter()
+                .find(|clause| word.eq_ignore_ascii_case(clause))
+        })
+        .copied()
+}
+
+/// Where the `SELECT` list `text` ends in starts in `history` (the token
+/// after the last one with `select`), or None outside a `SELECT` list.
+fn select_list_start(texts: &TokenTexts, history: &[u32], text: &str) -> Option<usize> {
+    if last_clause(text) != Some("select") {
+        return None;
+    }
+    history
+        .iter()
+        .rposition(|&token| {
+            texts
+                .text(token)
+                .is_some_and(|t| t.to_ascii_lowercase().contains("select"))
+        })
+        .map(|at| at + 1)
+}
+
+/// The columns of `schema` that `question` names, as the symbols the model
+/// writes for them, each with [`COLUMN_LINK_BONUS`] per point of its
+/// lexical score; columns of one name share a symbol and take the best.
+pub fn column_links(
+    question: &str,
+    schema: &DatabaseSchema,
+    symbols: &SchemaSymbols,
+    tokenizer: &Tokenizer,
+) -> Vec<SymbolLink> {
+    let relevance = relevance(schema, question);
+    let mut links: Vec<SymbolLink> = Vec::new();
+    for (table, scores) in schema.tables.iter().zip(&relevance.columns) {
+        for (column, &score) in table.columns.iter().zip(scores) {
+            let token = symbols
+                .symbol_of(&column.name)
+                .and_then(|index| tokenizer.symbol_id(index));
+            let (Some(token), true) = (token, score > 0) else {
+                continue;
+            };
+            let bonus = COLUMN_LINK_BONUS * score as f32;
+            match links.iter_mut().find(|link| link.token == token) {
+                Some(link) => link.bonus = link.bonus.max(bonus),
+                None => links.push(SymbolLink { token, bonus }),
+            }
+        }
+    }
+    links
+}
+
+/// The foreign keys of `schema`, as the symbols the model writes.
+pub fn key_links(
+    schema: &DatabaseSchema,
+    symbols: &SchemaSymbols,
+    tokenizer: &Tokenizer,
+) -> Vec<KeyLink> {
+    let token = |name: &str| {
+        symbols
+            .symbol_of(name)
+            .and_then(|index| tokenizer.symbol_id(index))
+    };
+    schema
+        .foreign_keys
+        .iter()
+        .filter_map(|fk| {
+            let table = schema.tables.get(fk.table)?;
+            let referenced = schema.tables.get(fk.ref_table)?;
+            Some(KeyLink {
+                tables: [token(&table.name)?, token(&referenced.name)?],
+                columns: [
+                    token(&table.columns.get(fk.column)?.name)?,
+                    token(&referenced.columns.get(fk.ref_column)?.name)?,
+                ],
+            })
+        })
+        .collect()
+}
+
+/// Number words a question may use for a literal (`at least two`).
+const NUMBER_WORDS: [&str; 10] = [
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+];
+
+/// The literals `question` names: the text it quotes, the database values
+/// it mentions (every word of a value retrieved from the schema's value
+/// index, or an example value), its numbers and number words.
+pub fn literal_links(question: &str, schema: &DatabaseSchema) -> Vec<String> {
+    let mut literals: Vec<String> = Vec::new();
+    let mut push = |text: &str| {
+        let text = text.trim();
+        if !text.is_empty() && !literals.iter().any(|l| l == text) {
+            literals.push(text.to_string());
+        }
+    };
+    for quoted in quoted_spans(question) {
+        push(quoted);
+    }
+    if let Some(index) = &schema.values {
+        for found in index.retrieve(question).matches {
+            if found.exact {
+                push(&found.value);
+            }
+        }
+    }
+    let question_lower = question.to_lowercase();
+    for column in schema.tables.iter().flat_map(|table| &table.columns) {
+        for value in &column.sample_values {
+            if value_in_question(value, &question_lower) {
+                match value {
+                    SampleValue::Text(text) => push(text),
+                    SampleValue::Integer(i) => push(&i.to_string()),
+                    SampleValue::Real(f) => push(&f.to_string()),
+                }
+            }
+        }
+    }
+    for word in question_lower.split(|c: char| !c.is_alphanumeric()) {
+        if let Some(n) = NUMBER_WORDS.iter().position(|w| *w == word) {
+            push(&(n + 1).to_string());
+        }
+    }
+    for word in question.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        let word = word.trim_matches('.');
+        if word.chars().any(|c| c.is_ascii_digit()) {
+            push(word);
+        }
+    }
+    literals
+}
+
+/// The spans `question` quotes (`"Tennis Club"`, `'Aliens'`, curly
+/// quotes), not apostrophes inside words (`didn't`).
+fn quoted_spans(question: &str) -> Vec<&str> {
+    let mut spans = Vec::new();
+    let mut rest_from = 0;
+    let chars: Vec<(usize, char)> = question.char_indices().collect();
+    for (k, &(at, c)) in chars.iter().enumerate() {
+        let close = match c {
+            '"' | '\'' => c,
+            '\u{201c}' => '\u{201d}',
+            '\u{2018}' => '\u{2019}',
+            _ => continue,
+        };
+        if at < rest_from || (k > 0 && chars[k - 1].1.is_alphanumeric()) {
+            continue;
+        }
+        let start = at + c.len_utf8();
+        let Some(length) = question[start..].find(close) else {
+            continue;
+        };
+        let end = start + length;
+        let after = question[end + close.len_utf8()..].chars().next();
+        if !after.is_some_and(char::is_alphanumeric) {
+            spans.push(&question[start..end]);
+            rest_from = end + close.len_utf8();
+        }
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{farm_schema, symbol_tokenizer};
+
+    #[test]
+    fn a_question_names_quoted_text_values_and_numbers() {
+        let schema = farm_schema();
+        assert_eq!(
+            literal_links(
+                "Which cities didn't host \"Aliens\" or 'Dogs' in 2003, more than two times?",
+                &schema
+            ),
+            ["Aliens", "Dogs", "2", "2003"]
+        );
+        assert_eq!(
+            quoted_spans("the club \u{201c}Tennis Club\u{201d}"),
+            ["Tennis Club"]
+        );
+        assert!(literal_links("How many farms are there?", &schema).is_empty());
+    }
+
+    #[test]
+    fn the_columns_a_question_names_and_the_keys_link_symbols() {
+        let tokenizer = symbol_tokenizer();
+        let schema = farm_schema();
+        let symbols = SchemaSymbols::new(&schema, 8);
+        let links = column_links(
+            "List the total horses of farms.",
+            &schema,
+            &symbols,
+            &tokenizer,
+        );
+        let horses = tokenizer
+            .symbol_id(symbols.symbol_of("Total_Horses").unwrap())
+            .unwrap();
+        let farm_id = tokenizer
+            .symbol_id(symbols.symbol_of("Farm_ID").unwrap())
+            .unwrap();
+        // `farm` of Farm_ID (3); both words of Total_Horses (3 each) and
+        // the whole name (2).
+        assert_eq!(
+            links,
+            [
+                SymbolLink {
+                    token: farm_id,
+                    bonus: 3.0 * COLUMN_LINK_BONUS
+                },
+                SymbolLink {
+                    token: horses,
+                    bonus: 8.0 * COLUMN_LINK_BONUS
+                }
+            ]
+        );
+        let keys = key_links(&schema, &symbols, &tokenizer);
+        assert_eq!(keys.len(), 2);
+        let id = |name: &str| {
+            tokenizer
+                .symbol_id(symbols.symbol_of(name).unwrap())
+                .unwrap()
+        };
+        assert_eq!(
+            keys[0],
+            KeyLink {
+                tables: [id("competition_record"), id("farm")],
+                columns: [id("Farm_ID"), id("Farm_ID")],
+            }
+        );
+    }
+
+    /// A tokenizer with 8 schema symbols that can spell the test's SQL.
+    fn fill_tokenizer() -> Tokenizer {
+        crate::tokenizer::train_unigram(
+            ["SELECT T1.x FROM farm AS T1 JOIN city AS T2 ON a = b WHERE (age > 3) AND name = 'Aliens'"
+                .to_string()]
+            .into_iter()
+            .cycle()
+            .take(50),
+            &crate::tokenizer::TrainOptions {
+                vocab_size: 400,
+                schema_symbols: 8,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_query_held_to_a_shape_prefers_what_the_question_names() {
+        use std::sync::Arc;
+        use text2sql_data::serialize::symbol_token;
+        use text2sql_sql::{SchemaIndex, Skeleton, SqlChecker};
+
+        let tokenizer = fill_tokenizer();
+        let schema = farm_schema();
+        let symbols = SchemaSymbols::new(&schema, 8);
+        let texts = crate::TokenTexts::new(&tokenizer);
+        let question = "What is the population of cities that hosted 'Aliens', more than 3 times?";
+        let links = FillLinks::new(question, &schema, &symbols, &tokenizer);
+        let checker = |shape: &str| {
+            let checker = SqlChecker::new(Arc::new(SchemaIndex::new(&schema)));
+            if shape.is_empty() {
+                checker
+            } else {
+                checker.with_skeletons(vec![Skeleton::of_sql(shape).unwrap()])
+            }
+        };
+        let single = "SELECT Population FROM city WHERE Population > 3";
+        let joined = "SELECT T1.Population FROM city AS T1 JOIN competition_record AS T2 ON T1.City_ID = T2.City_ID";
+        let constraint = crate::Constraint::new(
+            &texts,
+            &tokenizer,
+            vec![checker(single), checker(joined), checker("")],
+            &[Some(&symbols), Some(&symbols), Some(&symbols)],
+        )
+        .with_fill_links(vec![links.clone(), links.clone(), links]);
+        let symbol = |name: &str| symbol_token(symbols.symbol_of(name).unwrap());
+        let id = |name: &str| {
+            tokenizer
+                .symbol_id(symbols.symbol_of(name).unwrap())
+                .unwrap()
+        };
+        // The bonuses on the row after `sql` (names written as symbols).
+        let row_after = |input: usize, sql: &str| {
+            let history = tokenizer.encode(sql, false).unwrap();
+            let mut row = vec![0.0; tokenizer.vocab_size()];
+            constraint.prefer_links(input, &mut row, &history);
+            row
+        };
+        let population = COLUMN_LINK_BONUS * 5.0; // a whole one-word name
+        let row = row_after(0, "SELECT");
+        assert_eq!(row[id("Population") as usize], population);
+        assert_eq!(row[id("City_ID") as usize], 0.0);
+        // Not without a shape.
+        assert!(row_after(2, "SELECT").iter().all(|&v| v == 0.0));
+        // A name the SELECT list has is pushed back there, not later.
+        let select_list = format!("SELECT {}", symbol("Population"));
+        let row = row_after(0, &select_list);
+        assert_eq!(
+            row[id("Population") as usize],
+            population - SELECT_REPEAT_PENALTY
+        );
+        let order = format!("{select_list} FROM {} ORDER BY", symbol("city"));
+        assert_eq!(row_after(0, &order)[id("Population") as usize], population);
+        // A number of the question where a number goes, and not longer.
+        let compare = format!("{order} {} >", symbol("Population"));
+        let row = row_after(0, &compare);
+        let boosted: Vec<&str> = (0..tokenizer.vocab_size() as u32)
+            .filter(|&t| row[t as usize] == LITERAL_LINK_BONUS)
+            .filter_map(|t| texts.text(t))
+            .collect();
+        assert!(!boosted.is_empty());
+        assert!(
+            boosted
+                .iter()
+                .all(|text| "3".starts_with(text.trim_start())),
+            "{boosted:?}"
+        );
+        let three = tokenizer.encode(&format!("{compare} 3"), false).unwrap();
+        let mut row = vec![0.0; tokenizer.vocab_size()];
+        constraint.prefer_links(0, &mut row, &three);
+        let digit = (0..tokenizer.vocab_size() as u32)
+            .find(|&t| texts.text(t) == Some("3"))
+            .unwrap();
+        assert_eq!(row[digit as usize], -LITERAL_LINK_BONUS);
+        // Inside a string: what goes on spelling a quoted literal.
+        let row = row_after(0, &format!("{compare} 'Al"));
+        let boosted: Vec<&str> = (0..tokenizer.vocab_size() as u32)
+            .filter(|&t| row[t as usize] == LITERAL_LINK_BONUS)
+            .filter_map(|t| texts.text(t))
+            .collect();
+        assert!(!boosted.is_empty());
+        assert!(
+            boosted.iter().all(|text| "iens'".starts_with(text)),
+            "{boosted:?}"
+        );
+        assert_eq!(row[id("Population") as usize], 0.0);
+        // A joined query: columns after an alias's dot, keys in ON.
+        assert_eq!(row_after(1, "SELECT")[id("Population") as usize], 0.0);
+        assert_eq!(
+            row_after(1, "SELECT T1.")[id("Population") as usize],
+            population
+        );
+        let on = format!(
+            "SELECT T1.{} FROM {} AS T1 JOIN {} AS T2 ON",
+            symbol("Population"),
+            symbol("city"),
+            symbol("competition_record")
+        );
+        let row = row_after(1, &on);
+        // Both columns of the key are called City_ID: twice the bonus.
+        assert_eq!(row[id("City_ID") as usize], 2.0 * KEY_LINK_BONUS);
+        assert_eq!(row[id("Farm_ID") as usize], 0.0);
+        assert_eq!(row[id("Population") as usize], 0.0);
+    }
+
+    #[test]
+    fn where_a_text_stands() {
+        assert_eq!(open_quote("WHERE a = 'Al"), Some(('\'', 11)));
+        assert_eq!(open_quote("WHERE a = 'Al' AND b = \"x"), Some(('"', 24)));
+        assert_eq!(open_quote("WHERE a = 'Al'"), None);
+        assert_eq!(last_clause("SELECT a FROM t JOIN u ON"), Some("on"));
+        assert_eq!(last_clause("SELECT count(*) ,"), Some("select"));
+        assert_eq!(last_clause("SELECT a FROM t ORDER BY"), Some("order"));
+        assert_eq!(last_clause("max("), None);
+    }
+}
