@@ -3,7 +3,8 @@
 # synthetic many-database corpus, see configs/spider.yaml), then score
 # Spider dev, whose 20 databases the model has never seen, with the
 # test-suite rule, by hardness, greedy and with four execution-guided beams,
-# each query held to the shape of the training questions most like it.
+# each query held to the shape of the training questions most like it and
+# filled with the columns, join keys and literals the question names.
 #
 #   bench/spider_bench.sh                       # the committed recipe
 #   SPIDER_STEPS=200 bench/spider_bench.sh      # a smoke run of every stage
@@ -52,7 +53,8 @@ t2s train --config "$config" ${overrides[@]+"${overrides[@]}"}
 took
 
 # Decoding holds each dev question to the query shape of the Spider train
-# questions phrased most like it (README, "Query shapes").
+# questions phrased most like it (README, "Query shapes") and fills it
+# with what the question names (README, "Filling a shape").
 shapes=(--skeletons-from spider-bench/train --skeletons 1)
 
 echo "== 5/6 Spider dev, greedy"
