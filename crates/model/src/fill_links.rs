@@ -19,6 +19,9 @@
 //!   beat the alias and wrote `ON song_name = song_name`);
 //! - in an `ON` condition, [`KEY_LINK_BONUS`] to both columns of each
 //!   foreign key between two tables the query names, instead;
+//! - in a `WHERE` condition, [`VALUE_COLUMN_BONUS`] more to each column
+//!   that stores a value the question mentions (`clubname` for `the club
+//!   named "Tennis Club"`), joined shape or not;
 //! - in the `SELECT` list, [`SELECT_REPEAT_PENALTY`] off each name it
 //!   already has (outside a function's parentheses: `max(Cows) , min(Cows)`
 //!   is fine);
@@ -28,7 +31,8 @@
 //!   the same off a digit that would lengthen a number already complete.
 
 use text2sql_data::schema::{DatabaseSchema, SampleValue};
-use text2sql_data::serialize::{relevance, value_in_question, SchemaSymbols};
+use text2sql_data::serialize::{relevance, value_in_question, Relevance, SchemaSymbols};
+use text2sql_data::values::ValueMatches;
 
 use crate::generate::TokenTexts;
 use crate::table_links::SymbolLink;
@@ -46,6 +50,12 @@ pub const COLUMN_LINK_BONUS: f32 = 3.0;
 /// Tuning databases, greedy, with the other links: 150 right at 3, 145 at
 /// 6 and at 0.
 pub const KEY_LINK_BONUS: f32 = 3.0;
+
+/// In `WHERE`, on a column storing a value the question mentions.
+/// Tuning databases, greedy, with the other links: 155 / 159 / 159 / 159
+/// right at 3 / 6 / 10 / 15, 155 without; only after an alias's dot in
+/// a joined shape, like the column links: 158.
+pub const VALUE_COLUMN_BONUS: f32 = 10.0;
 
 /// Off a name the `SELECT` list already has. Tuning databases, greedy:
 /// 154 right at 3, 155 at 10, 150 without.
@@ -67,10 +77,13 @@ pub struct KeyLink {
 }
 
 /// What a question names that fills a query shape: its columns, the
-/// schema's foreign keys, and its literals.
+/// columns storing values it mentions, the schema's foreign keys, and its
+/// literals.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FillLinks {
     pub columns: Vec<SymbolLink>,
+    /// Symbol tokens.
+    pub value_columns: Vec<u32>,
     pub keys: Vec<KeyLink>,
     pub literals: Vec<String>,
 }
@@ -84,10 +97,22 @@ impl FillLinks {
         symbols: &SchemaSymbols,
         tokenizer: &Tokenizer,
     ) -> Self {
+        let relevance = relevance(schema, question);
+        let retrieved = schema
+            .values
+            .as_ref()
+            .map(|index| index.retrieve(question))
+            .unwrap_or_default();
+        let token = |name: &str| {
+            symbols
+                .symbol_of(name)
+                .and_then(|index| tokenizer.symbol_id(index))
+        };
         FillLinks {
-            columns: column_links(question, schema, symbols, tokenizer),
-            keys: key_links(schema, symbols, tokenizer),
-            literals: literal_links(question, schema),
+            columns: column_links(schema, &relevance, &token),
+            value_columns: value_columns(schema, &relevance, &retrieved, &token),
+            keys: key_links(schema, &token),
+            literals: literal_links(question, schema, &retrieved),
         }
     }
 
@@ -126,6 +151,11 @@ impl FillLinks {
                 }
             }
             return;
+        }
+        if last_clause(&text) == Some("where") {
+            for &token in &self.value_columns {
+                add(row, token, VALUE_COLUMN_BONUS);
+            }
         }
         if joins && !text.trim_end().ends_with('.') {
             return;
@@ -295,23 +325,19 @@ fn select_list_start(texts: &TokenTexts, history: &[u32], text: &str) -> Option<
         .map(|at| at + 1)
 }
 
-/// The columns of `schema` that `question` names, as the symbols the model
-/// writes for them, each with [`COLUMN_LINK_BONUS`] per point of its
-/// lexical score; columns of one name share a symbol and take the best.
-pub fn column_links(
-    question: &str,
+/// The columns of `schema` the question names (`relevance` is its
+/// lexical match), as the symbols `token` gives, each with
+/// [`COLUMN_LINK_BONUS`] per point of its score; columns of one name share
+/// a symbol and take the best.
+fn column_links(
     schema: &DatabaseSchema,
-    symbols: &SchemaSymbols,
-    tokenizer: &Tokenizer,
+    relevance: &Relevance,
+    token: &dyn Fn(&str) -> Option<u32>,
 ) -> Vec<SymbolLink> {
-    let relevance = relevance(schema, question);
     let mut links: Vec<SymbolLink> = Vec::new();
     for (table, scores) in schema.tables.iter().zip(&relevance.columns) {
         for (column, &score) in table.columns.iter().zip(scores) {
-            let token = symbols
-                .symbol_of(&column.name)
-                .and_then(|index| tokenizer.symbol_id(index));
-            let (Some(token), true) = (token, score > 0) else {
+            let (Some(token), true) = (token(&column.name), score > 0) else {
                 continue;
             };
             let bonus = COLUMN_LINK_BONUS * score as f32;
@@ -324,17 +350,45 @@ pub fn column_links(
     links
 }
 
-/// The foreign keys of `schema`, as the symbols the model writes.
-pub fn key_links(
+/// The columns of `schema` storing a value the question mentions: every
+/// word of a value the value index retrieved (`retrieved`), or an example
+/// value (`relevance`), as the symbols `token` gives.
+fn value_columns(
     schema: &DatabaseSchema,
-    symbols: &SchemaSymbols,
-    tokenizer: &Tokenizer,
-) -> Vec<KeyLink> {
-    let token = |name: &str| {
-        symbols
-            .symbol_of(name)
-            .and_then(|index| tokenizer.symbol_id(index))
-    };
+    relevance: &Relevance,
+    retrieved: &ValueMatches,
+    token: &dyn Fn(&str) -> Option<u32>,
+) -> Vec<u32> {
+    let exact = retrieved
+        .matches
+        .iter()
+        .filter(|found| found.exact)
+        .map(|found| (found.table, found.column));
+    let examples = relevance
+        .value_matches
+        .iter()
+        .enumerate()
+        .flat_map(|(t, matches)| {
+            matches
+                .iter()
+                .enumerate()
+                .filter(|(_, &matched)| matched)
+                .map(move |(c, _)| (t, c))
+        });
+    let mut tokens = Vec::new();
+    for (t, c) in exact.chain(examples) {
+        let name = schema.tables.get(t).and_then(|table| table.columns.get(c));
+        if let Some(token) = name.and_then(|column| token(&column.name)) {
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+    }
+    tokens
+}
+
+/// The foreign keys of `schema`, as the symbols `token` gives.
+fn key_links(schema: &DatabaseSchema, token: &dyn Fn(&str) -> Option<u32>) -> Vec<KeyLink> {
     schema
         .foreign_keys
         .iter()
@@ -358,9 +412,9 @@ const NUMBER_WORDS: [&str; 10] = [
 ];
 
 /// The literals `question` names: the text it quotes, the database values
-/// it mentions (every word of a value retrieved from the schema's value
-/// index, or an example value), its numbers and number words.
-pub fn literal_links(question: &str, schema: &DatabaseSchema) -> Vec<String> {
+/// it mentions (every word of a value the value index retrieved,
+/// `retrieved`, or an example value), its numbers and number words.
+fn literal_links(question: &str, schema: &DatabaseSchema, retrieved: &ValueMatches) -> Vec<String> {
     let mut literals: Vec<String> = Vec::new();
     let mut push = |text: &str| {
         let text = text.trim();
@@ -371,12 +425,8 @@ pub fn literal_links(question: &str, schema: &DatabaseSchema) -> Vec<String> {
     for quoted in quoted_spans(question) {
         push(quoted);
     }
-    if let Some(index) = &schema.values {
-        for found in index.retrieve(question).matches {
-            if found.exact {
-                push(&found.value);
-            }
-        }
+    for found in retrieved.matches.iter().filter(|found| found.exact) {
+        push(&found.value);
     }
     let question_lower = question.to_lowercase();
     for column in schema.tables.iter().flat_map(|table| &table.columns) {
@@ -439,64 +489,69 @@ mod tests {
     use super::*;
     use crate::test_util::{farm_schema, symbol_tokenizer};
 
+    /// [`farm_schema`] with a `Theme` column in `city` storing `Aliens`.
+    fn themed_farm_schema() -> DatabaseSchema {
+        let mut schema = farm_schema();
+        let mut theme = schema.tables[0].columns[1].clone();
+        theme.name = "Theme".into();
+        theme.description = "Theme".into();
+        theme.sample_values = vec![SampleValue::Text("Aliens".into())];
+        schema.tables[0].columns.push(theme);
+        schema
+    }
+
     #[test]
     fn a_question_names_quoted_text_values_and_numbers() {
-        let schema = farm_schema();
+        let schema = themed_farm_schema();
+        let literals = |question: &str| literal_links(question, &schema, &ValueMatches::default());
         assert_eq!(
-            literal_links(
-                "Which cities didn't host \"Aliens\" or 'Dogs' in 2003, more than two times?",
-                &schema
-            ),
-            ["Aliens", "Dogs", "2", "2003"]
+            literals("Which cities didn't host \"Dogs\" or 'Cats' in 2003, more than two times?"),
+            ["Dogs", "Cats", "2", "2003"]
         );
+        // A stored value the question mentions, as stored.
+        assert_eq!(literals("Which cities hosted aliens?"), ["Aliens"]);
         assert_eq!(
             quoted_spans("the club \u{201c}Tennis Club\u{201d}"),
             ["Tennis Club"]
         );
-        assert!(literal_links("How many farms are there?", &schema).is_empty());
+        assert!(literals("How many farms are there?").is_empty());
     }
 
     #[test]
     fn the_columns_a_question_names_and_the_keys_link_symbols() {
         let tokenizer = symbol_tokenizer();
-        let schema = farm_schema();
+        let schema = themed_farm_schema();
         let symbols = SchemaSymbols::new(&schema, 8);
-        let links = column_links(
-            "List the total horses of farms.",
-            &schema,
-            &symbols,
-            &tokenizer,
-        );
-        let horses = tokenizer
-            .symbol_id(symbols.symbol_of("Total_Horses").unwrap())
-            .unwrap();
-        let farm_id = tokenizer
-            .symbol_id(symbols.symbol_of("Farm_ID").unwrap())
-            .unwrap();
-        // `farm` of Farm_ID (3); both words of Total_Horses (3 each) and
-        // the whole name (2).
-        assert_eq!(
-            links,
-            [
-                SymbolLink {
-                    token: farm_id,
-                    bonus: 3.0 * COLUMN_LINK_BONUS
-                },
-                SymbolLink {
-                    token: horses,
-                    bonus: 8.0 * COLUMN_LINK_BONUS
-                }
-            ]
-        );
-        let keys = key_links(&schema, &symbols, &tokenizer);
-        assert_eq!(keys.len(), 2);
         let id = |name: &str| {
             tokenizer
                 .symbol_id(symbols.symbol_of(name).unwrap())
                 .unwrap()
         };
+        let links = FillLinks::new(
+            "List the total horses of farms hosting aliens.",
+            &schema,
+            &symbols,
+            &tokenizer,
+        );
+        // `aliens`, a value of Theme (3); `farm` of Farm_ID (3); both words
+        // of Total_Horses (3 each) and the whole name (2).
+        let link = |name: &str, points: f32| SymbolLink {
+            token: id(name),
+            bonus: points * COLUMN_LINK_BONUS,
+        };
         assert_eq!(
-            keys[0],
+            links.columns,
+            [
+                link("Theme", 3.0),
+                link("Farm_ID", 3.0),
+                link("Total_Horses", 8.0)
+            ]
+        );
+        assert_eq!(links.value_columns, [id("Theme")]);
+        assert_eq!(links.literals, ["Aliens"]);
+        assert_eq!(links.keys.len(), 2);
+        assert_eq!(
+            links.keys[0],
             KeyLink {
                 tables: [id("competition_record"), id("farm")],
                 columns: [id("Farm_ID"), id("Farm_ID")],
@@ -528,7 +583,7 @@ mod tests {
         use text2sql_sql::{SchemaIndex, Skeleton, SqlChecker};
 
         let tokenizer = fill_tokenizer();
-        let schema = farm_schema();
+        let schema = themed_farm_schema();
         let symbols = SchemaSymbols::new(&schema, 8);
         let texts = crate::TokenTexts::new(&tokenizer);
         let question = "What is the population of cities that hosted 'Aliens', more than 3 times?";
@@ -578,6 +633,12 @@ mod tests {
         );
         let order = format!("{select_list} FROM {} ORDER BY", symbol("city"));
         assert_eq!(row_after(0, &order)[id("Population") as usize], population);
+        // In WHERE, the column storing a value the question mentions.
+        let condition = format!("{select_list} FROM {} WHERE", symbol("city"));
+        let row = row_after(0, &condition);
+        let theme = COLUMN_LINK_BONUS * 3.0; // its value `Aliens`
+        assert_eq!(row[id("Theme") as usize], theme + VALUE_COLUMN_BONUS);
+        assert_eq!(row_after(0, &order)[id("Theme") as usize], theme);
         // A number of the question where a number goes, and not longer.
         let compare = format!("{order} {} >", symbol("Population"));
         let row = row_after(0, &compare);
