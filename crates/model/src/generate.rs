@@ -1614,18 +1614,8 @@ mod tests {
 
     #[test]
     fn symbol_texts_are_the_schema_names_and_unused_symbols_are_rejected() {
-        let tokenizer = crate::tokenizer::train_unigram(
-            ["SELECT name FROM singer WHERE age > 3".to_string()]
-                .into_iter()
-                .cycle()
-                .take(50),
-            &crate::tokenizer::TrainOptions {
-                vocab_size: 400,
-                schema_symbols: 8,
-                ..crate::tokenizer::TrainOptions::default()
-            },
-        )
-        .unwrap();
+        let tokenizer =
+            crate::test_util::symbol_tokenizer_trained_on("SELECT name FROM singer WHERE age > 3");
         let schema: text2sql_data::schema::DatabaseSchema = serde_json::from_str(
             r#"{"db_id": "s", "tables": [{"name": "singer", "natural_name": "singer",
                     "columns": [{"name": "Name", "description": "", "data_type": "TEXT",

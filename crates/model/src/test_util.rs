@@ -21,11 +21,13 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 /// A tokenizer with 8 schema symbols, trained on a few SQL words.
 pub(crate) fn symbol_tokenizer() -> Tokenizer {
+    symbol_tokenizer_trained_on("SELECT count(*) FROM farm JOIN city WHERE (age > 3)")
+}
+
+/// A tokenizer with 8 schema symbols that can spell `sql`.
+pub(crate) fn symbol_tokenizer_trained_on(sql: &str) -> Tokenizer {
     train_unigram(
-        ["SELECT count(*) FROM farm JOIN city WHERE (age > 3)".to_string()]
-            .into_iter()
-            .cycle()
-            .take(50),
+        [sql.to_string()].into_iter().cycle().take(50),
         &TrainOptions {
             vocab_size: 400,
             schema_symbols: 8,
