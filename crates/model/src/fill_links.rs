@@ -30,7 +30,7 @@
 //!   values it mentions, its numbers, `LIKE` patterns wrapped in `%`), and
 //!   the same off a digit that would lengthen a number already complete.
 
-use text2sql_data::schema::{DatabaseSchema, SampleValue};
+use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::{relevance, value_in_question, Relevance, SchemaSymbols};
 use text2sql_data::values::ValueMatches;
 
@@ -145,7 +145,8 @@ impl FillLinks {
         if alias_next {
             return;
         }
-        if last_clause(&text) == Some("on") {
+        let clause = last_clause(&text);
+        if clause == Some("on") {
             for key in &self.keys {
                 if key.tables.iter().all(|table| history.contains(table)) {
                     for column in key.columns {
@@ -155,7 +156,7 @@ impl FillLinks {
             }
             return;
         }
-        if last_clause(&text) == Some("where") {
+        if clause == Some("where") {
             for &token in &self.value_columns {
                 add(row, token, VALUE_COLUMN_BONUS);
             }
@@ -164,7 +165,7 @@ impl FillLinks {
             return;
         }
         if !text.trim_end().ends_with('(') {
-            if let Some(start) = select_list_start(texts, history, &text) {
+            if let Some(start) = select_list_start(texts, history, clause) {
                 for &token in &history[start..] {
                     if texts.is_symbol(token) {
                         add(row, token, -SELECT_REPEAT_PENALTY);
@@ -312,10 +313,15 @@ fn last_clause(text: &str) -> Option<&'static str> {
         .copied()
 }
 
-/// Where the `SELECT` list `text` ends in starts in `history` (the token
-/// after the last one with `select`), or None outside a `SELECT` list.
-fn select_list_start(texts: &TokenTexts, history: &[u32], text: &str) -> Option<usize> {
-    if last_clause(text) != Some("select") {
+/// Where the `SELECT` list that `history` ends in starts (the token after
+/// the last one with `select`), or None outside one (`clause`: the last
+/// clause keyword, [`last_clause`]).
+fn select_list_start(
+    texts: &TokenTexts,
+    history: &[u32],
+    clause: Option<&'static str>,
+) -> Option<usize> {
+    if clause != Some("select") {
         return None;
     }
     history
@@ -435,11 +441,7 @@ fn literal_links(question: &str, schema: &DatabaseSchema, retrieved: &ValueMatch
     for column in schema.tables.iter().flat_map(|table| &table.columns) {
         for value in &column.sample_values {
             if value_in_question(value, &question_lower) {
-                match value {
-                    SampleValue::Text(text) => push(text),
-                    SampleValue::Integer(i) => push(&i.to_string()),
-                    SampleValue::Real(f) => push(&f.to_string()),
-                }
+                push(&value.text());
             }
         }
     }
@@ -491,6 +493,7 @@ fn quoted_spans(question: &str) -> Vec<&str> {
 mod tests {
     use super::*;
     use crate::test_util::{farm_schema, symbol_tokenizer, symbol_tokenizer_trained_on};
+    use text2sql_data::schema::SampleValue;
 
     /// [`farm_schema`] with a `Theme` column in `city` storing `Aliens`.
     fn themed_farm_schema() -> DatabaseSchema {
@@ -629,38 +632,34 @@ mod tests {
         assert_eq!(row_after(0, &order)[id("Theme") as usize], theme);
         // A number of the question where a number goes, and not longer.
         let compare = format!("{order} {} >", symbol("Population"));
-        // The texts of the tokens a row gives the literal bonus.
-        let boosted = |row: &[f32]| -> Vec<String> {
-            (0..tokenizer.vocab_size() as u32)
+        // The tokens a row gives the literal bonus all go on spelling
+        // `rest` (after their leading blanks when `blanks_first`).
+        let spells = |row: &[f32], rest: &str, blanks_first: bool| {
+            let boosted: Vec<&str> = (0..tokenizer.vocab_size() as u32)
                 .filter(|&t| row[t as usize] == LITERAL_LINK_BONUS)
-                .filter_map(|t| texts.text(t).map(str::to_string))
-                .collect()
+                .filter_map(|t| texts.text(t))
+                .collect();
+            assert!(!boosted.is_empty());
+            assert!(
+                boosted.iter().all(|text| {
+                    rest.starts_with(if blanks_first {
+                        text.trim_start()
+                    } else {
+                        text
+                    })
+                }),
+                "{boosted:?} against {rest:?}"
+            );
         };
-        let boosted_digits = boosted(&row_after(0, &compare));
-        assert!(!boosted_digits.is_empty());
-        assert!(
-            boosted_digits
-                .iter()
-                .all(|text| "3".starts_with(text.trim_start())),
-            "{boosted_digits:?}"
-        );
-        let three = tokenizer.encode(&format!("{compare} 3"), false).unwrap();
-        let mut row = vec![0.0; tokenizer.vocab_size()];
-        constraint.prefer_links(0, &mut row, &three);
+        spells(&row_after(0, &compare), "3", true);
         let digit = (0..tokenizer.vocab_size() as u32)
             .find(|&t| texts.text(t) == Some("3"))
             .unwrap();
+        let row = row_after(0, &format!("{compare} 3"));
         assert_eq!(row[digit as usize], -LITERAL_LINK_BONUS);
         // Inside a string: what goes on spelling a quoted literal.
         let row = row_after(0, &format!("{compare} 'Al"));
-        let spelled = boosted(&row);
-        assert!(!spelled.is_empty());
-        assert!(
-            spelled
-                .iter()
-                .all(|text| "iens'".starts_with(text.as_str())),
-            "{spelled:?}"
-        );
+        spells(&row, "iens'", false);
         assert_eq!(row[id("Population") as usize], 0.0);
         // A joined query: columns after an alias's dot, keys in ON.
         assert_eq!(row_after(1, "SELECT")[id("Population") as usize], 0.0);

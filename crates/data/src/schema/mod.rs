@@ -72,6 +72,18 @@ pub enum SampleValue {
     Text(String),
 }
 
+impl SampleValue {
+    /// The value as text (`12`, `1.5`, `Aliens`), as a question would
+    /// write it.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            SampleValue::Text(text) => std::borrow::Cow::Borrowed(text),
+            SampleValue::Integer(i) => std::borrow::Cow::Owned(i.to_string()),
+            SampleValue::Real(f) => std::borrow::Cow::Owned(f.to_string()),
+        }
+    }
+}
+
 /// `table.column` references `ref_table.ref_column`; indices into
 /// `DatabaseSchema::tables` and that table's `columns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -189,11 +189,7 @@ pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
 /// A value matches when the question contains it as whole words
 /// (case-insensitive; text values of at least two characters).
 pub fn value_in_question(value: &SampleValue, question_lower: &str) -> bool {
-    let text = match value {
-        SampleValue::Text(text) => text.trim().to_lowercase(),
-        SampleValue::Integer(i) => i.to_string(),
-        SampleValue::Real(f) => f.to_string(),
-    };
+    let text = value.text().trim().to_lowercase();
     let long_enough = matches!(value, SampleValue::Integer(_)) || text.chars().count() >= 2;
     long_enough && contains_as_words(question_lower, &text)
 }
