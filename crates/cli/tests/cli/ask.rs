@@ -90,8 +90,8 @@ fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
     let (sample, model) = sample_with_model(dir.path(), 200, 64, 11);
     let processed = dir.path().join("processed");
     prepare_sample(&sample, &processed, &["--split-by", "example"]);
-    // A training question with a short query: the bank's nearest question
-    // is itself, so its shape is the one suggested.
+    // A training question with a short query: the classifier learnt its
+    // shape from it, so its shape is the one suggested.
     let data = ProcessedDataset::open(&processed).unwrap();
     let shape_of = |sql: &str| Skeleton::of_sql(sql).unwrap();
     let example = data
