@@ -253,6 +253,7 @@ impl<'a> Constraint<'a> {
             self.prefer_fill_links(input, row, history);
             return;
         }
+        self.prefer_fitting_table(input, row, history);
         let Some(links) = self.table_links.get(input).filter(|l| !l.is_empty()) else {
             return;
         };
@@ -286,24 +287,40 @@ impl<'a> Constraint<'a> {
 
     /// [`FillLinks::prefer`] for input `input`, when a shape holds it.
     fn prefer_fill_links(&self, input: usize, row: &mut [f32], history: &[u32]) {
-        let Some(links) = self.fill_links.get(input).filter(|l| !l.is_empty()) else {
-            return;
-        };
-        let Some(shapes) = self
+        if let Some((links, joins)) = self.held_fill_links(input) {
+            links.prefer(self.texts_for(input), history, row, joins);
+        }
+    }
+
+    /// After `FROM` in a query held to shapes without a join: see
+    /// [`FillLinks::prefer_table`].
+    fn prefer_fitting_table(&self, input: usize, row: &mut [f32], history: &[u32]) {
+        let texts = self.texts_for(input);
+        let after_from = history
+            .last()
+            .and_then(|&last| texts.text(last))
+            .is_some_and(|text| text.trim().eq_ignore_ascii_case("from"));
+        if let Some((links, false)) = self.held_fill_links(input).filter(|_| after_from) {
+            links.prefer_table(texts, history, row);
+        }
+    }
+
+    /// The fill links of an input held to query shapes, and whether one of
+    /// its shapes joins.
+    fn held_fill_links(&self, input: usize) -> Option<(&FillLinks, bool)> {
+        let links = self.fill_links.get(input).filter(|l| !l.is_empty())?;
+        let shapes = self
             .checkers
             .get(input)
             .map(SqlChecker::skeletons)
-            .filter(|shapes| !shapes.is_empty())
-        else {
-            return;
-        };
+            .filter(|shapes| !shapes.is_empty())?;
         let joins = shapes.iter().any(|shape| {
             shape
                 .items()
                 .iter()
                 .any(|item| matches!(item, SkeletonItem::Keyword(word) if word == "join"))
         });
-        links.prefer(self.texts_for(input), history, row, joins);
+        Some((links, joins))
     }
 
     /// The token texts the checker of input `input` reads.

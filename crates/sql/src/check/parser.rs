@@ -2160,6 +2160,9 @@ impl Parser {
                     if let Some(message) = self.unjoined_qualifier(&name) {
                         return Err(message);
                     }
+                    if let Some(message) = self.unknown_qualifier(schema, &name, offset) {
+                        return Err(message);
+                    }
                     next(
                         self,
                         ExprAt::Qualified {
@@ -2620,6 +2623,37 @@ impl Parser {
             return Ok(());
         };
         self.settle(schema, reference, index)
+    }
+
+    /// Why `qualifier.` can never resolve here: every FROM in scope has
+    /// been read and none of its sources is named `qualifier` (a column's
+    /// name written as one, `WHERE Title.trackid`, which a held search
+    /// wrote and then found no way to finish). Before a FROM is read, a
+    /// source it names may still come.
+    fn unknown_qualifier(
+        &self,
+        schema: &SchemaIndex,
+        qualifier: &str,
+        offset: usize,
+    ) -> Option<String> {
+        if names_database(qualifier) || self.untracked_columns() {
+            return None;
+        }
+        let index = self
+            .scopes
+            .iter()
+            .rposition(|s| s.kind == ScopeKind::Core)?;
+        let probe = Ref {
+            qualifier: Some(qualifier.to_string()),
+            column: None,
+            offset,
+        };
+        match self.resolve(schema, &probe, index) {
+            Resolution::Error(_) => Some(format!(
+                "no such table or alias in scope: `{qualifier}` (at byte {offset})"
+            )),
+            _ => None,
+        }
     }
 
     /// The columns of what a qualifier no FROM source has taken yet must

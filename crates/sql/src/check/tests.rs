@@ -803,6 +803,34 @@ fn a_qualified_column_is_checked_when_its_name_ends() {
     assert_eq!(checker.push(".Age FROM singer"), Ok(()));
 }
 
+/// After FROM, a qualifier must be one of its sources (or an outer
+/// query's): a column's name written as one (`WHERE Name.Age`) is refused
+/// at its dot, not when the next name ends. Before FROM, an alias it will
+/// define may still come.
+#[test]
+fn a_qualifier_no_source_in_scope_has_is_refused_at_its_dot() {
+    let schema = schema();
+    let rejection = first_rejection(&schema, "SELECT Age FROM singer WHERE Name.Age = 1");
+    assert_eq!(
+        rejection,
+        Some((
+            33,
+            "no such table or alias in scope: `name` (at byte 29)".to_string()
+        ))
+    );
+    // In a subquery, the outer query's alias is in scope.
+    assert_accepted(
+        &schema,
+        "SELECT Name FROM singer AS T1 WHERE Age > (SELECT avg(Age) FROM singer WHERE Country = T1.Country)",
+    );
+    assert_accepted(&schema, "SELECT T1.Name FROM singer AS T1");
+    // Within ON the FROM is still being read: a later source may come.
+    let mut checker = SqlChecker::new(schema);
+    checker
+        .push("SELECT T1.Name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T3.")
+        .unwrap();
+}
+
 /// The ten real SynSQL-2.5M records (CTEs, LEFT JOINs, aliases that begin
 /// like other aliases) are accepted at every character prefix, each on the
 /// schema of its own DDL.
