@@ -192,6 +192,41 @@ impl SkeletonGuide {
         }
     }
 
+    /// Where a word beginning with `prefix` can only become a keyword of
+    /// the shapes: one of those keywords must be one SQL allows here
+    /// (`ON T1.a = T2.a A`: the shape allows `AS`, SQL `AND`, and no word
+    /// both; a greedy search went on to a dead end).
+    fn check_keyword_prefix(
+        &self,
+        parser: &Parser,
+        schema: &SchemaIndex,
+        prefix: &str,
+        end: usize,
+    ) -> Result<(), Rejection> {
+        let name_possible = skeleton::alias_prefix(prefix)
+            || self.reader.alias_starts_with(prefix)
+            || schema.names().any(|name| name.starts_with(prefix));
+        let mut keywords = Vec::new();
+        for shape in self.shapes.iter() {
+            match self.reader.keywords_for(shape, prefix, name_possible) {
+                Some(words) => keywords.extend(words),
+                None => return Ok(()),
+            }
+        }
+        if keywords
+            .iter()
+            .any(|word| parser.take_word(schema, word).is_ok())
+        {
+            return Ok(());
+        }
+        Err(Rejection {
+            offset: end - prefix.len(),
+            message: format!(
+                "no keyword of the query shapes it is held to that fits here starts with `{prefix}`"
+            ),
+        })
+    }
+
     /// Whether the whole text read is a query of one of the shapes.
     fn check_whole(&self, offset: usize) -> Result<(), Rejection> {
         if self.shapes.iter().any(|s| self.reader.matches(s)) {
@@ -311,6 +346,16 @@ impl SqlChecker {
         })?;
         if let Some(guide) = &self.skeletons {
             guide.check_prefix(&self.lexer, &self.schema)?;
+            if let Some(prefix) = self.lexer.pending_name() {
+                if self.lexer.pending_quote_text().is_none() {
+                    guide.check_keyword_prefix(
+                        &self.parser,
+                        &self.schema,
+                        &prefix,
+                        self.lexer.len(),
+                    )?;
+                }
+            }
         }
         // A pending operator, number or string: some token it can become
         // must fit (`|` at the start of a query cannot).

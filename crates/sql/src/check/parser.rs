@@ -921,7 +921,7 @@ impl Parser {
     }
 
     /// Feeds `word` as the next token to a copy (the state is kept).
-    fn take_word(&self, schema: &SchemaIndex, word: &str) -> Result<(), String> {
+    pub(crate) fn take_word(&self, schema: &SchemaIndex, word: &str) -> Result<(), String> {
         let token = Token {
             tok: Tok::Word(word.to_string()),
             offset: 0,

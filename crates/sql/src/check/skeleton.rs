@@ -234,9 +234,10 @@ impl SkeletonReader {
                         _ => false,
                     }
             }
-            Pending::DoubleQuoted => {
-                absorbing || matches!(next, Some(SkeletonItem::Value | SkeletonItem::Name))
-            }
+            // A double-quoted token is a value to the shape (see `push`):
+            // where the shape has a name it could only leave it once
+            // read (`FROM "Re` in a subquery met that dead end).
+            Pending::DoubleQuoted => absorbing || matches!(next, Some(SkeletonItem::Value)),
             Pending::Tokens(tokens) => tokens.iter().any(|tok| {
                 let mut after = self.clone();
                 after.push(tok);
@@ -246,6 +247,43 @@ impl SkeletonReader {
                     .any(|reading| target.starts_with(&reading.items))
             }),
         }
+    }
+
+    /// The keywords of `skeleton` a word beginning with `prefix` (not
+    /// quoted) can become next (`as` after a name included), or None where
+    /// it could also become a name (after `.` or `AS`, or where the shape
+    /// has a name and `name_possible`).
+    pub(crate) fn keywords_for(
+        &self,
+        skeleton: &Skeleton,
+        prefix: &str,
+        name_possible: bool,
+    ) -> Option<Vec<String>> {
+        let mut words = Vec::new();
+        for reading in self.readings() {
+            if !skeleton.0.starts_with(&reading.items) {
+                continue;
+            }
+            if reading.tail == Tail::Absorbing {
+                return None;
+            }
+            if reading.tail == Tail::AfterName && "as".starts_with(prefix) {
+                words.push("as".to_string());
+            }
+            match skeleton.0.get(reading.items.len()) {
+                Some(SkeletonItem::Name)
+                    if name_possible
+                        || reading.items.last() == Some(&SkeletonItem::Keyword("as".into())) =>
+                {
+                    return None
+                }
+                Some(SkeletonItem::Keyword(word)) if word.starts_with(prefix) => {
+                    words.push(word.clone());
+                }
+                _ => {}
+            }
+        }
+        Some(words)
     }
 
     /// Whether the whole text is a query of `skeleton`'s shape.

@@ -630,6 +630,29 @@ fn spider_gold_is_accepted_at_every_prefix() {
     }
 }
 
+/// Held to its own shape, every Spider dev gold query is accepted at every
+/// character prefix: the shape's rules (a double-quoted token is a value,
+/// a word only a keyword could finish must be one SQL allows) refuse no
+/// query of the shape. Blanks are single (a held query may not have three
+/// in a row, which a few gold queries have).
+#[test]
+fn spider_gold_held_to_its_own_shape_is_accepted_at_every_prefix() {
+    let Some((gold, schemas)) = spider_gold("dev_gold.sql") else {
+        return;
+    };
+    let mut rejected = Vec::new();
+    for (sql, db_id) in &gold {
+        let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sql = sql.as_str();
+        let shape = Skeleton::of_sql(sql).unwrap();
+        let checker = SqlChecker::new(schemas[db_id].clone()).with_skeletons(vec![shape]);
+        if let Some((offset, message)) = first_rejection_by(checker, sql) {
+            rejected.push(format!("{db_id}: {sql}\n   at {offset}: {message}"));
+        }
+    }
+    assert!(rejected.is_empty(), "{}", rejected.join("\n"));
+}
+
 /// The rules of a second attempt (`SqlChecker::conventional`): numbered
 /// aliases in FROM order (a subquery may start again at `T1`, or go on);
 /// a numbered alias is one letter and its number; a column read through an alias FROM has not
@@ -1056,5 +1079,25 @@ mod skeletons {
         assert!(averaged.push("SELECT avg").is_err());
         let mut country = held_to(&["SELECT Name FROM singer"]);
         country.push("SELECT Countr").unwrap();
+    }
+
+    #[test]
+    fn a_word_that_only_the_shape_or_only_sql_could_finish_is_refused() {
+        // After `T2.Singer_ID` in ON the shape allows `AS` (an alias would
+        // continue the name), SQL allows `AND`: no word is both.
+        let checker =
+            held_to(&["SELECT T1.a FROM x AS T1 JOIN y AS T2 ON T1.b = T2.c WHERE T2.d = 'v'"]);
+        let joined = "SELECT T1.Name FROM singer AS T1 JOIN singer_in_concert AS T2 ON T1.Singer_ID = T2.Singer_ID";
+        let mut on = checker.clone();
+        on.push(joined).unwrap();
+        let rejection = on.clone().push(" A").unwrap_err();
+        assert!(rejection.message.contains("no keyword"), "{rejection}");
+        on.push(" W").unwrap();
+        // A double-quoted token is a value to the shape: not where it has
+        // a name (a table after FROM), still where it has a value.
+        let mut table = held_to(&["SELECT count(*) FROM farm WHERE a = 'v'"]);
+        table.push("SELECT count(*) FROM").unwrap();
+        assert!(table.clone().push(" \"sin").is_err());
+        table.push(" singer WHERE Name = \"Jo").unwrap();
     }
 }
