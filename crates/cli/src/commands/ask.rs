@@ -139,7 +139,7 @@ pub fn run(args: Args, global: &GlobalOpts) -> Result<()> {
     println!("{}", best.sql);
     if !shapes.is_empty() && !global.quiet {
         eprintln!(
-            "held to the query shape of similar training questions: {}",
+            "held to the query shape predicted from the training questions: {}",
             shapes.join(" | ")
         );
     }
