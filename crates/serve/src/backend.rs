@@ -88,4 +88,11 @@ pub trait SqlGenerator: Send + Sync + 'static {
         schema: &DatabaseSchema,
         beams: usize,
     ) -> Result<Vec<Candidate>, GenerateError>;
+
+    /// The query shapes (`select count ( * ) from _`) the SQL for
+    /// `question` is held to, best first; none when the generator holds it
+    /// to none (a model served without `--skeletons-from`).
+    fn query_shapes(&self, _question: &str, _schema: &DatabaseSchema) -> Vec<String> {
+        Vec::new()
+    }
 }

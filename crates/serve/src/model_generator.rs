@@ -38,6 +38,14 @@ impl SqlGenerator for ModelGenerator {
             })
             .collect())
     }
+
+    fn query_shapes(&self, question: &str, schema: &DatabaseSchema) -> Vec<String> {
+        self.model
+            .query_shapes(question, schema)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 #[cfg(test)]

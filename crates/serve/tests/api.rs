@@ -258,6 +258,7 @@ async fn ask_returns_sql_rows_timings_and_alternatives() {
     );
     assert_eq!(alternatives[1]["error"]["detail"], "no such table: singers");
     assert_eq!(alternatives[2]["executes"], true);
+    assert_eq!(body["shapes"], json!(["select count ( * ) from _"]));
     for key in ["queue_ms", "generate_ms", "execute_ms", "total_ms"] {
         assert!(body["timings"][key].as_f64().unwrap() >= 0.0, "{key}");
     }
@@ -292,6 +293,8 @@ async fn ask_falls_back_to_the_best_candidate_that_runs() {
     .await
     .json();
     assert_eq!(body["chosen_rank"], 2);
+    // Held to no shape: an empty list, not a missing field.
+    assert_eq!(body["shapes"], json!([]));
     assert_eq!(
         body["sql"],
         "SELECT name FROM singer WHERE country = 'France' ORDER BY name"

@@ -180,6 +180,14 @@ fn drive(page: &mut cdp::Page) -> Result<(), String> {
     assert!(text(page, "#timings").contains("generated in"));
     assert!(text(page, "#history").contains(Q_FRANCE));
 
+    // A question held to a query shape says which.
+    let held = "document.getElementById('alternatives-summary').innerText.includes('held to')";
+    enter(page, "question", Q_COUNT, "ask", held)?;
+    assert_eq!(
+        text(page, "#alternatives-summary"),
+        "2 of 3 run · held to the shape select count ( * ) from _"
+    );
+
     // A long result is paginated: 50 rows (the cap) in pages of 25.
     let first_page = "document.getElementById('page-info').innerText === 'page 1 of 2'";
     enter(page, "question", Q_CONCERTS, "ask", first_page)?;

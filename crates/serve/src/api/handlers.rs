@@ -117,12 +117,13 @@ pub(super) async fn ask(
             .run(move || {
                 let started = Instant::now();
                 let candidates = generator.generate(&question, &db.schema, beams);
-                (candidates, started.elapsed())
+                let shapes = generator.query_shapes(&question, &db.schema);
+                (candidates, shapes, started.elapsed())
             })
             .await
             .map_err(ApiError::pool)?
     };
-    let (candidates, generate_time) = generated.value;
+    let (candidates, shapes, generate_time) = generated.value;
     let candidates = candidates.map_err(|error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -203,6 +204,7 @@ pub(super) async fn ask(
         result,
         error,
         alternatives,
+        shapes,
         timings: AskTimings {
             queue_ms: millis(generated.waited + executed.waited),
             generate_ms: millis(generate_time),

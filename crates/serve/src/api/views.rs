@@ -227,6 +227,9 @@ pub(super) struct AskResponse {
     /// Why `sql` did not run, when no candidate did.
     pub(super) error: Option<ErrorBody>,
     pub(super) alternatives: Vec<Alternative>,
+    /// The query shapes decoding held the SQL to (`--skeletons-from`),
+    /// best first; empty without.
+    pub(super) shapes: Vec<String>,
     pub(super) timings: AskTimings,
 }
 

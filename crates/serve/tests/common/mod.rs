@@ -127,6 +127,14 @@ impl SqlGenerator for FixedGenerator {
         })?;
         Ok(candidates.iter().take(beams).cloned().collect())
     }
+
+    /// The shape of the first answer to `Q_COUNT`; none for the others.
+    fn query_shapes(&self, question: &str, _schema: &DatabaseSchema) -> Vec<String> {
+        match question {
+            Q_COUNT => vec!["select count ( * ) from _".to_string()],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Two small databases in the SynSQL layout: `concert` (6 singers, 60
