@@ -164,9 +164,7 @@ impl SkeletonGuide {
             });
         }
         let pending = if let Some(prefix) = lexer.pending_name() {
-            let name_possible = skeleton::alias_prefix(&prefix)
-                || self.reader.alias_starts_with(&prefix)
-                || schema.names().any(|name| name.starts_with(&prefix));
+            let name_possible = self.name_possible(schema, &prefix);
             Pending::Word {
                 prefix,
                 name_possible,
@@ -192,6 +190,15 @@ impl SkeletonGuide {
         }
     }
 
+    /// Whether a word beginning with `prefix` can still become a name: a
+    /// table's or column's, an alias the query defined, or one as gold SQL
+    /// writes them (`T1`).
+    fn name_possible(&self, schema: &SchemaIndex, prefix: &str) -> bool {
+        skeleton::alias_prefix(prefix)
+            || self.reader.alias_starts_with(prefix)
+            || schema.names().any(|name| name.starts_with(prefix))
+    }
+
     /// Where a word beginning with `prefix` can only become a keyword of
     /// the shapes: one of those keywords must be one SQL allows here
     /// (`ON T1.a = T2.a A`: the shape allows `AS`, SQL `AND`, and no word
@@ -203,9 +210,7 @@ impl SkeletonGuide {
         prefix: &str,
         end: usize,
     ) -> Result<(), Rejection> {
-        let name_possible = skeleton::alias_prefix(prefix)
-            || self.reader.alias_starts_with(prefix)
-            || schema.names().any(|name| name.starts_with(prefix));
+        let name_possible = self.name_possible(schema, prefix);
         let mut keywords = Vec::new();
         for shape in self.shapes.iter() {
             match self.reader.keywords_for(shape, prefix, name_possible) {
