@@ -242,18 +242,19 @@ impl<'a> Constraint<'a> {
     /// to a shape, its fill links (see [`FillLinks::prefer`]).
     pub(crate) fn prefer_links(&self, input: usize, row: &mut [f32], history: &[u32]) {
         let texts = self.texts_for(input);
-        let names_table = history
+        let last_word = history
             .last()
             .and_then(|&last| texts.text(last))
-            .is_some_and(|text| {
-                let word = text.trim();
-                word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join")
-            });
-        if !names_table {
+            .map(str::trim)
+            .unwrap_or_default();
+        let after_from = last_word.eq_ignore_ascii_case("from");
+        if !after_from && !last_word.eq_ignore_ascii_case("join") {
             self.prefer_fill_links(input, row, history);
             return;
         }
-        self.prefer_fitting_table(input, row, history);
+        if after_from {
+            self.prefer_fitting_table(input, row, history);
+        }
         let Some(links) = self.table_links.get(input).filter(|l| !l.is_empty()) else {
             return;
         };
@@ -292,16 +293,11 @@ impl<'a> Constraint<'a> {
         }
     }
 
-    /// After `FROM` in a query held to shapes without a join: see
-    /// [`FillLinks::prefer_table`].
+    /// After `FROM` (`history` ends with it) in a query held to shapes
+    /// without a join: see [`FillLinks::prefer_table`].
     fn prefer_fitting_table(&self, input: usize, row: &mut [f32], history: &[u32]) {
-        let texts = self.texts_for(input);
-        let after_from = history
-            .last()
-            .and_then(|&last| texts.text(last))
-            .is_some_and(|text| text.trim().eq_ignore_ascii_case("from"));
-        if let Some((links, false)) = self.held_fill_links(input).filter(|_| after_from) {
-            links.prefer_table(texts, history, row);
+        if let Some((links, false)) = self.held_fill_links(input) {
+            links.prefer_table(self.texts_for(input), history, row);
         }
     }
 
