@@ -993,42 +993,41 @@ impl Attempt {
         constraint: &Constraint,
         hypotheses: &mut [Vec<Hypothesis>],
     ) -> Result<Attempt> {
-        let search = retry.search;
-        let eos = search.eos_token_id;
-        let held = retry.held;
-        let mut retry = constraint.select(self.inputs.iter().copied(), retry.conventional);
-        if !held {
+        let eos = retry.search.eos_token_id;
+        let mut part = constraint.select(self.inputs.iter().copied(), retry.conventional);
+        if !retry.held {
             // Searched again as before table links: where a preferred
             // table led the first search astray (the quickstart model,
             // greedy, on its validation databases: 15 SQL errors of 200
             // with links here too, 3 without, as without links at all),
             // the model's own choice is the way out.
-            retry.table_links.clear();
-            retry.fill_links.clear();
+            part.table_links.clear();
+            part.fill_links.clear();
             // Likewise the query shapes retrieved for it: held to them,
             // the search already failed (Spider train's tuning databases,
             // greedy: 68 right answers and 3 SQL errors, against 72 and 1
             // without, before the held search with beams).
-            for checker in &mut retry.checkers {
+            for checker in &mut part.checkers {
                 *checker = checker.clone().without_skeletons();
             }
         }
-        let found = search_batch(model, search, &self.source, Some(&retry), true)?;
+        let found = search_batch(model, retry.search, &self.source, Some(&part), true)?;
         let mut left = Vec::new();
         for (row, (&input, candidates)) in self.inputs.iter().zip(found).enumerate() {
-            let unheld = held && retry.checkers[row].skeletons().is_empty();
-            let complete = candidates
-                .into_iter()
-                .filter(|_| !unheld)
-                .find_map(|mut hypothesis| {
-                    end_at_last_complete_query(
-                        &mut hypothesis,
-                        &retry.checkers[row],
-                        retry.texts_for(row),
-                        eos,
-                    );
-                    (hypothesis.tokens.last() == Some(&eos)).then_some(hypothesis)
-                });
+            // A held search has nothing to hold an input without shapes to.
+            if retry.held && part.checkers[row].skeletons().is_empty() {
+                left.push(row as u32);
+                continue;
+            }
+            let complete = candidates.into_iter().find_map(|mut hypothesis| {
+                end_at_last_complete_query(
+                    &mut hypothesis,
+                    &part.checkers[row],
+                    part.texts_for(row),
+                    eos,
+                );
+                (hypothesis.tokens.last() == Some(&eos)).then_some(hypothesis)
+            });
             match complete {
                 Some(hypothesis) => hypotheses[input] = vec![hypothesis],
                 None => left.push(row as u32),
