@@ -40,7 +40,7 @@ use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use text2sql_data::serialize::{starts_word_after_symbol, SchemaSymbols};
-use text2sql_sql::{Rejection, SkeletonItem, SqlChecker};
+use text2sql_sql::{Rejection, Skeleton, SkeletonItem, SqlChecker};
 
 use crate::error::{ModelError, Result};
 use crate::fill_links::FillLinks;
@@ -103,6 +103,11 @@ impl TokenTexts {
             .binary_search_by_key(&id, |(id, _)| *id)
             .ok()?;
         Some(&self.replaced[at].1)
+    }
+
+    /// How many token ids there are.
+    pub(crate) fn vocab_len(&self) -> usize {
+        self.texts.len()
     }
 
     /// Whether `id` is a schema symbol of this input.
@@ -255,6 +260,14 @@ impl<'a> Constraint<'a> {
         if after_from {
             self.prefer_fitting_table(input, row, history);
         }
+        if let Some((links, shapes)) = self.held_shapes(input) {
+            let texts = self.texts_for(input);
+            if after_from {
+                links.prefer_new_source(texts, history, row, shapes);
+            } else {
+                links.prefer_new_join_table(texts, history, row);
+            }
+        }
         let Some(links) = self.table_links.get(input).filter(|l| !l.is_empty()) else {
             return;
         };
@@ -291,6 +304,9 @@ impl<'a> Constraint<'a> {
         if let Some((links, joins)) = self.held_fill_links(input) {
             links.prefer(self.texts_for(input), history, row, joins);
         }
+        if let Some((links, shapes)) = self.held_shapes(input) {
+            links.prefer_keys(self.texts_for(input), history, row, shapes);
+        }
     }
 
     /// After `FROM` (`history` ends with it) in a query held to shapes
@@ -304,12 +320,7 @@ impl<'a> Constraint<'a> {
     /// The fill links of an input held to query shapes, and whether one of
     /// its shapes joins.
     fn held_fill_links(&self, input: usize) -> Option<(&FillLinks, bool)> {
-        let links = self.fill_links.get(input).filter(|l| !l.is_empty())?;
-        let shapes = self
-            .checkers
-            .get(input)
-            .map(SqlChecker::skeletons)
-            .filter(|shapes| !shapes.is_empty())?;
+        let (links, shapes) = self.held_shapes(input)?;
         let joins = shapes.iter().any(|shape| {
             shape
                 .items()
@@ -317,6 +328,17 @@ impl<'a> Constraint<'a> {
                 .any(|item| matches!(item, SkeletonItem::Keyword(word) if word == "join"))
         });
         Some((links, joins))
+    }
+
+    /// The fill links of an input held to query shapes, and its shapes.
+    fn held_shapes(&self, input: usize) -> Option<(&FillLinks, &[Skeleton])> {
+        let links = self.fill_links.get(input).filter(|l| !l.is_empty())?;
+        let shapes = self
+            .checkers
+            .get(input)
+            .map(SqlChecker::skeletons)
+            .filter(|shapes| !shapes.is_empty())?;
+        Some((links, shapes))
     }
 
     /// The token texts the checker of input `input` reads.
