@@ -314,11 +314,7 @@ impl FillLinks {
         {
             return;
         }
-        for (table, _) in &self.table_columns {
-            if history.contains(table) {
-                add(row, *table, -SAME_SOURCE_PENALTY);
-            }
-        }
+        self.penalize_tables_in(history, SAME_SOURCE_PENALTY, row);
     }
 
     /// After `JOIN` (`history` ends with it) in a query held to a shape:
@@ -332,9 +328,14 @@ impl FillLinks {
                     .is_some_and(|t| t.trim().eq_ignore_ascii_case("from"))
             })
             .unwrap_or(0);
+        self.penalize_tables_in(&history[from..], JOINED_AGAIN_PENALTY, row);
+    }
+
+    /// `penalty` off each table whose symbol `tokens` has.
+    fn penalize_tables_in(&self, tokens: &[u32], penalty: f32, row: &mut [f32]) {
         for (table, _) in &self.table_columns {
-            if history[from..].contains(table) {
-                add(row, *table, -JOINED_AGAIN_PENALTY);
+            if tokens.contains(table) {
+                add(row, *table, -penalty);
             }
         }
     }
