@@ -72,6 +72,16 @@ impl SkeletonBank {
     pub fn build<'a>(
         examples: impl IntoIterator<Item = (&'a str, &'a str, &'a DatabaseSchema)>,
     ) -> (Self, usize) {
+        Self::build_within(examples, MAX_WEIGHTS)
+    }
+
+    /// [`SkeletonBank::build`] with at most about `max_weights` weights:
+    /// where terms × shapes would be more, only the most frequent shapes
+    /// are kept (and learnt from), as many as fit.
+    fn build_within<'a>(
+        examples: impl IntoIterator<Item = (&'a str, &'a str, &'a DatabaseSchema)>,
+        max_weights: usize,
+    ) -> (Self, usize) {
         let mut bank = SkeletonBank::default();
         let mut skeleton_index: HashMap<Skeleton, u32> = HashMap::new();
         let mut masks: HashMap<&str, HashSet<String>> = HashMap::new();
@@ -104,7 +114,10 @@ impl SkeletonBank {
                 .collect();
             questions.push((terms, index));
         }
+        // Every question counts in the terms' document frequencies.
         bank.questions = questions.len();
+        let limit = (max_weights / bank.term_ids.len().max(1)).max(1);
+        keep_frequent_shapes(&mut bank.skeletons, &mut questions, limit);
         let examples: Vec<(Vec<(u32, f32)>, u32)> = questions
             .iter()
             .map(|(terms, shape)| (bank.term_weights(terms), *shape))
@@ -198,6 +211,52 @@ impl SkeletonBank {
         }
         weights
     }
+}
+
+/// The most weights (terms × shapes, 4 bytes each) a bank holds: 256 MiB.
+/// Spider train's bank has 10,672 terms × 907 shapes (9.7 M), the
+/// quickstart's 21,487 × 136 (2.9 M); a corpus the size of SynSQL's has
+/// far more distinct shapes, and keeps its most frequent ones.
+const MAX_WEIGHTS: usize = 1 << 26;
+
+/// Keeps the `limit` shapes the most `questions` (terms, shape index)
+/// have, ties to the shape seen first, and only the questions of those,
+/// with their shapes renumbered.
+fn keep_frequent_shapes(
+    skeletons: &mut Vec<Skeleton>,
+    questions: &mut Vec<(Vec<(u32, u32)>, u32)>,
+    limit: usize,
+) {
+    if skeletons.len() <= limit {
+        return;
+    }
+    let mut counts = vec![0usize; skeletons.len()];
+    for (_, shape) in questions.iter() {
+        counts[*shape as usize] += 1;
+    }
+    let mut ranked: Vec<usize> = (0..skeletons.len()).collect();
+    ranked.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+    let mut kept = vec![false; skeletons.len()];
+    for &shape in &ranked[..limit] {
+        kept[shape] = true;
+    }
+    let mut renumbered = vec![u32::MAX; skeletons.len()];
+    let mut next = 0u32;
+    for (shape, &keep) in kept.iter().enumerate() {
+        if keep {
+            renumbered[shape] = next;
+            next += 1;
+        }
+    }
+    let mut shape = 0;
+    skeletons.retain(|_| {
+        shape += 1;
+        kept[shape - 1]
+    });
+    questions.retain_mut(|(_, shape)| {
+        *shape = renumbered[*shape as usize];
+        *shape != u32::MAX
+    });
 }
 
 /// Adds each shape's score for a question's term weights to `scores`
@@ -435,6 +494,43 @@ mod tests {
             SkeletonBank::build(examples.iter().map(|(q, sql, s)| (*q, *sql, *s)));
         assert_eq!((bank.len(), skipped), (4, 1));
         bank
+    }
+
+    #[test]
+    fn a_bank_too_large_for_its_weight_budget_keeps_its_most_frequent_shapes() {
+        let farm = schema("farm", &[("farm", &["Farm_ID", "Total_Horses"])]);
+        let mut examples = vec![("How many farms are there?", "SELECT count(*) FROM farm"); 2];
+        examples.push((
+            "List the total horses of farms.",
+            "SELECT Total_Horses FROM farm",
+        ));
+        examples.push((
+            "How many farms have horses?",
+            "SELECT count(*) FROM farm WHERE Total_Horses > 0",
+        ));
+        let build = |budget: usize| {
+            let (bank, _) = SkeletonBank::build_within(
+                examples.iter().map(|&(q, sql)| (q, sql, &farm)),
+                budget,
+            );
+            bank
+        };
+        let all = build(MAX_WEIGHTS);
+        assert_eq!(all.skeletons.len(), 3);
+        // Room for one shape's weights: the one two questions have.
+        let terms = all.term_ids.len();
+        let small = build(terms);
+        assert_eq!(small.len(), 4, "every question still counts in the idf");
+        assert_eq!(small.skeletons.len(), 1);
+        assert_eq!(small.weights.len(), terms);
+        assert_eq!(
+            small.suggest("List the total horses of farms.", &farm, 3)[0].to_string(),
+            "select count ( * ) from _"
+        );
+        // Two shapes: the frequent one and, of the ties, the first seen.
+        let two = build(2 * terms);
+        let shapes: Vec<String> = two.skeletons.iter().map(ToString::to_string).collect();
+        assert_eq!(shapes, ["select count ( * ) from _", "select _ from _"]);
     }
 
     #[test]
