@@ -25,6 +25,9 @@
 //! - in the `SELECT` list, [`SELECT_REPEAT_PENALTY`] off each name it
 //!   already has (outside a function's parentheses: `max(Cows) , min(Cows)`
 //!   is fine), without that name's link bonus;
+//! - in `ORDER BY`, none to the `SELECT` list's columns where the question
+//!   names another column whole (`ORDER BY Official_Name` was written for
+//!   "in descending order of population");
 //! - by where the question names a column: one it names only next to a
 //!   literal (`courses with 1 credit`) takes no link bonus in the `SELECT`
 //!   list and [`CONDITION_COLUMN_BONUS`] more in `WHERE`; one it names only
@@ -60,6 +63,7 @@
 use text2sql_data::schema::DatabaseSchema;
 use text2sql_data::serialize::{
     name_words, relevance, stem, value_in_question, words, Relevance, SchemaSymbols,
+    WHOLE_NAME_SCORE,
 };
 use text2sql_data::values::ValueMatches;
 
@@ -495,15 +499,39 @@ impl FillLinks {
                 self.prefer_one_table(texts, &history[start..], row);
             }
         }
+        let spent_in_order = if clause == Some("order") {
+            self.listed_spent_in_order(texts, history)
+        } else {
+            Vec::new()
+        };
         for link in &self.columns {
             // In the `SELECT` list a link is spent once, and a condition's
             // or an order's column is not one to list.
             let not_to_list = listed.contains(&link.token)
                 || self.condition_columns.contains(&link.token)
                 || self.order_columns.contains(&link.token);
-            if select_list.is_none() || !not_to_list {
+            if (select_list.is_none() || !not_to_list) && !spent_in_order.contains(&link.token) {
                 add(row, link.token, link.bonus);
             }
+        }
+    }
+
+    /// In `ORDER BY`: the `SELECT` list's columns, whose links are spent
+    /// there where the question names another column whole ("official
+    /// names of cities in descending order of population", "the product
+    /// with the highest price"); none where it names no other ("titles in
+    /// alphabetical order" orders by the listed column).
+    fn listed_spent_in_order(&self, texts: &TokenTexts, history: &[u32]) -> Vec<u32> {
+        let listed = listed_columns(texts, history);
+        let whole = COLUMN_LINK_BONUS * WHOLE_NAME_SCORE as f32;
+        let names_another = self
+            .columns
+            .iter()
+            .any(|link| !listed.contains(&link.token) && link.bonus >= whole);
+        if names_another {
+            listed
+        } else {
+            Vec::new()
         }
     }
 
@@ -1384,8 +1412,55 @@ mod tests {
         assert_eq!(row[population], bonus + CONDITION_COLUMN_BONUS);
         // The listed column is not the condition's: it keeps its link
         // bonus elsewhere, less the penalty here.
-        let in_order = row_after(&format!("{from} ORDER BY"))[city_id];
-        assert_eq!(row[city_id], in_order - LISTED_IN_CONDITION_PENALTY);
+        let in_group = row_after(&format!("{from} GROUP BY"))[city_id];
+        assert_eq!(row[city_id], in_group - LISTED_IN_CONDITION_PENALTY);
+    }
+
+    #[test]
+    fn an_order_by_a_column_the_question_names_is_not_by_the_listed_one() {
+        use std::sync::Arc;
+        use text2sql_data::serialize::symbol_token;
+        use text2sql_sql::{SchemaIndex, Skeleton, SqlChecker};
+
+        let tokenizer = symbol_tokenizer_trained_on("SELECT x FROM t ORDER BY b DESC");
+        let schema = farm_schema();
+        let symbols = SchemaSymbols::new(&schema, 8);
+        let texts = crate::TokenTexts::new(&tokenizer);
+        let id = |name: &str| {
+            tokenizer
+                .symbol_id(symbols.symbol_of(name).unwrap())
+                .unwrap() as usize
+        };
+        let symbol = |name: &str| symbol_token(symbols.symbol_of(name).unwrap());
+        let shape = "SELECT City_ID FROM city ORDER BY Population DESC";
+        let row_in_order = |question: &str| {
+            let checker = SqlChecker::new(Arc::new(SchemaIndex::new(&schema)))
+                .with_skeletons(vec![Skeleton::of_sql(shape).unwrap()]);
+            let links = FillLinks::new(question, &schema, &symbols, &tokenizer);
+            let constraint =
+                crate::Constraint::new(&texts, &tokenizer, vec![checker], &[Some(&symbols)])
+                    .with_fill_links(vec![links]);
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY",
+                symbol("City_ID"),
+                symbol("city")
+            );
+            let history = tokenizer.encode(&sql, false).unwrap();
+            let mut row = vec![0.0; tokenizer.vocab_size()];
+            constraint.prefer_links(0, &mut row, &history);
+            row
+        };
+        // "the most populous": no column named whole besides the listed
+        // one, which the order may repeat.
+        let row = row_in_order("Which city id is the most populous?");
+        assert!(row[id("City_ID")] > 0.0);
+        // "the highest population": the listed column's link is spent.
+        let row = row_in_order("Which city id has the highest population?");
+        assert_eq!(row[id("City_ID")], 0.0);
+        assert_eq!(
+            row[id("Population")],
+            COLUMN_LINK_BONUS * WHOLE_NAME_SCORE as f32
+        );
     }
 
     #[test]

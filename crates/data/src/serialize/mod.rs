@@ -27,7 +27,7 @@ pub use omnisql::{
 pub use python_repr::{python_float, python_list, python_str, python_value};
 pub use relevance::{
     is_stop_word, name_words, relevance, sql_references, stem, value_in_question, words, Relevance,
-    SqlReferences,
+    SqlReferences, WHOLE_NAME_SCORE, WORD_SCORE,
 };
 pub use selection::SchemaSelection;
 pub use symbols::{starts_word_after_symbol, symbol_token, SchemaSymbols};

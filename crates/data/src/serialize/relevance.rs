@@ -107,6 +107,13 @@ const VALUE_WEIGHT: u32 = 3;
 const DESCRIPTION_WEIGHT: u32 = 1;
 const WHOLE_NAME_BONUS: u32 = 2;
 
+/// A column's score where the question has every word of a one-word name
+/// (`population`), or two words of a longer one.
+pub const WHOLE_NAME_SCORE: u32 = NAME_WEIGHT + WHOLE_NAME_BONUS;
+
+/// A table's or column's score from one word of its name.
+pub const WORD_SCORE: u32 = NAME_WEIGHT;
+
 pub fn relevance(schema: &DatabaseSchema, question: &str) -> Relevance {
     let question_words = words(question);
     let question_lower = question.to_lowercase();
