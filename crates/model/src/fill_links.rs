@@ -519,15 +519,18 @@ impl FillLinks {
     /// In `ORDER BY`: the `SELECT` list's columns, whose links are spent
     /// there where the question names another column whole ("official
     /// names of cities in descending order of population", "the product
-    /// with the highest price"); none where it names no other ("titles in
-    /// alphabetical order" orders by the listed column).
+    /// with the highest price"), not one storing a value it mentions (that
+    /// one is the condition's: "members of membership type 'Adult' ordered
+    /// by score"); none where it names no other ("titles in alphabetical
+    /// order" orders by the listed column).
     fn listed_spent_in_order(&self, texts: &TokenTexts, history: &[u32]) -> Vec<u32> {
         let listed = listed_columns(texts, history);
         let whole = COLUMN_LINK_BONUS * WHOLE_NAME_SCORE as f32;
-        let names_another = self
-            .columns
-            .iter()
-            .any(|link| !listed.contains(&link.token) && link.bonus >= whole);
+        let names_another = self.columns.iter().any(|link| {
+            !listed.contains(&link.token)
+                && link.bonus >= whole
+                && !self.value_columns.contains(&link.token)
+        });
         if names_another {
             listed
         } else {
@@ -1423,7 +1426,7 @@ mod tests {
         use text2sql_sql::{SchemaIndex, Skeleton, SqlChecker};
 
         let tokenizer = symbol_tokenizer_trained_on("SELECT x FROM t ORDER BY b DESC");
-        let schema = farm_schema();
+        let schema = themed_farm_schema();
         let symbols = SchemaSymbols::new(&schema, 8);
         let texts = crate::TokenTexts::new(&tokenizer);
         let id = |name: &str| {
@@ -1453,6 +1456,9 @@ mod tests {
         // "the most populous": no column named whole besides the listed
         // one, which the order may repeat.
         let row = row_in_order("Which city id is the most populous?");
+        assert!(row[id("City_ID")] > 0.0);
+        // The theme is the condition's, by its value "Aliens".
+        let row = row_in_order("Which city id hosted the theme Aliens, most populous first?");
         assert!(row[id("City_ID")] > 0.0);
         // "the highest population": the listed column's link is spent.
         let row = row_in_order("Which city id has the highest population?");
