@@ -48,7 +48,8 @@
 //! - inside a literal, [`LITERAL_LINK_BONUS`] to each token that goes on
 //!   spelling a literal the question names (its quoted text, the database
 //!   values it mentions, its numbers, `LIKE` patterns wrapped in `%`), and
-//!   the same off a digit that would lengthen a number already complete.
+//!   the same off a digit that would lengthen a number already complete
+//!   (or a decimal point, after a number without one).
 //!
 //! Names no query of the shape could go on from lose
 //! [`TABLE_FIT_PENALTY`]: in a shape without a join, a column of the
@@ -601,12 +602,16 @@ impl FillLinks {
             .map(str::to_string)
             .collect();
         prefer_prefixes(texts, row, &rests, written.is_empty());
-        if rests.is_empty() && !written.is_empty() && numbers.clone().any(|n| n == written) {
+        // A complete number of the question goes on neither with a digit
+        // nor, if it has no decimal point, with one (`>= 2.5` for "at
+        // least two").
+        let complete = numbers.clone().any(|n| n == written.trim_end_matches('.'));
+        if rests.is_empty() && !written.is_empty() && complete {
+            let decimal = written.contains('.');
             for id in 0..row.len() as u32 {
-                if texts
-                    .text(id)
-                    .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()))
-                {
+                if texts.text(id).is_some_and(|t| {
+                    t.starts_with(|c: char| c.is_ascii_digit()) || (!decimal && t.starts_with('.'))
+                }) {
                     add(row, id, -LITERAL_LINK_BONUS);
                 }
             }
@@ -1316,6 +1321,13 @@ mod tests {
             .find(|&t| texts.text(t) == Some("3"))
             .unwrap();
         let row = row_after(0, &format!("{compare} 3"));
+        assert_eq!(row[digit as usize], -LITERAL_LINK_BONUS);
+        // Nor a decimal point (`>= 3.5` for "more than 3 times").
+        let point = (0..tokenizer.vocab_size() as u32)
+            .find(|&t| texts.text(t) == Some("."))
+            .unwrap();
+        assert_eq!(row[point as usize], -LITERAL_LINK_BONUS);
+        let row = row_after(0, &format!("{compare} 3."));
         assert_eq!(row[digit as usize], -LITERAL_LINK_BONUS);
         // Inside a string: what goes on spelling a quoted literal.
         let row = row_after(0, &format!("{compare} 'Al"));
