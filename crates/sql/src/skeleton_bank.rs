@@ -11,7 +11,7 @@
 //! shapes) on TF-IDF weights, trained by stochastic gradient descent,
 //! written here: its input is a few dozen sparse terms per question and a
 //! few thousand questions, trained in about three seconds when the bank is
-//! built (Spider train's 5,837 questions, 907 shapes), and the crates that
+//! built (Spider train's 5,837 questions, 822 classes of shapes), and the crates that
 //! fit linear models (linfa, smartcore) take dense input matrices, which
 //! here would be thousands of questions by ten thousand terms. On Spider
 //! train's 17 tuning databases the gold shape was its first for 338 of
@@ -243,8 +243,8 @@ impl SkeletonBank {
 }
 
 /// The most weights (terms × shapes, 4 bytes each) a bank holds: 256 MiB.
-/// Spider train's bank has 10,672 terms × 907 shapes (9.7 M), the
-/// quickstart's 21,487 × 136 (2.9 M); a corpus the size of SynSQL's has
+/// Spider train's bank has 10,677 terms × 822 classes of shapes (8.8 M),
+/// the quickstart's 21,492 × 136 (2.9 M); a corpus the size of SynSQL's has
 /// far more distinct shapes, and keeps its most frequent ones.
 const MAX_WEIGHTS: usize = 1 << 26;
 
