@@ -14,8 +14,8 @@ pub mod skeleton_bank;
 pub mod value;
 
 pub use check::{
-    check_pieces, check_sql, rename_identifiers, unalias_tables, Rejection, SchemaIndex, Skeleton,
-    SkeletonItem, SqlChecker,
+    alias_prefix, check_pieces, check_sql, rename_identifiers, unalias_tables, Rejection,
+    SchemaIndex, Skeleton, SkeletonItem, SqlChecker,
 };
 pub use compare::{results_equal, Rule};
 pub use eval::{

@@ -41,8 +41,8 @@ use text2sql_data::schema::DatabaseSchema;
 use lexer::{Lexer, Tok, Token};
 use parser::Parser;
 pub use rename::rename_identifiers;
+pub use skeleton::{alias_prefix, Skeleton, SkeletonItem};
 use skeleton::{Pending, SkeletonReader};
-pub use skeleton::{Skeleton, SkeletonItem};
 pub use unalias::unalias_tables;
 
 /// A schema's names, lower-cased, for checking.

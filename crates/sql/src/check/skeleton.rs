@@ -114,7 +114,7 @@ enum Tail {
 
 /// Whether `prefix` (lower-cased) can begin an alias as gold SQL writes
 /// them: `T` and a number.
-pub(crate) fn alias_prefix(prefix: &str) -> bool {
+pub fn alias_prefix(prefix: &str) -> bool {
     prefix
         .strip_prefix('t')
         .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
