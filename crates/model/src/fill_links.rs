@@ -964,24 +964,27 @@ fn nth_keyword(items: &[SkeletonItem], keyword: &str, k: usize) -> Option<usize>
         .nth(k)
 }
 
+/// The items of `shape` after the `k`-th `WHERE`'s (from 0) first name
+/// and a `NOT` after it (`IN ( SELECT …` of `WHERE _ NOT IN ( SELECT …`);
+/// empty where that `WHERE` is not followed by a name.
+fn after_where_column(shape: &Skeleton, k: usize) -> &[SkeletonItem] {
+    let items = shape.items();
+    let Some(at) = nth_keyword(items, "where", k) else {
+        return &[];
+    };
+    match &items[at + 1..] {
+        [SkeletonItem::Name, not, rest @ ..] if is_keyword(not, "not") => rest,
+        [SkeletonItem::Name, rest @ ..] => rest,
+        _ => &[],
+    }
+}
+
 /// Whether the `k`-th `WHERE` (from 0) of `shape` compares its first name
 /// with a subquery's: `WHERE _ [NOT] IN ( SELECT`.
 fn where_before_in(shape: &Skeleton, k: usize) -> bool {
-    let items = shape.items();
-    let Some(at) = nth_keyword(items, "where", k) else {
-        return false;
-    };
-    let mut rest = items[at + 1..].iter();
-    if rest.next() != Some(&SkeletonItem::Name) {
-        return false;
-    }
-    let mut next = rest.next();
-    if next.is_some_and(|item| is_keyword(item, "not")) {
-        next = rest.next();
-    }
-    next.is_some_and(|item| is_keyword(item, "in"))
-        && rest.next() == Some(&SkeletonItem::Punct("("))
-        && rest.next().is_some_and(|item| is_keyword(item, "select"))
+    matches!(after_where_column(shape, k),
+        [is_in, SkeletonItem::Punct("("), select, ..]
+            if is_keyword(is_in, "in") && is_keyword(select, "select"))
 }
 
 /// A query whose `SELECT` list is compared with another query's column.
@@ -1107,19 +1110,9 @@ fn where_column_next(text: &str) -> Option<usize> {
 /// Whether the `k`-th `WHERE` (from 0) of `shape` matches its first name
 /// with a pattern: `WHERE _ [NOT] LIKE`.
 fn where_like(shape: &Skeleton, k: usize) -> bool {
-    let items = shape.items();
-    let Some(at) = nth_keyword(items, "where", k) else {
-        return false;
-    };
-    let mut rest = items[at + 1..].iter();
-    if rest.next() != Some(&SkeletonItem::Name) {
-        return false;
-    }
-    let mut next = rest.next();
-    if next.is_some_and(|item| is_keyword(item, "not")) {
-        next = rest.next();
-    }
-    next.is_some_and(|item| is_keyword(item, "like"))
+    after_where_column(shape, k)
+        .first()
+        .is_some_and(|item| is_keyword(item, "like"))
 }
 
 /// Whether `text` ends inside `avg(` or `sum(` before its column (after
